@@ -1,0 +1,158 @@
+"""The registry loads the project's file and names the file and key of every mistake."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from closedloop.registry import DEFAULT_CONFIG, RegistryError, load_registry
+
+GOOD_MODEL = {
+    "owner": "team:risk-ml",
+    "start_date": "2026-09-01",
+    "labels": {"source": "chargebacks", "maturity_days": 45},
+    "versions": {"v1": {"threshold": 0.5}},
+    "features": {"numeric": ["amount"], "categorical": ["payment_type"]},
+    "segments": ["country"],
+    "baseline": {"start": "2026-09-01", "end": "2026-09-10"},
+    "metrics": [
+        {"name": "auc", "kind": "quality", "source": "rolling_eval.roc_auc[30d]", "cadence": "daily", "owner": "team:risk-ml"},
+        {"name": "p95", "kind": "operational", "source": "ops.latency_p95_ms", "cadence": "hourly", "owner": "a@b.io"},
+        {"name": "rate", "kind": "business", "source": "predictions", "sql": "avg(decision)", "cadence": "daily", "owner": "team:ops"},
+    ],
+    "slos": [
+        {"name": "auc_floor", "metric": "auc", "comparison": ">=", "threshold": 0.8, "for": 2, "severity": "warn"},
+    ],
+}
+
+
+def write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def with_model(**changes) -> dict:
+    model = {**GOOD_MODEL, **changes}
+    return {"models": {"fraud": {k: v for k, v in model.items() if v is not None}}}
+
+
+def test_project_registry_loads_both_sample_models():
+    registry = load_registry(DEFAULT_CONFIG)
+    assert set(registry.models) == {"fraud", "ticket_triage"}
+    fraud = registry.model("fraud")
+    assert fraud.threshold("v12") == 0.5
+    assert len(fraud.features.numeric) == 8 and len(fraud.features.categorical) == 4
+    assert fraud.labels.maturity_days == 45
+    assert 3 <= len(fraud.metrics) <= 5
+    triage = registry.model("ticket_triage")
+    assert triage.source_column("prediction_id") == "request_id"
+    assert triage.source_column("route") == "route"
+    assert {m.kind for m in triage.metrics} == {"business", "quality", "operational"}
+    assert registry.lake == (DEFAULT_CONFIG.parent / "../data/demo/lake").resolve()
+
+
+def test_good_registry_parses_slo_fields(tmp_path):
+    model = load_registry(write(tmp_path, with_model())).model("fraud")
+    slo = model.slos[0]
+    assert (slo.comparison, slo.threshold, slo.for_periods, slo.action.type) == (">=", 0.8, 2, "notify")
+
+
+def test_environment_roots_override_the_file(tmp_path):
+    registry = load_registry(write(tmp_path, with_model()), landing=str(tmp_path / "in"), lake=str(tmp_path / "out"))
+    assert registry.landing == tmp_path / "in" and registry.lake == tmp_path / "out"
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "says"),
+    [
+        (with_model(ownr="x"), "models.fraud.ownr", "unknown key"),
+        (with_model(owner="nobody"), "models.fraud.owner", "'nobody' is not a valid owner"),
+        (with_model(task="regression"), "models.fraud.task", "'binary'"),
+        (with_model(versions={"v1": {"threshold": 1.5}}), "models.fraud.versions.v1.threshold", "less than or equal to 1"),
+        (with_model(versions={}), "models.fraud.versions", "at least 1 item"),
+        (with_model(start_date="yesterday"), "models.fraud.start_date", "valid date"),
+        (with_model(labels={"source": "x", "maturity_days": -1}), "models.fraud.labels.maturity_days", "greater than or equal to 0"),
+        (with_model(labels=None), "models.fraud.labels", "Field required"),
+        (with_model(columns={"prediction": "id"}), "models.fraud.columns", "unknown closedloop column"),
+        (with_model(columns={"prediction_id": "id", "ts": "id"}), "models.fraud.columns", "mapped more than once"),
+        (with_model(segments=["amount"]), "models.fraud", "declared more than once"),
+        (with_model(segments=["score"]), "models.fraud", "clash with closedloop's own column names"),
+        (with_model(features={"numeric": ["bad name"]}), "models.fraud.features.numeric.0", "'bad name' is not a valid name"),
+        (with_model(baseline={"start": "2026-09-10", "end": "2026-09-01"}), "models.fraud.baseline", "before start"),
+        (with_model(baseline={"start": "2026-08-01", "end": "2026-09-01"}), "models.fraud", "before the model's start_date"),
+        (with_model(evaluation={"windows_days": [0]}), "models.fraud.evaluation.windows_days.0", "greater than or equal to 1"),
+        (with_model(metrics=GOOD_MODEL["metrics"][:2]), "models.fraud", "3 to 5 production metrics"),
+        (
+            with_model(metrics=[{**GOOD_MODEL["metrics"][0], "cadence": "weekly"}] + GOOD_MODEL["metrics"][1:]),
+            "models.fraud.metrics.0.cadence",
+            "'hourly' or 'daily'",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "nope", "comparison": ">", "threshold": 1, "severity": "warn"}]),
+            "models.fraud",
+            "unknown metric 'nope'",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "auc", "severity": "warn"}]),
+            "models.fraud.slos.0",
+            "needs comparison and threshold",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "auc", "band": [0.9, 0.1], "severity": "warn"}]),
+            "models.fraud.slos.0",
+            "band low 0.9 is above high 0.1",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "auc", "comparison": "=>", "threshold": 1, "severity": "warn"}]),
+            "models.fraud.slos.0.comparison",
+            "Input should be",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "auc", "band": [0, 1], "severity": "warn", "action": {"type": "dial"}}]),
+            "models.fraud.slos.0.action",
+            "needs params.weights",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "auc", "band": [0, 1], "severity": "sev1"}]),
+            "models.fraud.slos.0.severity",
+            "'warn' or 'page'",
+        ),
+        ({"models": {"../etc": GOOD_MODEL}}, "models.../etc", "'../etc' is not a valid name"),
+        ({"models": {"fraud": ["not", "a", "mapping"]}}, "models.fraud", "valid dictionary"),
+        ({"modles": {"fraud": GOOD_MODEL}}, "modles", "unknown key"),
+        ({"models": {}}, "models", "at least 1 item"),
+    ],
+)
+def test_each_bad_key_is_named_with_the_file(tmp_path, document, key, says):
+    path = write(tmp_path, document)
+    with pytest.raises(RegistryError) as caught:
+        load_registry(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"  {key}: " in message, message
+    assert says in message, message
+
+
+def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
+    document = {"models": {"a": {**GOOD_MODEL, "owner": "x"}, "b": {**GOOD_MODEL, "task": "ranking"}}}
+    message = str(pytest.raises(RegistryError, load_registry, write(tmp_path, document)).value)
+    assert "models.a.owner" in message and "models.b.task" in message
+
+
+def test_unreadable_files_say_what_to_do(tmp_path):
+    missing = tmp_path / "absent.yaml"
+    assert "CLOSEDLOOP_CONFIG" in str(pytest.raises(RegistryError, load_registry, missing).value)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(textwrap.dedent("models:\n  fraud: [unclosed\n"))
+    assert "not valid YAML" in str(pytest.raises(RegistryError, load_registry, broken).value)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    assert "expected a mapping" in str(pytest.raises(RegistryError, load_registry, scalar).value)
+
+
+def test_unknown_model_lists_the_known_ones(tmp_path):
+    registry = load_registry(write(tmp_path, with_model()))
+    with pytest.raises(RegistryError, match=r"no model named 'fruad'; known models: \['fraud'\]"):
+        registry.model("fruad")
