@@ -1,0 +1,13 @@
+"""The model factory: one model's assets from its registry entry. Adding a model = editing YAML."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.labels import build_labels_asset
+from assets.predictions import build_predictions_asset
+from closedloop.registry import ModelSpec
+
+
+def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:
+    return [build_predictions_asset(model), build_labels_asset(model)]

@@ -1,0 +1,47 @@
+"""What every asset of a model shares: key prefix, group, owners, tags, partitions, backfill policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from closedloop.registry import ModelSpec
+from orchestration.partitions import daily_partitions
+
+
+def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:
+    """Keyword arguments for ``@dg.asset`` that put asset ``name`` in ``model``'s graph.
+
+    Backfills run as one run per range: assets loop over the run's partition keys, so 60 days
+    cost one run's overhead rather than sixty.
+    """
+    return {
+        "key": dg.AssetKey([model.name, name]),
+        "group_name": model.name,
+        "owners": [model.owner],
+        "tags": {**model.tags, "model": model.name},
+        "partitions_def": daily_partitions(model),
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+    }
+
+
+def ingest_metadata(results: list) -> dict[str, Any]:
+    """Run metadata for an ingest: totals, quarantine reasons, and one line per day."""
+    reasons: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.quarantine_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    lines = ["| day | landed | accepted | quarantined | duplicates |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r.day} | {r.landing_rows} | {r.accepted} | {r.quarantined} | {r.duplicates_dropped} |" for r in results
+    ]
+    return {
+        "days": len(results),
+        "landing_rows": sum(r.landing_rows for r in results),
+        "accepted_rows": dg.MetadataValue.int(sum(r.accepted for r in results)),
+        "quarantined_rows": sum(r.quarantined for r in results),
+        "duplicates_dropped": sum(r.duplicates_dropped for r in results),
+        "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "per_day": dg.MetadataValue.md("\n".join(lines)),
+    }

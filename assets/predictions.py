@@ -1,0 +1,36 @@
+"""``<model>/predictions``: the day's scored requests, contract-checked, typed, deduplicated."""
+
+
+import dagster as dg
+
+from assets.policy import ingest_metadata, model_asset_args
+from closedloop.ingest import ingest_predictions
+from closedloop.registry import ModelSpec
+from orchestration.partitions import run_days
+from orchestration.resources import LakeResource
+
+
+def build_predictions_asset(model: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        **model_asset_args(model, "predictions"),
+        kinds={"parquet", "duckdb"},
+        description=(
+            f"Every prediction {model.name} served on the day (UTC), in closedloop's columns and types, "
+            "one row per prediction_id. Rows that break the input contract are in the quarantine table "
+            "with the reason; exact duplicates (client retries) are dropped and counted. "
+            "Today's partition is refreshed as the day's files land."
+        ),
+    )
+    def predictions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        store = lake.get()
+        results = []
+        for day in run_days(context):
+            result = ingest_predictions(store, model, day)
+            context.log.info(
+                f"{model.name}/predictions {day}: {result.landing_rows} landed from {len(result.files)} file(s), "
+                f"{result.accepted} accepted, {result.quarantined} quarantined, {result.duplicates_dropped} duplicates"
+            )
+            results.append(result)
+        return dg.MaterializeResult(metadata=ingest_metadata(results))
+
+    return predictions

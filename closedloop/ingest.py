@@ -1,0 +1,190 @@
+"""Ingest: one day of a model's landed log into the lake, with nothing the user gave us lost.
+
+Every landed row ends in exactly one place: the accepted partition, the quarantine (with the
+reason and the original row as JSON), or the count of exact duplicates dropped (client retries
+that resent a row). ``landing rows = accepted + quarantined + duplicates`` always holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from closedloop.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
+from closedloop.lake import Lake
+from closedloop.names import checked_day
+from closedloop.registry import ModelSpec
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("partition_date", pa.date32()),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("prediction_id", pa.string()),
+        ("reason", pa.string()),
+        ("original", pa.string()),
+    ]
+)
+_INTERNAL = ["_source_file", "_source_row", "_original", "_status", "_reason"]
+_KNOWN_PREDICTIONS_SCHEMA = pa.schema([("prediction_id", pa.string()), ("model_version", pa.string()), ("ts", TIMESTAMP)])
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one landing partition."""
+
+    model: str
+    table: str
+    day: dt.date
+    files: tuple[str, ...]
+    landing_rows: int
+    accepted: int
+    quarantined: int
+    duplicates_dropped: int
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    unknown_predictions: int = 0
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantined / self.landing_rows if self.landing_rows else 0.0
+
+
+def _sql(name: str) -> str:
+    return resources.files("closedloop.sql").joinpath(f"{name}.sql").read_text()
+
+
+def _day_bounds(day: dt.date) -> dict[str, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return {"day_start": start, "day_end": start + dt.timedelta(days=1)}
+
+
+def _read_landing(
+    lake: Lake, model: ModelSpec, table: str, day: dt.date, types: dict[str, pa.DataType]
+) -> tuple[pa.Table, list[Path]]:
+    """The day's landed files conformed to the contract and stacked, each row tagged with its origin."""
+    files = lake.landing_files(model.name, table, day)
+    parts = []
+    for path in files:
+        try:
+            raw = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ContractError(
+                f"{path}: cannot read this landing file as Parquet ({exc}); fix or remove it and re-run "
+                f"{model.name}/{table} for {day}. No part of the partition was written."
+            ) from None
+        conformed = conform(raw, model, table, path)
+        source = str(path.relative_to(lake.landing))
+        conformed = conformed.append_column("_source_file", pa.array([source] * conformed.num_rows, pa.string()))
+        conformed = conformed.append_column("_source_row", pa.array(range(conformed.num_rows), pa.int64()))
+        parts.append(conformed)
+    if not parts:
+        empty = pa.schema([pa.field(name, kind) for name, kind in types.items()])
+        empty = empty.append(pa.field("_source_file", pa.string())).append(pa.field("_source_row", pa.int64()))
+        return empty.empty_table(), files
+    return pa.concat_tables(parts, promote_options="permissive"), files
+
+
+def _split(classified: pa.Table, day: dt.date) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
+    """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason."""
+    status = classified.column("_status")
+    accepted = classified.filter(pc.equal(status, "accepted")).drop_columns(_INTERNAL)
+    held = classified.filter(pc.equal(status, "quarantined"))
+    quarantine = pa.table(
+        {
+            "partition_date": pa.array([day] * held.num_rows, pa.date32()),
+            "source_file": held.column("_source_file"),
+            "source_row": held.column("_source_row"),
+            "prediction_id": held.column("prediction_id"),
+            "reason": held.column("_reason"),
+            "original": held.column("_original"),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    reasons = {
+        item["values"].as_py(): item["counts"].as_py() for item in pc.value_counts(held.column("_reason"))
+    }
+    duplicates = pc.sum(pc.equal(status, "duplicate")).as_py() or 0
+    return accepted, quarantine, duplicates, dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _result(model: ModelSpec, table: str, day: dt.date, files: list[Path], landing_rows: int, accepted: pa.Table, quarantine: pa.Table, duplicates: int, reasons: dict[str, int], **extra) -> IngestResult:
+    result = IngestResult(
+        model=model.name,
+        table=table,
+        day=day,
+        files=tuple(str(p) for p in files),
+        landing_rows=landing_rows,
+        accepted=accepted.num_rows,
+        quarantined=quarantine.num_rows,
+        duplicates_dropped=duplicates,
+        quarantine_reasons=reasons,
+        **extra,
+    )
+    if result.accepted + result.quarantined + result.duplicates_dropped != landing_rows:
+        raise AssertionError(f"ingest of {model.name}/{table} {day} would lose rows: {result}")
+    return result
+
+
+def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
+    """Replace the day's ``predictions`` and its quarantine with what has landed so far."""
+    day = checked_day(day)
+    landing, files = _read_landing(lake, model, "predictions", day, prediction_types(model))
+    versions = pa.table(
+        {
+            "model_version": list(model.versions),
+            "threshold": [spec.threshold for spec in model.versions.values()],
+        }
+    )
+    with duckdb.connect() as con:
+        con.register("landing", landing)
+        con.register("versions", versions)
+        classified = con.sql(_sql("classify_predictions"), params=_day_bounds(day)).to_arrow_table()
+    accepted, quarantine, duplicates, reasons = _split(classified, day)
+    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
+    accepted = accepted.select(schema.names).cast(schema)
+    accepted = accepted.sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
+    result = _result(model, "predictions", day, files, landing.num_rows, accepted, quarantine, duplicates, reasons)
+    lake.write_partition(model.name, "predictions", day, accepted)
+    lake.write_quarantine(model.name, "predictions", day, quarantine)
+    return result
+
+
+def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
+    """Replace the day's label arrivals, joined to the predictions they refer to.
+
+    A label whose prediction is not in the lake (yet) is kept with a null ``model_version`` and
+    counted; it is joined later, when the prediction arrives, by whoever reads the labels.
+    Label partitions are written even for days when nothing arrived, so that every day exists.
+    """
+    day = checked_day(day)
+    landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
+    prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
+    with duckdb.connect() as con:
+        con.register("landing", landing)
+        if prediction_files:
+            known = con.read_parquet(prediction_files).aggregate(
+                "prediction_id, arg_min(model_version, ts) AS model_version, min(ts) AS ts", "prediction_id"
+            )
+        else:
+            known = con.from_arrow(_KNOWN_PREDICTIONS_SCHEMA.empty_table())
+        con.register("known_predictions", known)
+        classified = con.sql(_sql("classify_labels"), params=_day_bounds(day)).to_arrow_table()
+    accepted, quarantine, duplicates, reasons = _split(classified, day)
+    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
+    schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))
+    accepted = accepted.select(schema.names).cast(schema)
+    accepted = accepted.sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
+    unknown = accepted.column("model_version").null_count
+    result = _result(
+        model, "labels", day, files, landing.num_rows, accepted, quarantine, duplicates, reasons, unknown_predictions=unknown
+    )
+    lake.write_partition(model.name, "labels", day, accepted)
+    lake.write_quarantine(model.name, "labels", day, quarantine)
+    return result

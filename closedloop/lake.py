@@ -1,0 +1,157 @@
+"""The lake: every path closedloop reads or writes, and the one way to write a partition.
+
+Landing data (what a model's service logs) is read from
+``<landing>/<model>/<table>/date=YYYY-MM-DD/*.parquet``; closedloop writes its own tables to
+``<lake>/<model>/<table>/date=YYYY-MM-DD/part.parquet``, one file per partition, replaced
+atomically so that re-materializing a day never duplicates it and a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from closedloop.names import checked_day, checked_name
+
+LANDING_TABLES = ("predictions", "labels")
+LAKE_TABLES = (
+    "predictions",
+    "labels",
+    "quarantine",
+    "profiles",
+    "outcomes",
+    "eval_stats",
+    "ops_stats",
+    "slo_evaluations",
+    "incidents",
+    "actions",
+)
+PARTITION_FILE = "part.parquet"
+
+
+class LakeError(RuntimeError):
+    """A lake file that cannot be read or written; the message names the file."""
+
+
+def _checked_table(table: str, known: tuple[str, ...]) -> str:
+    if table not in known:
+        raise LakeError(f"unknown table {table!r}; expected one of {list(known)}")
+    return table
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths under a landing root and a lake root on the local file system."""
+
+    root: Path
+    landing: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "landing", Path(self.landing))
+
+    # Landing zone (read only)
+
+    def landing_dir(self, model: str, table: str, day: str | dt.date) -> Path:
+        checked_name(model, "model name")
+        _checked_table(table, LANDING_TABLES)
+        return self.landing / model / table / f"date={checked_day(day).isoformat()}"
+
+    def landing_files(self, model: str, table: str, day: str | dt.date) -> list[Path]:
+        """The day's landed Parquet files in name order (empty when nothing landed)."""
+        folder = self.landing_dir(model, table, day)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and p.is_file())
+
+    # Lake tables (written by closedloop)
+
+    def partition_path(self, model: str, table: str, day: str | dt.date) -> Path:
+        checked_name(model, "model name")
+        _checked_table(table, LAKE_TABLES)
+        return self.root / model / table / f"date={checked_day(day).isoformat()}" / PARTITION_FILE
+
+    def quarantine_path(self, model: str, source_table: str, day: str | dt.date) -> Path:
+        """Quarantine is Hive-partitioned by the table the rows were meant for, then by day."""
+        checked_name(model, "model name")
+        _checked_table(source_table, LANDING_TABLES)
+        return self.root / model / "quarantine" / f"table={source_table}" / f"date={checked_day(day).isoformat()}" / PARTITION_FILE
+
+    def write_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table) -> Path:
+        """Replace one partition with ``data``, atomically."""
+        return _replace_atomically(self.partition_path(model, table, day), data)
+
+    def write_quarantine(self, model: str, source_table: str, day: str | dt.date, data: pa.Table) -> Path:
+        """Replace the quarantined rows of one landing partition, atomically."""
+        return _replace_atomically(self.quarantine_path(model, source_table, day), data)
+
+    def read_quarantine(self, model: str, source_table: str, day: str | dt.date) -> pa.Table | None:
+        return _read(self.quarantine_path(model, source_table, day))
+
+    def read_partition(self, model: str, table: str, day: str | dt.date, columns: list[str] | None = None) -> pa.Table | None:
+        """One partition, or None when it was never written."""
+        return _read(self.partition_path(model, table, day), columns)
+
+    def partition_files(
+        self, model: str, table: str, start: str | dt.date | None = None, end: str | dt.date | None = None
+    ) -> list[Path]:
+        """Existing partition files of a table with start <= date <= end, in date order."""
+        first = checked_day(start) if start is not None else dt.date.min
+        last = checked_day(end) if end is not None else dt.date.max
+        folder = self.root / checked_name(model, "model name") / _checked_table(table, LAKE_TABLES)
+        if not folder.is_dir():
+            return []
+        found = []
+        for child in folder.iterdir():
+            if not child.name.startswith("date="):
+                continue
+            try:
+                day = dt.date.fromisoformat(child.name.removeprefix("date="))
+            except ValueError:
+                continue
+            if first <= day <= last and (child / PARTITION_FILE).is_file():
+                found.append((day, child / PARTITION_FILE))
+        return [path for _, path in sorted(found)]
+
+    @staticmethod
+    def row_count(path: Path) -> int:
+        """Rows in a lake file from its Parquet footer (0 when it was never written)."""
+        if not path.exists():
+            return 0
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise LakeError(f"cannot read lake partition {path}: {exc}") from exc
+
+    @property
+    def catalog_path(self) -> Path:
+        """The DuckDB file that holds views over the lake for ad-hoc SQL."""
+        return self.root / "catalog.duckdb"
+
+
+def _replace_atomically(final: Path, data: pa.Table) -> Path:
+    """Write zstd Parquet to a temporary file beside ``final``, then rename it over ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(data, temporary, compression="zstd")
+        os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+    if not path.exists():
+        return None
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise LakeError(f"cannot read lake partition {path}: {exc}") from exc

@@ -1,0 +1,58 @@
+-- Sort each landed prediction row into accepted, exact duplicate (dropped) or quarantined.
+-- Inputs: `landing` (rows in closedloop's columns plus _source_file, _source_row),
+-- `versions` (model_version, threshold) from the registry. Parameters: $day_start, $day_end.
+WITH landed AS (
+    SELECT
+        *,
+        to_json(struct_pack(*COLUMNS(* EXCLUDE (_source_file, _source_row)))) AS _original
+    FROM landing
+),
+copies AS (
+    SELECT
+        *,
+        row_number() OVER (PARTITION BY _original ORDER BY _source_file, _source_row) AS _copy
+    FROM landed
+),
+checked AS (
+    SELECT
+        c.*,
+        v.threshold AS _threshold,
+        CASE
+            WHEN c.prediction_id IS NULL OR trim(c.prediction_id) = '' THEN 'missing prediction_id'
+            WHEN c.model_version IS NULL THEN 'missing model_version'
+            WHEN v.threshold IS NULL THEN 'model_version not in the registry'
+            WHEN c.ts IS NULL THEN 'missing ts'
+            WHEN c.ts < $day_start OR c.ts >= $day_end THEN 'ts outside the partition day'
+            WHEN c.score IS NULL OR isnan(c.score) THEN 'score missing or NaN'
+            WHEN c.score < 0 OR c.score > 1 THEN 'score outside [0, 1]'
+            WHEN c.decision IS NOT NULL AND c.decision NOT IN (0, 1) THEN 'decision not 0 or 1'
+        END AS _reason
+    FROM copies AS c
+    LEFT JOIN versions AS v USING (model_version)
+    WHERE c._copy = 1
+),
+ranked AS (
+    SELECT
+        *,
+        CASE WHEN _reason IS NULL
+            THEN row_number() OVER (PARTITION BY prediction_id, _reason IS NULL ORDER BY _source_file, _source_row)
+        END AS _claim
+    FROM checked
+)
+SELECT
+    * EXCLUDE (decision, _threshold, _reason, _claim, _copy),
+    coalesce(decision, CAST(score >= _threshold AS TINYINT)) AS decision,
+    CASE
+        WHEN _reason IS NOT NULL THEN 'quarantined'
+        WHEN _claim > 1 THEN 'quarantined'
+        ELSE 'accepted'
+    END AS _status,
+    coalesce(_reason, CASE WHEN _claim > 1 THEN 'duplicate prediction_id with different values' END) AS _reason
+FROM ranked
+UNION ALL BY NAME
+SELECT
+    * EXCLUDE (_copy),
+    'duplicate' AS _status,
+    'exact duplicate row' AS _reason
+FROM copies
+WHERE _copy > 1

@@ -1,0 +1,242 @@
+"""The ``closedloop`` command line.
+
+Every command prints a readable summary, or one JSON object with ``--json``. Errors a user can
+cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
+that says what was wrong and what to do, and a non-zero exit, never a traceback.
+"""
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from closedloop.environment import prepare_environment
+from closedloop.lake import Lake, LakeError
+from closedloop.names import InvalidNameError, checked_day
+from closedloop.registry import Registry, RegistryError, registry_from_environment
+from closedloop.summary import ingest_summary
+
+DEMO_DAYS = 60
+DEMO_SEED = 7
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return checked_day(value)
+    except InvalidNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _lake(registry: Registry) -> Lake:
+    return Lake(root=registry.lake, landing=registry.landing)
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    print(json.dumps(payload, default=str) if as_json else text)
+
+
+def _progress(total: int, description: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", disable=quiet, file=sys.stderr, leave=False)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from closedloop.simulator import simulate
+
+    start = {"start": args.start} if args.start else {}
+    with _progress(args.days, "simulating days", args.json) as bar:
+        result = simulate(Path(args.out), days=args.days, seed=args.seed, on_day=lambda _: bar.update(), **start)
+    payload = {
+        "out": str(result.out),
+        "start": result.start.isoformat(),
+        "days": result.days,
+        "seed": result.seed,
+        "rows": result.rows,
+        "truth": str(result.truth_path),
+    }
+    text = f"Simulated {result.days} days from {result.start} into {result.out}\n" + "\n".join(
+        f"  {model}: " + ", ".join(f"{count:,} {table}" for table, count in tables.items())
+        for model, tables in result.rows.items()
+    )
+    _emit(payload, args.json, text + f"\n  incidents: {result.truth_path}")
+    return 0
+
+
+def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.date, quiet: bool) -> list:
+    import dagster as dg
+
+    from orchestration.runner import count_steps, materialize_range
+
+    for name in models:
+        model = registry.model(name)
+        if start < model.start_date:
+            raise UserError(
+                f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in {registry.path})"
+            )
+    if end < start:
+        raise UserError(f"--end {end} is before --start {start}")
+    instance = dg.DagsterInstance.get()
+    with _progress(count_steps(registry, models), f"materializing {start}..{end}", quiet) as bar:
+        outcomes = materialize_range(
+            registry, models, start, end, instance, on_step=lambda model, step: bar.set_postfix_str(f"{model}: {step}") or bar.update()
+        )
+    return outcomes
+
+
+def _failures(outcomes: list) -> list[str]:
+    return [f"{o.model}: {o.failure} (run {o.run_id})" for o in outcomes if not o.success]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prepare_environment()
+    registry = registry_from_environment(args.config)
+    models = [args.model] if args.model else list(registry.models)
+    for name in models:
+        registry.model(name)
+    outcomes = _materialize(registry, models, args.start, args.end, args.json)
+    summary = ingest_summary(_lake(registry), models, args.start, args.end)
+    failures = _failures(outcomes)
+    payload = {"start": args.start, "end": args.end, "runs": [o.__dict__ for o in outcomes], "ingest": summary}
+    _emit(payload, args.json, _summary_text(summary) + "".join(f"\nFAILED {line}" for line in failures))
+    if failures:
+        print(f"closedloop run: {failures[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from closedloop.simulator import DEFAULT_START, simulate
+
+    dagster_home = prepare_environment()
+    registry = registry_from_environment(args.config)
+    missing = {"fraud", "ticket_triage"} - set(registry.models)
+    if missing:
+        raise UserError(f"the demo needs models {sorted(missing)} in {registry.path}; run it with the project's config/models.yaml")
+    start, end = DEFAULT_START, DEFAULT_START + dt.timedelta(days=args.days - 1)
+    with _progress(args.days, "simulating production", args.json) as bar:
+        simulation = simulate(registry.landing, days=args.days, seed=args.seed, start=start, on_day=lambda _: bar.update())
+    models = list(registry.models)
+    outcomes = _materialize(registry, models, start, end, args.json)
+    lake = _lake(registry)
+    from closedloop.catalog import refresh_catalog
+
+    refresh_catalog(lake, registry)
+    summary = ingest_summary(lake, models, start, end)
+    failures = _failures(outcomes)
+    payload = {
+        "start": start,
+        "end": end,
+        "landing": str(registry.landing),
+        "lake": str(registry.lake),
+        "dagster_home": str(dagster_home),
+        "incidents_truth": str(simulation.truth_path),
+        "runs": [o.__dict__ for o in outcomes],
+        "ingest": summary,
+    }
+    text = "\n".join(
+        [
+            f"closedloop demo: {args.days} simulated days ({start}..{end}), seed {args.seed}",
+            _summary_text(summary),
+            f"Landing zone:  {registry.landing}",
+            f"Lake:          {registry.lake}",
+            f"Injected incidents: {simulation.truth_path}",
+            f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
+            "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
+            'Ad-hoc SQL: closedloop sql "select * from fraud_quarantine limit 5"',
+        ]
+        + [f"FAILED {line}" for line in failures]
+    )
+    _emit(payload, args.json, text)
+    if failures:
+        print(f"closedloop demo: {failures[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _summary_text(summary: dict) -> str:
+    lines = [f"{'model':<15}{'table':<13}{'landed':>11}{'accepted':>11}{'quarantined':>13}{'duplicates':>12}"]
+    for model, tables in summary.items():
+        for table, counts in tables.items():
+            lines.append(
+                f"{model:<15}{table:<13}{counts['landed']:>11,}{counts['accepted']:>11,}"
+                f"{counts['quarantined']:>13,}{counts['duplicates']:>12,}"
+            )
+            for reason, count in counts["quarantine_reasons"].items():
+                lines.append(f"{'':<28}quarantined: {reason}: {count:,}")
+    return "\n".join(lines)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from closedloop.catalog import query, refresh_catalog
+
+    registry = registry_from_environment(args.config)
+    lake = _lake(registry)
+    refresh_catalog(lake, registry)
+    try:
+        frame = query(lake, args.query)
+    except duckdb.Error as exc:
+        raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if args.json:
+        print(json.dumps({"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="values", date_format="iso"))}))
+    else:
+        print(frame.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="closedloop", description="Keep production ML models sane.")
+    parser.add_argument("--config", help="registry file (default: CLOSEDLOOP_CONFIG, else config/models.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", cmd_demo, "simulate production and run the whole pipeline over it")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+
+    sim = command("simulate", cmd_simulate, "write simulated prediction and label logs to a landing folder")
+    sim.add_argument("--out", required=True, help="landing folder to write")
+    sim.add_argument("--days", type=int, default=DEMO_DAYS)
+    sim.add_argument("--seed", type=int, default=DEMO_SEED)
+    sim.add_argument("--start", type=_date, default=None, help="first simulated day (default 2026-09-01)")
+
+    run = command("run", cmd_run, "materialize every asset of a date range in-process, one run per model")
+    run.add_argument("--start", type=_date, required=True)
+    run.add_argument("--end", type=_date, required=True)
+    run.add_argument("--model", help="only this model")
+
+    sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
+    sql.add_argument("query")
+    sql.add_argument("--max-rows", type=int, default=50)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "days", 1) < 1:
+        print("closedloop: --days must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except (UserError, RegistryError, LakeError, InvalidNameError) as exc:
+        print(f"closedloop {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("closedloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Materialize a model's whole graph for a date range, in-process, as one run per model.
+
+Used by the command line (``closedloop run`` and ``closedloop demo``): the runs go to the
+Dagster instance in DAGSTER_HOME, so the UI shows them like any scheduled run.
+"""
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+
+from closedloop.registry import Registry
+from orchestration.definitions import build_definitions
+from orchestration.jobs import pipeline_job_name
+
+_STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    model: str
+    run_id: str
+    success: bool
+    failure: str | None = None
+
+
+def count_steps(registry: Registry, models: list[str]) -> int:
+    """How many steps (assets and checks) the runs of ``models`` will execute."""
+    defs = build_definitions(registry)
+    return sum(len(defs.resolve_job_def(pipeline_job_name(registry.model(m))).nodes_in_topological_order) for m in models)
+
+
+def materialize_range(
+    registry: Registry,
+    models: list[str],
+    start: dt.date,
+    end: dt.date,
+    instance: dg.DagsterInstance,
+    on_step: Callable[[str, str], None] | None = None,
+) -> list[RunOutcome]:
+    """One run per model covering ``start``..``end``; ``on_step(model, step)`` as each step ends."""
+    defs = build_definitions(registry)
+    outcomes = []
+    for name in models:
+        job = defs.resolve_job_def(pipeline_job_name(registry.model(name)))
+        run_id = str(uuid.uuid4())
+        watcher = _StepWatcher(instance, run_id, lambda step, name=name: on_step and on_step(name, step))
+        watcher.start()
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                raise_on_error=False,
+                tags={
+                    "dagster/asset_partition_range_start": start.isoformat(),
+                    "dagster/asset_partition_range_end": end.isoformat(),
+                    "closedloop/launched_by": "cli",
+                },
+            )
+        finally:
+            watcher.stop()
+        outcomes.append(RunOutcome(name, run_id, result.success, None if result.success else _first_failure(result)))
+    return outcomes
+
+
+def _first_failure(result: dg.ExecuteInProcessResult) -> str:
+    """One line that says which step or blocking check failed and why."""
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            figures = ", ".join(
+                f"{name}={value.value}"
+                for name, value in evaluation.metadata.items()
+                if name.startswith(("expected", "observed", "worst"))
+            )
+            return f"check {evaluation.asset_check_key.to_user_string()} failed ({figures})"
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+                error = error.cause
+            first_line = (error.message or error.cls_name).strip().splitlines()[0]
+            _, marker, rest = first_line.partition(f"{error.cls_name}: ")
+            return f"{event.step_key}: {rest if marker else first_line}"
+    return "the run failed before any step ran; see the run in the Dagster UI"
+
+
+class _StepWatcher:
+    """Polls the run's event log so a progress bar can advance as steps end."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, on_step: Callable[[str], None]):
+        self._instance, self._run_id, self._on_step = instance, run_id, on_step
+        self._seen: set[str] = set()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        self._poll()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(0.5):
+            self._poll()
+
+    def _poll(self) -> None:
+        for entry in self._instance.all_logs(self._run_id, of_type=_STEP_ENDS):
+            step = entry.step_key
+            if step and step not in self._seen:
+                self._seen.add(step)
+                self._on_step(step)

@@ -1,0 +1,83 @@
+"""Lake paths are built only from validated names, and partitions are replaced atomically."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from closedloop.lake import Lake, LakeError
+from closedloop.names import InvalidNameError, checked_day, checked_name
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "a\\b", "", "1abc", "fraud.v2", "x" * 65, "ab c", None])
+def test_names_that_could_escape_the_lake_are_refused(name):
+    with pytest.raises(InvalidNameError):
+        checked_name(name)
+
+
+@pytest.mark.parametrize("key", ["2026-9-1", "../2026-09-01", "2026-02-30", "20260901", "2026-09-01T00:00"])
+def test_partition_keys_must_be_plain_dates(key):
+    with pytest.raises(InvalidNameError):
+        checked_day(key)
+
+
+def test_partition_keys_parse():
+    assert checked_day("2026-09-01") == dt.date(2026, 9, 1)
+    with pytest.raises(InvalidNameError):
+        checked_day(dt.datetime(2026, 9, 1))
+
+
+def test_paths_follow_the_layout(tmp_path):
+    lake = Lake(root=tmp_path / "lake", landing=tmp_path / "landing")
+    assert lake.partition_path("fraud", "eval_stats", "2026-09-01") == tmp_path / "lake/fraud/eval_stats/date=2026-09-01/part.parquet"
+    assert lake.quarantine_path("fraud", "labels", dt.date(2026, 9, 1)) == tmp_path / "lake/fraud/quarantine/table=labels/date=2026-09-01/part.parquet"
+    assert lake.landing_dir("fraud", "labels", "2026-09-01") == tmp_path / "landing/fraud/labels/date=2026-09-01"
+    with pytest.raises(InvalidNameError):
+        lake.partition_path("../other", "predictions", "2026-09-01")
+    with pytest.raises(LakeError, match="unknown table"):
+        lake.partition_path("fraud", "../../etc", "2026-09-01")
+    with pytest.raises(LakeError, match="unknown table"):
+        lake.landing_dir("fraud", "outcomes", "2026-09-01")
+
+
+def test_write_replaces_atomically_and_cleans_up_after_a_failure(tmp_path, monkeypatch):
+    lake = Lake(root=tmp_path, landing=tmp_path)
+    lake.write_partition("fraud", "predictions", "2026-09-01", pa.table({"x": [1, 2]}))
+    path = lake.write_partition("fraud", "predictions", "2026-09-01", pa.table({"x": [3]}))
+    assert lake.read_partition("fraud", "predictions", "2026-09-01").column("x").to_pylist() == [3]
+
+    def broken_write(table, where, **kwargs):
+        open(where, "wb").write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("closedloop.lake.pq.write_table", broken_write)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write_partition("fraud", "predictions", "2026-09-01", pa.table({"x": [4]}))
+    monkeypatch.undo()
+    assert lake.read_partition("fraud", "predictions", "2026-09-01").column("x").to_pylist() == [3]
+    assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
+
+
+def test_partition_files_lists_a_date_range_in_order(tmp_path):
+    lake = Lake(root=tmp_path, landing=tmp_path)
+    for day in ["2026-09-03", "2026-09-01", "2026-09-02"]:
+        lake.write_partition("fraud", "labels", day, pa.table({"x": [1]}))
+    (tmp_path / "fraud/labels/date=garbage").mkdir()
+    (tmp_path / "fraud/labels/date=2026-09-09").mkdir()  # a folder without a file is not a partition
+    days = [p.parent.name for p in lake.partition_files("fraud", "labels", end="2026-09-02")]
+    assert days == ["date=2026-09-01", "date=2026-09-02"]
+    assert len(lake.partition_files("fraud", "labels", start="2026-09-02")) == 2
+    assert lake.partition_files("fraud", "outcomes") == []
+    assert lake.read_partition("fraud", "labels", "2026-09-30") is None
+    assert lake.row_count(lake.partition_path("fraud", "labels", "2026-09-01")) == 1
+
+
+def test_a_damaged_lake_file_is_named(tmp_path):
+    lake = Lake(root=tmp_path, landing=tmp_path)
+    path = lake.partition_path("fraud", "labels", "2026-09-01")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not parquet")
+    with pytest.raises(LakeError, match=str(path)):
+        lake.read_partition("fraud", "labels", "2026-09-01")
+    with pytest.raises(LakeError, match=str(path)):
+        lake.row_count(path)
