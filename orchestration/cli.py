@@ -145,7 +145,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _summary_text(summary),
             f"Landing zone:  {registry.landing}",
             f"Lake:          {registry.lake}",
-            f"Injected incidents: {simulation.truth_path}",
+            f"Injected incidents ({simulation.truth_path}):",
+            *_incident_lines(simulation.truth_path),
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             'Ad-hoc SQL: closedloop sql "select * from fraud_quarantine limit 5"',
@@ -157,6 +158,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"closedloop demo: {failures[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _incident_lines(truth_path: Path) -> list[str]:
+    incidents = json.loads(truth_path.read_text())["incidents"]
+    return [
+        f"  {i['model']:<14} {i['start']}..{i['end']}  {i['id']:<30} should trip {i['signal']}"
+        + (f" on {i['column']}" if i.get("column") else "")
+        for i in incidents
+    ]
 
 
 def _summary_text(summary: dict) -> str:

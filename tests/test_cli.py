@@ -1,0 +1,86 @@
+"""The command line: summaries as one JSON object, errors as one line, state kept out of home."""
+
+import json
+
+import pytest
+
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.simulator import simulate
+from orchestration import cli
+from tests.test_pipeline import day
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    root = tmp_path_factory.mktemp("simulated") / "landing"
+    simulate(root, days=3, seed=5, fraud_rows_per_day=200, triage_rows_per_day=100)
+    return root
+
+
+@pytest.fixture
+def registry(landing, tmp_path):
+    return load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def fresh_environment(monkeypatch, tmp_path):
+    """No DAGSTER_HOME or matplotlib settings, restored afterwards whatever the CLI sets."""
+    for name in ("DAGSTER_HOME", "MPLCONFIGDIR", "MPLBACKEND", "DAGSTER_DISABLE_TELEMETRY"):
+        monkeypatch.setenv(name, "placeholder")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CLOSEDLOOP_DATA", str(tmp_path / "data"))
+
+
+def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fresh_environment):
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))
+    code = cli.main(["run", "--start", day(0), "--end", day(1), "--model", "ticket_triage", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    payload = json.loads(out)
+    counts = payload["ingest"]["ticket_triage"]["predictions"]
+    assert counts["landed"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"] > 0
+    assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").read_text().startswith("telemetry")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["run", "--start", "2026-09-01", "--end", "2026-08-01"], "--end 2026-08-01 is before --start 2026-09-01"),
+        (["run", "--start", "2025-01-01", "--end", "2025-01-02"], "before fraud's first partition 2026-09-01"),
+        (["run", "--start", "2026-09-01", "--end", "2026-09-01", "--model", "spam"], "no model named 'spam'"),
+        (["--config", "/nonexistent/models.yaml", "run", "--start", "2026-09-01", "--end", "2026-09-01"], "registry file not found"),
+    ],
+)
+def test_errors_are_one_line(argv, says, capsys, monkeypatch, tmp_path, fresh_environment):
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
+
+
+def test_simulate_writes_the_landing_layout(tmp_path, capsys, fresh_environment):
+    assert cli.main(["simulate", "--out", str(tmp_path / "out"), "--days", "2", "--seed", "3", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["days"] == 2 and payload["rows"]["fraud"]["predictions"] > 0
+    assert sorted(p.name for p in (tmp_path / "out" / "fraud" / "predictions").iterdir()) == [
+        "date=2026-09-01",
+        "date=2026-09-02",
+    ]
+
+
+@pytest.mark.slow
+def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh_environment):
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    assert cli.main(["demo", "--days", "3", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["start"], payload["end"]) == ("2026-09-01", "2026-09-03")
+    assert all(run["success"] for run in payload["runs"]) and len(payload["runs"]) == 2
+    fraud = payload["ingest"]["fraud"]["predictions"]
+    assert fraud["landed"] == fraud["accepted"] + fraud["quarantined"] + fraud["duplicates"] > 50_000
+    assert json.loads(open(payload["incidents_truth"]).read())["days"] == 3
+    assert (tmp_path / "lake" / "catalog.duckdb").exists()
+    assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
+    assert cli.main(["sql", "select count(distinct date) as days from fraud_predictions", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [[3]]

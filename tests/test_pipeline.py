@@ -1,0 +1,127 @@
+"""The Dagster wiring end to end, in-process, on simulated production data."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from closedloop.lake import Lake
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.simulator import DEFAULT_START, simulate
+from orchestration.definitions import build_definitions
+from orchestration.runner import materialize_range
+from tests.conftest import fraud_rows, land
+
+DAYS = 60
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory):
+    root = tmp_path_factory.mktemp("simulated") / "landing"
+    simulate(root, days=DAYS, seed=11, fraud_rows_per_day=300, triage_rows_per_day=200)
+    return root
+
+
+@pytest.fixture
+def registry(landing, tmp_path):
+    return load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
+
+
+def day(offset: int) -> str:
+    return (DEFAULT_START + dt.timedelta(days=offset)).isoformat()
+
+
+def run_range(registry, model, start, end, instance=None):
+    job = build_definitions(registry).resolve_job_def(f"{model}_pipeline")
+    return job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+    )
+
+
+def landed_frame(landing, model, table):
+    files = sorted(landing.glob(f"{model}/{table}/date=*/*.parquet"))
+    return pd.concat([pq.read_table(f).to_pandas().assign(_day=f.parent.name) for f in files], ignore_index=True)
+
+
+@pytest.mark.slow
+def test_sixty_days_backfill_in_one_run_and_nothing_is_lost(registry, landing):
+    instance = dg.DagsterInstance.ephemeral()
+    for model in ("fraud", "ticket_triage"):
+        result = run_range(registry, model, day(0), day(DAYS - 1), instance)
+        assert result.success
+    assert len(instance.get_runs()) == 2  # one run per model for the whole range
+
+    lake = Lake(registry.lake, registry.landing)
+    for model in ("fraud", "ticket_triage"):
+        for table in ("predictions", "labels"):
+            key = dg.AssetKey([model, table])
+            assert instance.get_materialized_partitions(key) == {day(i) for i in range(DAYS)}
+            accepted = sum(lake.row_count(lake.partition_path(model, table, day(i))) for i in range(DAYS))
+            quarantined = sum(lake.row_count(lake.quarantine_path(model, table, day(i))) for i in range(DAYS))
+            raw = landed_frame(landing, model, table)
+            exact_copies = int(raw.duplicated().sum())
+            assert accepted + quarantined + exact_copies == len(raw), (model, table)
+        predictions = pq.read_table([lake.partition_path(model, "predictions", day(i)) for i in range(DAYS)][0].parent.parent).to_pandas()
+        assert predictions.prediction_id.is_unique
+
+    fraud = landed_frame(landing, "fraud", "predictions")
+    nan_scores = int(fraud.score.isna().sum())
+    reasons = pq.read_table(lake.root / "fraud" / "quarantine").to_pandas().reason.value_counts().to_dict()
+    assert reasons.get("score missing or NaN", 0) == nan_scores > 0
+
+
+def test_rematerializing_replaces_partitions_without_duplicates(registry):
+    assert run_range(registry, "fraud", day(0), day(2)).success
+    lake = Lake(registry.lake, registry.landing)
+    paths = [lake.partition_path("fraud", t, day(i)) for t in ("predictions", "labels") for i in range(3)]
+    before = [p.read_bytes() for p in paths]
+    assert run_range(registry, "fraud", day(0), day(2)).success
+    assert [p.read_bytes() for p in paths] == before
+
+
+def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path):
+    own = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    lake = Lake(own.lake, own.landing)
+    ids = [f"p{i}" for i in range(50)]
+    land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ids, score=pa.array([float("nan")] * 5 + [0.3] * 45)))
+
+    result = run_range(own, "fraud", day(0), day(0))
+
+    assert not result.success
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == "predictions_quarantine_share_within_limit" and not check.passed
+    assert check.metadata["observed_max_share"].value == pytest.approx(0.1)
+    assert check.metadata["expected_max_share"].value == 0.01
+    started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    assert "fraud__predictions" in started and "fraud__labels" not in started
+    assert not lake.partition_path("fraud", "labels", day(0)).exists()
+
+
+def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
+    steps = []
+    instance = dg.DagsterInstance.ephemeral()
+    outcomes = materialize_range(
+        registry, ["ticket_triage"], DEFAULT_START, DEFAULT_START + dt.timedelta(days=1), instance, lambda m, s: steps.append((m, s))
+    )
+    assert [o.success for o in outcomes] == [True]
+    assert len(steps) == 4 and {m for m, _ in steps} == {"ticket_triage"}
+
+    broken = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake2"))
+    lake = Lake(broken.lake, broken.landing)
+    land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ["a"]).drop_columns(["merchant_id"]))
+    [outcome] = materialize_range(broken, ["fraud"], DEFAULT_START, DEFAULT_START, instance)
+    assert not outcome.success
+    assert outcome.failure.startswith("fraud__predictions: ")
+    assert "missing required column(s) 'merchant_id'" in outcome.failure and "\n" not in outcome.failure
+
+    land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ["a", "b"], score=[float("nan"), 0.2]))
+    [outcome] = materialize_range(broken, ["fraud"], DEFAULT_START, DEFAULT_START, instance)
+    assert outcome.failure == (
+        "check fraud/predictions:predictions_quarantine_share_within_limit failed "
+        f"(expected_max_share=0.01, observed_max_share=0.5, worst_day={day(0)})"
+    )
