@@ -1,12 +1,10 @@
 """``<model>/labels``: label arrivals of the day, joined to the predictions they refer to."""
 
-
 import dagster as dg
 
-from assets.policy import ingest_metadata, model_asset_args
+from assets.policy import ingest_run_days, model_asset_args
 from closedloop.ingest import ingest_labels
 from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
 from orchestration.resources import LakeResource
 
 
@@ -30,17 +28,6 @@ def build_labels_asset(model: ModelSpec) -> dg.AssetsDefinition:
         ),
     )
     def labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        store = lake.get()
-        results = []
-        for day in run_days(context):
-            result = ingest_labels(store, model, day)
-            context.log.info(
-                f"{model.name}/labels {day}: {result.landing_rows} arrived, {result.accepted} accepted "
-                f"({result.unknown_predictions} for predictions not in the lake yet), {result.quarantined} quarantined"
-            )
-            results.append(result)
-        metadata = ingest_metadata(results)
-        metadata["labels_for_unknown_predictions"] = sum(r.unknown_predictions for r in results)
-        return dg.MaterializeResult(metadata=metadata)
+        return ingest_run_days(context, lake.get(), model, ingest_labels)
 
     return labels

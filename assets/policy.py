@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
+from closedloop.ingest import IngestResult
+from closedloop.lake import Lake
 from closedloop.registry import ModelSpec
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import daily_partitions, run_days
 
 
 def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:
@@ -26,7 +29,19 @@ def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:
     }
 
 
-def ingest_metadata(results: list) -> dict[str, Any]:
+def ingest_run_days(
+    context: dg.AssetExecutionContext, lake: Lake, model: ModelSpec, ingest: Callable[[Lake, ModelSpec, str], IngestResult]
+) -> dg.MaterializeResult:
+    """Ingest every day of the run (one day, or a whole backfill range) and report it."""
+    results = []
+    for day in run_days(context):
+        result = ingest(lake, model, day)
+        context.log.info(result.describe())
+        results.append(result)
+    return dg.MaterializeResult(metadata=ingest_metadata(results))
+
+
+def ingest_metadata(results: list[IngestResult]) -> dict[str, Any]:
     """Run metadata for an ingest: totals, quarantine reasons, and one line per day."""
     reasons: dict[str, int] = {}
     for result in results:
@@ -48,4 +63,5 @@ def ingest_metadata(results: list) -> dict[str, Any]:
         "duplicates_dropped": sum(r.duplicates_dropped for r in results),
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "per_day": dg.MetadataValue.md("\n".join(lines)),
+        "labels_for_unknown_predictions": sum(r.unknown_predictions for r in results),
     }

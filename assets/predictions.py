@@ -1,12 +1,10 @@
 """``<model>/predictions``: the day's scored requests, contract-checked, typed, deduplicated."""
 
-
 import dagster as dg
 
-from assets.policy import ingest_metadata, model_asset_args
+from assets.policy import ingest_run_days, model_asset_args
 from closedloop.ingest import ingest_predictions
 from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
 from orchestration.resources import LakeResource
 
 
@@ -22,15 +20,6 @@ def build_predictions_asset(model: ModelSpec) -> dg.AssetsDefinition:
         ),
     )
     def predictions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        store = lake.get()
-        results = []
-        for day in run_days(context):
-            result = ingest_predictions(store, model, day)
-            context.log.info(
-                f"{model.name}/predictions {day}: {result.landing_rows} landed from {len(result.files)} file(s), "
-                f"{result.accepted} accepted, {result.quarantined} quarantined, {result.duplicates_dropped} duplicates"
-            )
-            results.append(result)
-        return dg.MaterializeResult(metadata=ingest_metadata(results))
+        return ingest_run_days(context, lake.get(), model, ingest_predictions)
 
     return predictions

@@ -1,6 +1,5 @@
 """Blocking checks: downstream work stops when too much of a day's input was quarantined."""
 
-
 import dagster as dg
 
 from closedloop.lake import LANDING_TABLES

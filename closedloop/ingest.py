@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from closedloop.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
@@ -32,7 +31,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("original", pa.string()),
     ]
 )
-_INTERNAL = ["_source_file", "_source_row", "_original", "_status", "_reason"]
 _KNOWN_PREDICTIONS_SCHEMA = pa.schema([("prediction_id", pa.string()), ("model_version", pa.string()), ("ts", TIMESTAMP)])
 
 
@@ -51,9 +49,15 @@ class IngestResult:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     unknown_predictions: int = 0
 
-    @property
-    def quarantine_share(self) -> float:
-        return self.quarantined / self.landing_rows if self.landing_rows else 0.0
+    def describe(self) -> str:
+        """One line for a run's log."""
+        line = (
+            f"{self.model}/{self.table} {self.day}: {self.landing_rows} landed in {len(self.files)} file(s), "
+            f"{self.accepted} accepted, {self.quarantined} quarantined, {self.duplicates_dropped} exact duplicates"
+        )
+        if self.unknown_predictions:
+            line += f"; {self.unknown_predictions} labels for predictions not in the lake yet"
+        return line
 
 
 def _sql(name: str) -> str:
@@ -91,41 +95,42 @@ def _read_landing(
     return pa.concat_tables(parts, promote_options="permissive"), files
 
 
-def _split(classified: pa.Table, day: dt.date) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
-    """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason."""
-    status = classified.column("_status")
-    accepted = classified.filter(pc.equal(status, "accepted")).drop_columns(_INTERNAL)
-    held = classified.filter(pc.equal(status, "quarantined"))
-    quarantine = pa.table(
-        {
-            "partition_date": pa.array([day] * held.num_rows, pa.date32()),
-            "source_file": held.column("_source_file"),
-            "source_row": held.column("_source_row"),
-            "prediction_id": held.column("prediction_id"),
-            "reason": held.column("_reason"),
-            "original": held.column("_original"),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-    reasons = {
-        item["values"].as_py(): item["counts"].as_py() for item in pc.value_counts(held.column("_reason"))
-    }
-    duplicates = pc.sum(pc.equal(status, "duplicate")).as_py() or 0
-    return accepted, quarantine, duplicates, dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+def _classify(
+    con: duckdb.DuckDBPyConnection, landing: pa.Table, classify_sql: str, day: dt.date
+) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
+    """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason.
+
+    ``classify_sql`` reads the first copy of each landed row (``copies``) and whatever else the
+    caller registered on ``con``, and gives every row a ``_status`` and, if held, a ``_reason``.
+    """
+    con.register("landing", landing)
+    con.sql(_sql("number_copies")).to_table("copies")
+    con.sql(_sql(classify_sql), params=_day_bounds(day)).to_table("classified")
+    [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
+    accepted = con.sql(
+        "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
+    ).to_arrow_table()
+    quarantine = con.sql(_sql("quarantined_rows"), params={"day": day}).to_arrow_table()
+    reasons = con.sql(
+        "SELECT _reason, count(*) FROM classified WHERE _status = 'quarantined' GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return accepted, quarantine.cast(QUARANTINE_SCHEMA), duplicates, dict(reasons)
 
 
-def _result(model: ModelSpec, table: str, day: dt.date, files: list[Path], landing_rows: int, accepted: pa.Table, quarantine: pa.Table, duplicates: int, reasons: dict[str, int], **extra) -> IngestResult:
+def _result(
+    model: ModelSpec, table: str, day: dt.date, files: list[Path], landing_rows: int, accepted: int, quarantined: int, duplicates: int, reasons: dict[str, int], unknown_predictions: int = 0
+) -> IngestResult:
     result = IngestResult(
         model=model.name,
         table=table,
         day=day,
         files=tuple(str(p) for p in files),
         landing_rows=landing_rows,
-        accepted=accepted.num_rows,
-        quarantined=quarantine.num_rows,
+        accepted=accepted,
+        quarantined=quarantined,
         duplicates_dropped=duplicates,
         quarantine_reasons=reasons,
-        **extra,
+        unknown_predictions=unknown_predictions,
     )
     if result.accepted + result.quarantined + result.duplicates_dropped != landing_rows:
         raise AssertionError(f"ingest of {model.name}/{table} {day} would lose rows: {result}")
@@ -143,14 +148,14 @@ def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> Inge
         }
     )
     with duckdb.connect() as con:
-        con.register("landing", landing)
         con.register("versions", versions)
-        classified = con.sql(_sql("classify_predictions"), params=_day_bounds(day)).to_arrow_table()
-    accepted, quarantine, duplicates, reasons = _split(classified, day)
+        accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     accepted = accepted.select(schema.names).cast(schema)
     accepted = accepted.sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
-    result = _result(model, "predictions", day, files, landing.num_rows, accepted, quarantine, duplicates, reasons)
+    result = _result(
+        model, "predictions", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
+    )
     lake.write_partition(model.name, "predictions", day, accepted)
     lake.write_quarantine(model.name, "predictions", day, quarantine)
     return result
@@ -167,7 +172,6 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
     prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
     with duckdb.connect() as con:
-        con.register("landing", landing)
         if prediction_files:
             known = con.read_parquet(prediction_files).aggregate(
                 "prediction_id, arg_min(model_version, ts) AS model_version, min(ts) AS ts", "prediction_id"
@@ -175,15 +179,14 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
         else:
             known = con.from_arrow(_KNOWN_PREDICTIONS_SCHEMA.empty_table())
         con.register("known_predictions", known)
-        classified = con.sql(_sql("classify_labels"), params=_day_bounds(day)).to_arrow_table()
-    accepted, quarantine, duplicates, reasons = _split(classified, day)
+        accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))
     accepted = accepted.select(schema.names).cast(schema)
     accepted = accepted.sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
     unknown = accepted.column("model_version").null_count
     result = _result(
-        model, "labels", day, files, landing.num_rows, accepted, quarantine, duplicates, reasons, unknown_predictions=unknown
+        model, "labels", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons, unknown
     )
     lake.write_partition(model.name, "labels", day, accepted)
     lake.write_quarantine(model.name, "labels", day, quarantine)

@@ -91,9 +91,6 @@ class Lake:
         """Replace the quarantined rows of one landing partition, atomically."""
         return _replace_atomically(self.quarantine_path(model, source_table, day), data)
 
-    def read_quarantine(self, model: str, source_table: str, day: str | dt.date) -> pa.Table | None:
-        return _read(self.quarantine_path(model, source_table, day))
-
     def read_partition(self, model: str, table: str, day: str | dt.date, columns: list[str] | None = None) -> pa.Table | None:
         """One partition, or None when it was never written."""
         return _read(self.partition_path(model, table, day), columns)

@@ -40,17 +40,17 @@ def _emit(payload: dict, as_json: bool, text: str) -> None:
     print(json.dumps(payload, default=str) if as_json else text)
 
 
-def _progress(total: int, description: str, quiet: bool):
+def _progress(total: int, description: str, quiet: bool, unit: str = "step"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="step", disable=quiet, file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=description, unit=unit, disable=quiet, file=sys.stderr, leave=False)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from closedloop.simulator import simulate
 
     start = {"start": args.start} if args.start else {}
-    with _progress(args.days, "simulating days", args.json) as bar:
+    with _progress(args.days, "simulating", args.json, unit="day") as bar:
         result = simulate(Path(args.out), days=args.days, seed=args.seed, on_day=lambda _: bar.update(), **start)
     payload = {
         "out": str(result.out),
@@ -119,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"the demo needs models {sorted(missing)} in {registry.path}; run it with the project's config/models.yaml")
     start, end = DEFAULT_START, DEFAULT_START + dt.timedelta(days=args.days - 1)
-    with _progress(args.days, "simulating production", args.json) as bar:
+    with _progress(args.days, "simulating production", args.json, unit="day") as bar:
         simulation = simulate(registry.landing, days=args.days, seed=args.seed, start=start, on_day=lambda _: bar.update())
     models = list(registry.models)
     outcomes = _materialize(registry, models, start, end, args.json)
@@ -149,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             *_incident_lines(simulation.truth_path),
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
-            'Ad-hoc SQL: closedloop sql "select * from fraud_quarantine limit 5"',
+            f'Ad-hoc SQL: {_this_command()} sql "select * from fraud_quarantine limit 5"',
         ]
         + [f"FAILED {line}" for line in failures]
     )
@@ -158,6 +158,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"closedloop demo: {failures[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _this_command() -> str:
+    """How the user can call this command again (``.venv/bin/closedloop`` inside the project)."""
+    invoked = Path(sys.argv[0])
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return invoked.name
 
 
 def _incident_lines(truth_path: Path) -> list[str]:

@@ -20,10 +20,9 @@ from pathlib import Path
 from closedloop.simulator import fraud, ticket_triage
 from closedloop.simulator.incidents import INCIDENTS, IncidentSchedule, scheduled, write_truth
 
-__all__ = ["DEFAULT_START", "MODELS", "SimulationResult", "simulate"]
+__all__ = ["DEFAULT_START", "SimulationResult", "simulate"]
 
 DEFAULT_START = dt.date(2026, 9, 1)
-MODELS = (fraud.MODEL, ticket_triage.MODEL)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,13 @@ from the version's threshold).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 
 from closedloop.simulator import sampling as s
-from closedloop.simulator.incidents import IncidentSchedule
 from closedloop.simulator.landing import ModelGenerator
 
 MODEL = "fraud"
@@ -177,17 +175,9 @@ class FraudGenerator(ModelGenerator):
     model_index = MODEL_INDEX
     label_columns = ("prediction_id", "label", "label_ts")
 
-    def __init__(
-        self,
-        out: Path,
-        seed: int,
-        start: dt.date,
-        days: int,
-        rows_per_day: int,
-        incidents: IncidentSchedule,
-    ) -> None:
-        super().__init__(out, seed, start, days, rows_per_day, incidents)
-        self.world = World.build(seed)
+    @cached_property
+    def world(self) -> World:
+        return World.build(self.seed)
 
     def simulate_day(self, day: int) -> None:
         rng = self.rng(day)

@@ -185,9 +185,6 @@ class IncidentSchedule:
     def __init__(self, incidents: Iterable[Incident], model: str) -> None:
         self._by_id = {i.id: i for i in incidents if i.model == model}
 
-    def __contains__(self, incident_id: str) -> bool:
-        return incident_id in self._by_id
-
     def active(self, incident_id: str, day: int) -> Incident | None:
         """The incident if it is part of the run and active on ``day``, else None."""
         incident = self._by_id.get(incident_id)

@@ -1,20 +1,8 @@
--- Sort each landed label row into accepted, exact duplicate (dropped) or quarantined, and join
+-- Sort the first copy of each landed label row into accepted or quarantined (with a reason), and join
 -- accepted labels to the predictions they refer to (null where the prediction is not known yet).
--- Inputs: `landing` (prediction_id, label, label_ts, ... plus _source_file, _source_row),
--- `known_predictions` (prediction_id, model_version, ts). Parameters: $day_start, $day_end.
-WITH landed AS (
-    SELECT
-        *,
-        to_json(struct_pack(*COLUMNS(* EXCLUDE (_source_file, _source_row)))) AS _original
-    FROM landing
-),
-copies AS (
-    SELECT
-        *,
-        row_number() OVER (PARTITION BY _original ORDER BY _source_file, _source_row) AS _copy
-    FROM landed
-),
-checked AS (
+-- Inputs: `copies` (number_copies.sql), `known_predictions` (prediction_id, model_version,
+-- ts). Parameters: $day_start, $day_end.
+WITH checked AS (
     SELECT
         *,
         CASE
@@ -48,10 +36,3 @@ SELECT
 FROM ranked AS r
 LEFT JOIN known_predictions AS k
     ON r._reason IS NULL AND r._claim = 1 AND k.prediction_id = r.prediction_id
-UNION ALL BY NAME
-SELECT
-    * EXCLUDE (_copy),
-    'duplicate' AS _status,
-    'exact duplicate row' AS _reason
-FROM copies
-WHERE _copy > 1

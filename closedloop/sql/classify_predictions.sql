@@ -1,19 +1,7 @@
--- Sort each landed prediction row into accepted, exact duplicate (dropped) or quarantined.
--- Inputs: `landing` (rows in closedloop's columns plus _source_file, _source_row),
--- `versions` (model_version, threshold) from the registry. Parameters: $day_start, $day_end.
-WITH landed AS (
-    SELECT
-        *,
-        to_json(struct_pack(*COLUMNS(* EXCLUDE (_source_file, _source_row)))) AS _original
-    FROM landing
-),
-copies AS (
-    SELECT
-        *,
-        row_number() OVER (PARTITION BY _original ORDER BY _source_file, _source_row) AS _copy
-    FROM landed
-),
-checked AS (
+-- Sort the first copy of each landed prediction row into accepted or quarantined (with a reason).
+-- Inputs: `copies` (number_copies.sql), `versions` (model_version, threshold) from the
+-- registry. Parameters: $day_start, $day_end.
+WITH checked AS (
     SELECT
         c.*,
         v.threshold AS _threshold,
@@ -49,10 +37,3 @@ SELECT
     END AS _status,
     coalesce(_reason, CASE WHEN _claim > 1 THEN 'duplicate prediction_id with different values' END) AS _reason
 FROM ranked
-UNION ALL BY NAME
-SELECT
-    * EXCLUDE (_copy),
-    'duplicate' AS _status,
-    'exact duplicate row' AS _reason
-FROM copies
-WHERE _copy > 1
