@@ -14,7 +14,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export CLOSEDLOOP_DATA := $(DATA)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast ui lock clean
+.PHONY: demo test test-fast ui bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -38,6 +38,9 @@ test-fast: $(VENV)/.synced
 
 ui: $(VENV)/.synced
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(VENV)/.synced
+	$(BIN)/python -m bench.run
 
 lock: $(UV)
 	$(UV) lock

@@ -4,18 +4,18 @@ Views are named ``<model>_<table>`` (e.g. ``fraud_predictions``) and read the Pa
 with a glob, so partitions written after the catalog was refreshed show up on the next query.
 """
 
-import duckdb
 import pandas as pd
 
 from closedloop.lake import LAKE_TABLES, Lake
 from closedloop.registry import Registry
+from closedloop.sql import connect
 
 
 def refresh_catalog(lake: Lake, registry: Registry) -> list[str]:
     """(Re)create one view per model and table that has data; returns the view names."""
     lake.root.mkdir(parents=True, exist_ok=True)
     views = []
-    with duckdb.connect(str(lake.catalog_path)) as con:
+    with connect(str(lake.catalog_path)) as con:
         for model in registry.models:
             for table in LAKE_TABLES:
                 view = f"{model}_{table}"
@@ -33,7 +33,7 @@ def refresh_catalog(lake: Lake, registry: Registry) -> list[str]:
 
 def query(lake: Lake, sql: str) -> pd.DataFrame:
     """Run ``sql`` against the catalog, read-only."""
-    with duckdb.connect(str(lake.catalog_path), read_only=True) as con:
+    with connect(str(lake.catalog_path), read_only=True) as con:
         return con.sql(sql).df()
 
 

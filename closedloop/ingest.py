@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import duckdb
@@ -20,6 +19,7 @@ from closedloop.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, 
 from closedloop.lake import Lake
 from closedloop.names import checked_day
 from closedloop.registry import ModelSpec
+from closedloop.sql import connect, query
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -58,10 +58,6 @@ class IngestResult:
         if self.unknown_predictions:
             line += f"; {self.unknown_predictions} labels for predictions not in the lake yet"
         return line
-
-
-def _sql(name: str) -> str:
-    return resources.files("closedloop.sql").joinpath(f"{name}.sql").read_text()
 
 
 def _day_bounds(day: dt.date) -> dict[str, dt.datetime]:
@@ -104,13 +100,13 @@ def _classify(
     caller registered on ``con``, and gives every row a ``_status`` and, if held, a ``_reason``.
     """
     con.register("landing", landing)
-    con.sql(_sql("number_copies")).to_table("copies")
-    con.sql(_sql(classify_sql), params=_day_bounds(day)).to_table("classified")
+    con.sql(query("number_copies")).to_table("copies")
+    con.sql(query(classify_sql), params=_day_bounds(day)).to_table("classified")
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
     accepted = con.sql(
         "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
     ).to_arrow_table()
-    quarantine = con.sql(_sql("quarantined_rows"), params={"day": day}).to_arrow_table()
+    quarantine = con.sql(query("quarantined_rows"), params={"day": day}).to_arrow_table()
     reasons = con.sql(
         "SELECT _reason, count(*) FROM classified WHERE _status = 'quarantined' GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()
@@ -147,7 +143,7 @@ def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> Inge
             "threshold": [spec.threshold for spec in model.versions.values()],
         }
     )
-    with duckdb.connect() as con:
+    with connect() as con:
         con.register("versions", versions)
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
@@ -171,7 +167,7 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     day = checked_day(day)
     landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
     prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
-    with duckdb.connect() as con:
+    with connect() as con:
         if prediction_files:
             known = con.read_parquet(prediction_files).aggregate(
                 "prediction_id, arg_min(model_version, ts) AS model_version, min(ts) AS ts", "prediction_id"

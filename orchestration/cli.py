@@ -188,6 +188,8 @@ def _summary_text(summary: dict) -> str:
             )
             for reason, count in counts["quarantine_reasons"].items():
                 lines.append(f"{'':<28}quarantined: {reason}: {count:,}")
+            if counts["days_missing"]:
+                lines.append(f"{'':<28}{counts['days_missing']} day(s) not ingested (see the failed run)")
     return "\n".join(lines)
 
 

@@ -60,8 +60,9 @@ def materialize_range(
         try:
             result = job.execute_in_process(
                 instance=instance,
-                # The event log keeps everything; the terminal shows the progress bar and problems.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                # The event log keeps everything (the UI shows it by run id); the terminal shows the
+                # progress bar and, on failure, one line that names the run.
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 run_id=run_id,
                 raise_on_error=False,
                 tags={

@@ -84,3 +84,21 @@ def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
     assert cli.main(["sql", "select count(distinct date) as days from fraud_predictions", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == [[3]]
+
+
+def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch, fresh_environment):
+    landing = tmp_path / "landing"
+    simulate(landing, days=2, seed=5, fraud_rows_per_day=200, triage_rows_per_day=100)
+    (landing / "ticket_triage" / "predictions" / "date=2026-09-02" / "part-00.parquet").write_bytes(b"garbage")
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(landing))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    code = cli.main(["run", "--start", "2026-09-01", "--end", "2026-09-02", "--model", "ticket_triage", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("closedloop run: ticket_triage: ticket_triage__predictions: ")
+    assert "date=2026-09-02/part-00.parquet: cannot read this landing file as Parquet" in line
+    counts = json.loads(captured.out)["ingest"]["ticket_triage"]["predictions"]
+    # Each day is written atomically; the range stops at the first day that cannot be read.
+    assert (counts["days_ingested"], counts["days_missing"]) == (1, 1)
+    assert counts["landed"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"] > 0
