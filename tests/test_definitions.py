@@ -6,23 +6,35 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from orchestration.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_dagster_validates_the_workspace(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["dg", "check", "defs"], "All definitions loaded successfully"),
+        (["dagster", "definitions", "validate", "-w", "workspace.yaml"], "All code locations passed validation"),
+    ],
+)
+def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CLOSEDLOOP_LAKE": str(tmp_path / "lake")}
-    dagster = Path(sys.executable).parent / "dagster"
-    done = subprocess.run(
-        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CLOSEDLOOP_LAKE": str(tmp_path / "lake"),
+        "VIRTUAL_ENV": str(bin_dir.parent),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run([str(bin_dir / command[0]), *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "All code locations passed validation" in done.stdout + done.stderr
+    assert says in done.stdout + done.stderr
 
 
 def test_definitions_snapshot(registry):
