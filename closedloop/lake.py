@@ -32,6 +32,7 @@ LAKE_TABLES = (
     "incidents",
     "actions",
 )
+DOCUMENT_KINDS = ("baselines", "validations", "calibrators")
 PARTITION_FILE = "part.parquet"
 
 
@@ -41,7 +42,7 @@ class LakeError(RuntimeError):
 
 def _checked_table(table: str, known: tuple[str, ...]) -> str:
     if table not in known:
-        raise LakeError(f"unknown table {table!r}; expected one of {list(known)}")
+        raise LakeError(f"unknown table or kind {table!r}; expected one of {list(known)}")
     return table
 
 
@@ -115,6 +116,38 @@ class Lake:
             if first <= day <= last and (child / PARTITION_FILE).is_file():
                 found.append((day, child / PARTITION_FILE))
         return [path for _, path in sorted(found)]
+
+    def figure_path(self, model: str, figure: str, day: str | dt.date) -> Path:
+        """A report figure (PNG) of one day: ``<lake>/<model>/figures/<figure>/date=D.png``."""
+        checked_name(model, "model name")
+        return self.root / model / "figures" / checked_name(figure, "figure name") / f"date={checked_day(day).isoformat()}.png"
+
+    def document_path(self, model: str, kind: str, key: str) -> Path:
+        """A JSON document closedloop keeps beside the tables (a frozen baseline, a validation result, ...).
+
+        ``key`` is a plain name or a ``YYYY-MM-DD`` day, optionally prefixed by a table name
+        and ``/`` (e.g. ``predictions/2026-09-01``).
+        """
+        checked_name(model, "model name")
+        _checked_table(kind, DOCUMENT_KINDS)
+        parts = key.split("/")
+        if not 1 <= len(parts) <= 2:
+            raise LakeError(f"invalid document key {key!r}")
+        checked = [checked_name(part, "document key") if not part[:1].isdigit() else checked_day(part).isoformat() for part in parts]
+        return self.root / model / kind / Path(*checked[:-1]) / f"{checked[-1]}.json"
+
+    @staticmethod
+    def write_file(path: Path, data: bytes) -> Path:
+        """Replace a non-table lake file (a figure, a document) atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return path
 
     @staticmethod
     def row_count(path: Path) -> int:

@@ -81,3 +81,19 @@ def test_a_damaged_lake_file_is_named(tmp_path):
         lake.read_partition("fraud", "labels", "2026-09-01")
     with pytest.raises(LakeError, match=str(path)):
         lake.row_count(path)
+
+
+def test_figures_and_documents_have_validated_paths(tmp_path):
+    lake = Lake(root=tmp_path, landing=tmp_path)
+    assert lake.figure_path("fraud", "drift_heatmap", "2026-09-01") == tmp_path / "fraud/figures/drift_heatmap/date=2026-09-01.png"
+    assert lake.document_path("fraud", "baselines", "v3") == tmp_path / "fraud/baselines/v3.json"
+    assert lake.document_path("fraud", "validations", "predictions/2026-09-01") == tmp_path / "fraud/validations/predictions/2026-09-01.json"
+    for bad in ["../x", "a/b/c", "predictions/../../x", "2026-13-01"]:
+        with pytest.raises((InvalidNameError, LakeError)):
+            lake.document_path("fraud", "validations", bad)
+    with pytest.raises(LakeError, match="unknown table"):
+        lake.document_path("fraud", "secrets", "x")
+    with pytest.raises(InvalidNameError):
+        lake.figure_path("fraud", "../up", "2026-09-01")
+    path = lake.write_file(lake.figure_path("fraud", "drift_heatmap", "2026-09-01"), b"png")
+    assert path.read_bytes() == b"png" and [p.name for p in path.parent.iterdir()] == [path.name]
