@@ -59,6 +59,33 @@ def bench_ingest(rows_per_day: int) -> list[str]:
     return lines
 
 
+def _validate_day(root: str, queue: multiprocessing.Queue) -> None:
+    """Time GX validation of the day after the baseline window with the full learned suite."""
+    from checks.gx_adapter import validate
+    from closedloop.contract import learn_contract
+    from closedloop.expectations import prediction_expectations
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    day = fraud.baseline.end + dt.timedelta(days=1)
+    for offset in range((day - DEFAULT_START).days + 1):
+        ingest_predictions(lake, fraud, DEFAULT_START + dt.timedelta(days=offset))
+    suite = prediction_expectations(fraud, day, learn_contract(lake, fraud))
+    frame = lake.read_partition("fraud", "predictions", day).to_pandas()
+    validate(frame, suite)
+    started = time.perf_counter()
+    validate(frame, suite)
+    seconds = time.perf_counter() - started
+    queue.put((seconds, len(frame), len(suite), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_contract(rows_per_day: int) -> str:
+    with tempfile.TemporaryDirectory() as root:
+        simulate(Path(root) / "landing", days=11, fraud_rows_per_day=rows_per_day, triage_rows_per_day=10)
+        seconds, rows, expectations, peak_mb = _in_fresh_process(_validate_day, root)
+    return f"| GX contract validation, one predictions day ({expectations} expectations) | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 1_000_000], help="fraud rows per day")
@@ -67,6 +94,7 @@ def main() -> None:
     for rows in args.rows:
         for line in bench_ingest(rows):
             print(line, flush=True)
+        print(bench_contract(rows), flush=True)
 
 
 if __name__ == "__main__":

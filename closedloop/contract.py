@@ -9,12 +9,16 @@ problems are not decided here but in the ingest SQL, which quarantines the rows.
 
 from __future__ import annotations
 
-from pathlib import Path
+import datetime as dt
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from closedloop.lake import Lake
 from closedloop.registry import ModelSpec
+from closedloop.sql import connect, query
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -57,8 +61,10 @@ def required_prediction_columns(model: ModelSpec) -> tuple[str, ...]:
     return REQUIRED_PREDICTION_COLUMNS + model.features.all + model.segments
 
 
-def conform(table: pa.Table, model: ModelSpec, kind: str, source: Path) -> pa.Table:
+def conform(table: pa.Table, model: ModelSpec, kind: str, source: str) -> pa.Table:
     """Rename ``table`` to closedloop's columns and cast it to the contract of ``kind``.
+
+    ``source`` names the partition and file in error messages.
 
     Columns the contract does not know are kept as they are; optional closedloop columns the
     file lacks are added as nulls, so that every accepted partition has the same schema.
@@ -75,9 +81,9 @@ def conform(table: pa.Table, model: ModelSpec, kind: str, source: Path) -> pa.Ta
     if missing:
         described = ", ".join(_describe_column(model, name) for name in missing)
         raise ContractError(
-            f"{source}: missing required column(s) {described}. "
-            f"Found columns {table.column_names}; if the log uses other names, map them under "
-            f"models.{model.name}.columns in the registry."
+            f"{source}: missing required column(s) {described}. Found columns {table.column_names}. "
+            f"If the log renamed them, map the new names under models.{model.name}.columns in the registry; "
+            f"if the model no longer uses a feature or segment, remove it from models.{model.name}.features or .segments."
         )
 
     columns, fields = [], []
@@ -94,7 +100,7 @@ def conform(table: pa.Table, model: ModelSpec, kind: str, source: Path) -> pa.Ta
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _renamed(table: pa.Table, model: ModelSpec, source: Path) -> pa.Table:
+def _renamed(table: pa.Table, model: ModelSpec, source: str) -> pa.Table:
     to_canonical = {model.source_column(name): name for name in model.columns}
     names = [to_canonical.get(name, name) for name in table.column_names]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -111,7 +117,7 @@ def _describe_column(model: ModelSpec, name: str) -> str:
     return repr(name) if source == name else f"{name!r} (mapped from {source!r})"
 
 
-def _cast(column: pa.ChunkedArray, wanted: pa.DataType, name: str, model: ModelSpec, source: Path) -> pa.ChunkedArray:
+def _cast(column: pa.ChunkedArray, wanted: pa.DataType, name: str, model: ModelSpec, source: str) -> pa.ChunkedArray:
     if column.type == wanted:
         return column
     if pa.types.is_timestamp(wanted):
@@ -130,5 +136,89 @@ def _cast(column: pa.ChunkedArray, wanted: pa.DataType, name: str, model: ModelS
         return pc.cast(column, wanted, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ContractError(
-            f"{source}: column {_describe_column(model, name)} has type {column.type} and does not convert to {wanted}: {exc}"
+            f"{source}: column {_describe_column(model, name)} has type {column.type} and does not convert to {wanted} "
+            f"({exc}). Fix the log, or declare the column under the kind it now has in models.{model.name}.features "
+            "(numeric or categorical)."
         ) from None
+
+
+# The most frequent baseline values a categorical column's check enumerates. A column with more
+# (a merchant id) tolerates the baseline's own share of values outside them on top of the
+# registry's new-value share, so the check stays meaningful and fast (GX copies the set per use).
+MAX_ALLOWED_VALUES = 200
+
+
+@dataclass(frozen=True)
+class LearnedColumn:
+    """What one feature or segment column looked like in the baseline window."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    null_rate: float
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] = ()
+    outside_share: float = 0.0  # share of the baseline's non-null values not among ``values``
+
+
+@dataclass(frozen=True)
+class LearnedContract:
+    """The data-dependent half of the contract, learned from the registry's baseline window."""
+
+    start: dt.date
+    end: dt.date
+    days: int
+    rows: int
+    columns: dict[str, LearnedColumn]
+
+
+def learn_contract(lake: Lake, model: ModelSpec) -> LearnedContract | None:
+    """Ranges, value sets and null rates of the baseline window's accepted predictions (None before it exists)."""
+    files = lake.partition_files(model.name, "predictions", model.baseline.start, model.baseline.end)
+    names = list(model.features.all + model.segments)
+    tables = [pq.read_table(path, columns=names) for path in files]
+    rows = sum(t.num_rows for t in tables)
+    if not rows:
+        return None
+    table = pa.concat_tables(tables)
+    columns = {}
+    for name in model.features.numeric:
+        bounds = pc.min_max(table.column(name))
+        columns[name] = LearnedColumn(
+            name, "numeric", table.column(name).null_count / rows, bounds["min"].as_py(), bounds["max"].as_py()
+        )
+    for name in model.features.categorical + model.segments:
+        counts = pc.value_counts(table.column(name).drop_null()).to_pylist()
+        counts.sort(key=lambda item: (-item["counts"], item["values"]))
+        kept = counts[:MAX_ALLOWED_VALUES]
+        present = sum(item["counts"] for item in counts)
+        outside = 1.0 - sum(item["counts"] for item in kept) / present if present else 0.0
+        columns[name] = LearnedColumn(
+            name,
+            "categorical",
+            table.column(name).null_count / rows,
+            values=tuple(sorted(item["values"] for item in kept)),
+            outside_share=outside,
+        )
+    return LearnedContract(model.baseline.start, model.baseline.end, len(files), rows, columns)
+
+
+def unregistered_columns(model: ModelSpec, columns: list[str]) -> list[str]:
+    """Columns a predictions partition carries that the registry does not declare (kept, but unwatched)."""
+    known = prediction_types(model)
+    return [name for name in columns if name not in known]
+
+
+def repeated_prediction_ids(lake: Lake, model: ModelSpec, days: list[dt.date]) -> dict[dt.date, int]:
+    """Per day, how many of its prediction ids also appear in another day's partition."""
+    files = lake.partition_files(model.name, "predictions")
+    counts = {day: 0 for day in days}
+    if not files:
+        return counts
+    with connect() as con:
+        con.read_parquet([str(f) for f in files], hive_partitioning=True).select(
+            "prediction_id, CAST(date AS DATE) AS day"
+        ).create_view("all_predictions")
+        for day, repeated in con.execute(query("repeated_prediction_ids"), {"days": days}).fetchall():
+            counts[day] = repeated
+    return counts

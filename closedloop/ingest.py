@@ -72,14 +72,15 @@ def _read_landing(
     files = lake.landing_files(model.name, table, day)
     parts = []
     for path in files:
+        where = f"{model.name}/{table} partition {day}, file {path}"
         try:
             raw = pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:
             raise ContractError(
-                f"{path}: cannot read this landing file as Parquet ({exc}); fix or remove it and re-run "
+                f"{where}: cannot read this landing file as Parquet ({exc}); fix or remove it and re-run "
                 f"{model.name}/{table} for {day}. No part of the partition was written."
             ) from None
-        conformed = conform(raw, model, table, path)
+        conformed = conform(raw, model, table, where)
         source = str(path.relative_to(lake.landing))
         conformed = conformed.append_column("_source_file", pa.array([source] * conformed.num_rows, pa.string()))
         conformed = conformed.append_column("_source_row", pa.array(range(conformed.num_rows), pa.int64()))
@@ -143,8 +144,13 @@ def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> Inge
             "threshold": [spec.threshold for spec in model.versions.values()],
         }
     )
+    earlier = [str(p) for p in lake.partition_files(model.name, "predictions", end=day - dt.timedelta(days=1))]
     with connect() as con:
         con.register("versions", versions)
+        if earlier:
+            con.read_parquet(earlier).select("prediction_id").create_view("earlier_ids")
+        else:
+            con.register("earlier_ids", pa.table({"prediction_id": pa.array([], pa.string())}))
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     accepted = accepted.select(schema.names).cast(schema)
@@ -168,13 +174,12 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
     prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
     with connect() as con:
+        con.register("landing", landing)
         if prediction_files:
-            known = con.read_parquet(prediction_files).aggregate(
-                "prediction_id, arg_min(model_version, ts) AS model_version, min(ts) AS ts", "prediction_id"
-            )
+            con.read_parquet(prediction_files).select("prediction_id, model_version, ts").create_view("history")
         else:
-            known = con.from_arrow(_KNOWN_PREDICTIONS_SCHEMA.empty_table())
-        con.register("known_predictions", known)
+            con.register("history", _KNOWN_PREDICTIONS_SCHEMA.empty_table())
+        con.sql(query("known_predictions")).create_view("known_predictions")
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from closedloop.lake import Lake
+from closedloop.lake import LANDING_TABLES, Lake
 from closedloop.names import checked_day
+from closedloop.sql import connect, query
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,23 @@ def quarantine_shares(lake: Lake, model: str, table: str, days: list[str]) -> li
             )
         )
     return shares
+
+
+def quarantine_counts(lake: Lake, model: str, day: dt.date | None = None) -> list[dict]:
+    """Quarantined rows by table, day and reason (every day, or one)."""
+    files = [
+        str(path)
+        for table in LANDING_TABLES
+        for path in (
+            [lake.quarantine_path(model, table, day)]
+            if day
+            else sorted((lake.root / model / "quarantine" / f"table={table}").glob("date=*/*.parquet"))
+        )
+        if path.exists()
+    ]
+    if not files:
+        return []
+    with connect() as con:
+        con.read_parquet(files, hive_partitioning=True).create_view("quarantine")
+        rows = con.sql(query("quarantine_counts")).fetchall()
+    return [{"table": t, "date": d.isoformat(), "reason": r, "rows": n} for t, d, r, n in rows]

@@ -88,10 +88,37 @@ class EvaluationSpec(_Strict):
     windows_days: tuple[Annotated[int, Field(ge=1, le=366)], ...] = (7, 30)
 
 
+class ColumnContract(_Strict):
+    """Overrides of the learned contract for one feature or segment column."""
+
+    max_null_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    new_value_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    range_margin: float | None = Field(default=None, ge=0.0)
+
+
 class ContractSpec(_Strict):
+    """How strict the input contract is; the bounds themselves are learned from the baseline window."""
+
     max_quarantine_share: float = Field(
         default=0.01, ge=0.0, le=1.0, description="Share of a partition's rows that may be quarantined before ingest is blocked."
     )
+    null_rate_margin: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="A column's null-rate ceiling is its baseline null rate plus this."
+    )
+    range_margin: float = Field(
+        default=0.25, ge=0.0, description="Numeric bounds are the baseline min/max widened by this share of the range."
+    )
+    out_of_range_share: float = Field(default=0.01, ge=0.0, le=1.0, description="Share of values allowed outside the bounds.")
+    new_value_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Share of categorical values never seen in the baseline that is tolerated."
+    )
+    max_unknown_label_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of a day's labels whose prediction is not in the lake yet."
+    )
+    severity: Literal["warn", "error"] = Field(
+        default="warn", description="Severity of the distribution checks (null rates, ranges, new values); error blocks."
+    )
+    columns: dict[Name, ColumnContract] = Field(default_factory=dict)
 
 
 class ProductionMetric(_Strict):
@@ -203,6 +230,9 @@ class ModelSpec(_Strict):
         slo_names = [s.name for s in self.slos]
         if len(set(slo_names)) != len(slo_names):
             problems.append("SLO names must be unique")
+        unknown_overrides = sorted(set(self.contract.columns) - set(self.features.all + self.segments))
+        if unknown_overrides:
+            problems.append(f"contract.columns names {unknown_overrides}, which are not features or segments")
         if self.baseline.start < self.start_date:
             problems.append(f"baseline starts {self.baseline.start}, before the model's start_date {self.start_date}")
         if problems:

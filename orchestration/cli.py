@@ -212,6 +212,20 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from closedloop.quarantine import quarantine_counts
+
+    registry = registry_from_environment(args.config)
+    registry.model(args.model)
+    counts = quarantine_counts(_lake(registry), args.model, args.date)
+    lines = [f"{'date':<12}{'table':<13}{'rows':>9}  reason"]
+    lines += [f"{c['date']:<12}{c['table']:<13}{c['rows']:>9,}  {c['reason']}" for c in counts]
+    if not counts:
+        lines = [f"nothing quarantined for {args.model}" + (f" on {args.date}" if args.date else "")]
+    _emit({"model": args.model, "date": args.date, "counts": counts}, args.json, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="closedloop", description="Keep production ML models sane.")
     parser.add_argument("--config", help="registry file (default: CLOSEDLOOP_CONFIG, else config/models.yaml)")
@@ -237,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=_date, required=True)
     run.add_argument("--end", type=_date, required=True)
     run.add_argument("--model", help="only this model")
+
+    quarantine = command("quarantine", cmd_quarantine, "count quarantined rows by day, table and reason")
+    quarantine.add_argument("--model", required=True)
+    quarantine.add_argument("--date", type=_date, help="only this day")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.factory import build_model_assets
-from checks.quarantine import build_quarantine_checks
+from checks.contract import build_contract_checks
 from closedloop.registry import Registry, registry_from_environment
 from orchestration.jobs import build_pipeline_job
 from orchestration.resources import LakeResource
@@ -15,7 +15,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
     assets, checks, jobs = [], [], []
     for model in registry.models.values():
         assets += build_model_assets(model)
-        checks += build_quarantine_checks(model)
+        checks += build_contract_checks(model)
         jobs.append(build_pipeline_job(model))
     return dg.Definitions(
         assets=assets,

@@ -81,12 +81,8 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     """One line that says which step or blocking check failed and why."""
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            figures = ", ".join(
-                f"{name}={value.value}"
-                for name, value in evaluation.metadata.items()
-                if name.startswith(("expected", "observed", "worst"))
-            )
-            return f"check {evaluation.asset_check_key.to_user_string()} failed ({figures})"
+            detail = evaluation.metadata.get("first_failure")
+            return f"check {evaluation.asset_check_key.to_user_string()} failed" + (f" on {detail.value}" if detail else "")
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error

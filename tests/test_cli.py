@@ -102,3 +102,22 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
     # Each day is written atomically; the range stops at the first day that cannot be read.
     assert (counts["days_ingested"], counts["days_missing"]) == (1, 1)
     assert counts["landed"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"] > 0
+
+
+def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):
+    from closedloop.ingest import ingest_predictions
+    from closedloop.lake import Lake
+    from tests.conftest import fraud_rows, land
+
+    lake = Lake(registry.lake, tmp_path / "own_landing")
+    land(lake, "fraud", "predictions", day(1), fraud_rows(day(1), ["a", "b", "c"], score=[float("nan"), 1.5, 0.5]))
+    ingest_predictions(lake, registry.model("fraud"), day(1))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))
+    assert cli.main(["quarantine", "--model", "fraud", "--date", day(1), "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["counts"]
+    assert counts == [
+        {"table": "predictions", "date": day(1), "reason": "score missing or NaN", "rows": 1},
+        {"table": "predictions", "date": day(1), "reason": "score outside [0, 1]", "rows": 1},
+    ]
+    assert cli.main(["quarantine", "--model", "fraud", "--date", day(2)]) == 0
+    assert "nothing quarantined for fraud on" in capsys.readouterr().out

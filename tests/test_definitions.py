@@ -43,10 +43,26 @@ def test_definitions_snapshot(registry):
     keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
     assert keys == ["fraud/labels", "fraud/predictions", "ticket_triage/labels", "ticket_triage/predictions"]
     checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
+    per_table = {
+        "labels": [
+            "labels_arrive_after_their_predictions",
+            "labels_have_unique_ids",
+            "labels_match_contract",
+            "labels_quarantine_share_within_limit",
+            "labels_reference_known_predictions",
+        ],
+        "predictions": [
+            "predictions_categories_mostly_known",
+            "predictions_columns_match_registry",
+            "predictions_have_unique_ids",
+            "predictions_match_contract",
+            "predictions_null_rates_within_ceilings",
+            "predictions_quarantine_share_within_limit",
+            "predictions_values_within_baseline_ranges",
+        ],
+    }
     assert checks == [
-        f"{model}/{table}:{table}_quarantine_share_within_limit"
-        for model in ("fraud", "ticket_triage")
-        for table in ("labels", "predictions")
+        f"{model}/{table}:{name}" for model in ("fraud", "ticket_triage") for table in per_table for name in per_table[table]
     ]
     assert sorted(job.name for job in defs.jobs) == ["fraud_pipeline", "ticket_triage_pipeline"]
 

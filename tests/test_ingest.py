@@ -138,10 +138,11 @@ def test_column_mapping_reads_a_log_with_its_own_names(registry, lake):
     ("change", "message"),
     [
         (lambda t: t.drop_columns(["score"]), "missing required column(s) 'score'"),
-        (lambda t: t.drop_columns(["merchant_id"]), "missing required column(s) 'merchant_id'"),
-        (lambda t: t.rename_columns(["id" if c == "prediction_id" else c for c in t.column_names]), "map them under models.fraud.columns"),
+        (lambda t: t.drop_columns(["merchant_id"]), "remove it from models.fraud.features or .segments"),
+        (lambda t: t.rename_columns(["id" if c == "prediction_id" else c for c in t.column_names]), "map the new names under models.fraud.columns"),
         (lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", t.column("ts").cast(pa.timestamp("us"))), "without a time zone"),
         (lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)), "column 'amount' has type string and does not convert to double"),
+        (lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)), "declare the column under the kind it now has in models.fraud.features"),
         (lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(["2026-09-03"] * t.num_rows)), "expected a timestamp with a time zone"),
     ],
 )
@@ -154,6 +155,7 @@ def test_a_file_that_breaks_the_schema_fails_the_partition_with_a_clear_message(
     with pytest.raises(ContractError) as caught:
         ingest_predictions(lake, fraud, DAY)
     assert str(bad) in str(caught.value)
+    assert f"fraud/predictions partition {DAY}" in str(caught.value)
     assert message in str(caught.value)
     assert lake.partition_path("fraud", "predictions", DAY).read_bytes() == before  # nothing half-written
 
@@ -265,3 +267,68 @@ def test_nothing_is_ever_lost(registry, lake, rows, copies):
     assert accepted.prediction_id.is_unique
     assert accepted.score.between(0, 1).all()
     assert held.reason.notna().all()
+
+
+def test_an_id_accepted_on_an_earlier_day_is_quarantined_later(registry, lake):
+    fraud = registry.model("fraud")
+    land(lake, "fraud", "predictions", "2026-09-02", fraud_rows("2026-09-02", ["a", "b"]))
+    ingest_predictions(lake, fraud, "2026-09-02")
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["b", "c"]))
+    result = ingest_predictions(lake, fraud, DAY)
+    assert (result.accepted, result.quarantined) == (1, 1)
+    assert result.quarantine_reasons == {"prediction_id already accepted on an earlier day": 1}
+    assert list(read(lake, "fraud", "predictions").prediction_id) == ["c"]
+
+
+def test_a_label_timestamped_before_its_prediction_is_quarantined(registry, lake):
+    fraud = registry.model("fraud")
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b"], ts=pa.array([at(DAY, 20), at(DAY, 1)], pa.timestamp("us", tz="UTC"))))
+    ingest_predictions(lake, fraud, DAY)
+    land(lake, "fraud", "labels", DAY, label_rows(["a", "b"], [1, 0], at(DAY, 10)))
+    result = ingest_labels(lake, fraud, DAY)
+    assert result.quarantine_reasons == {"label_ts before the prediction's ts": 1}
+    assert list(read(lake, "fraud", "labels").prediction_id) == ["b"]
+    assert quarantine(lake, "fraud", "labels").prediction_id.tolist() == ["a"]
+
+
+def test_a_file_with_no_rows_is_fine_but_an_empty_file_is_named(registry, lake):
+    fraud = registry.model("fraud")
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a"]), "part-00.parquet")
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, []), "part-01.parquet")
+    assert ingest_predictions(lake, fraud, DAY).accepted == 1
+    (lake.landing_dir("fraud", "predictions", DAY) / "part-02.parquet").write_bytes(b"")
+    with pytest.raises(ContractError, match=r"part-02\.parquet: cannot read this landing file as Parquet"):
+        ingest_predictions(lake, fraud, DAY)
+
+
+column_damage = st.sampled_from(["drop", "strings", "nulls", "rename", "naive", "keep"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    damage=st.dictionaries(st.sampled_from(["prediction_id", "ts", "score", "model_version", "amount", "payment_type", "decision"]), column_damage, max_size=3),
+    n=st.integers(0, 12),
+)
+def test_malformed_files_are_refused_clearly_or_ingested_without_loss(registry, lake, damage, n):
+    fraud = registry.model("fraud")
+    table = fraud_rows(DAY, [f"id{i % 5}" for i in range(n)], decision=pa.array([i % 3 for i in range(n)], pa.int64()))
+    for column, how in damage.items():
+        index = table.schema.get_field_index(column)
+        if how == "drop":
+            table = table.remove_column(index)
+        elif how == "strings":
+            table = table.set_column(index, column, pa.array([f"x{i}" for i in range(n)], pa.string()))
+        elif how == "nulls":
+            table = table.set_column(index, column, pa.nulls(n, table.schema.field(column).type))
+        elif how == "rename":
+            table = table.rename_columns([f"{c}_v2" if c == column else c for c in table.column_names])
+        elif how == "naive" and pa.types.is_timestamp(table.schema.field(column).type):
+            table = table.set_column(index, column, table.column(column).cast(pa.timestamp("us")))
+    path = land(lake, "fraud", "predictions", DAY, table)
+    try:
+        result = ingest_predictions(lake, fraud, DAY)
+    except ContractError as error:
+        assert str(path) in str(error) and "models.fraud" in str(error) or "time zone" in str(error)
+        return
+    assert result.accepted + result.quarantined + result.duplicates_dropped == n
+    assert len(read(lake, "fraud", "predictions")) == result.accepted

@@ -93,10 +93,11 @@ def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path
     result = run_range(own, "fraud", day(0), day(0))
 
     assert not result.success
-    check = result.get_asset_check_evaluations()[0]
-    assert check.check_name == "predictions_quarantine_share_within_limit" and not check.passed
-    assert check.metadata["observed_max_share"].value == pytest.approx(0.1)
-    assert check.metadata["expected_max_share"].value == 0.01
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    check = evaluations["predictions_quarantine_share_within_limit"]
+    assert not check.passed and check.metadata["failing_days"].value == [day(0)]
+    assert '"share": 0.1' in check.metadata["failures"].value and '"max_share": 0.01' in check.metadata["failures"].value
+    assert evaluations["predictions_match_contract"].passed  # the accepted rows themselves are fine
     started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "fraud__predictions" in started and "fraud__labels" not in started
     assert not lake.partition_path("fraud", "labels", day(0)).exists()
@@ -122,6 +123,6 @@ def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
     land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ["a", "b"], score=[float("nan"), 0.2]))
     [outcome] = materialize_range(broken, ["fraud"], DEFAULT_START, DEFAULT_START, instance)
     assert outcome.failure == (
-        "check fraud/predictions:predictions_quarantine_share_within_limit failed "
-        f"(expected_max_share=0.01, observed_max_share=0.5, worst_day={day(0)})"
+        f"check fraud/predictions:predictions_quarantine_share_within_limit failed on {day(0)}: "
+        "expected {\"max_share\": 0.01}, observed {\"share\": 0.5, \"quarantined\": 1, \"accepted\": 1}"
     )

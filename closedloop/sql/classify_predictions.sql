@@ -1,6 +1,7 @@
 -- Sort the first copy of each landed prediction row into accepted or quarantined (with a reason).
 -- Inputs: `copies` (number_copies.sql), `versions` (model_version, threshold) from the
--- registry. Parameters: $day_start, $day_end.
+-- registry, `earlier_ids` (prediction ids accepted on earlier days: the earliest day keeps an
+-- id). Parameters: $day_start, $day_end.
 WITH checked AS (
     SELECT
         c.*,
@@ -14,9 +15,14 @@ WITH checked AS (
             WHEN c.score IS NULL OR isnan(c.score) THEN 'score missing or NaN'
             WHEN c.score < 0 OR c.score > 1 THEN 'score outside [0, 1]'
             WHEN c.decision IS NOT NULL AND c.decision NOT IN (0, 1) THEN 'decision not 0 or 1'
+            WHEN e.prediction_id IS NOT NULL THEN 'prediction_id already accepted on an earlier day'
         END AS _reason
     FROM copies AS c
     LEFT JOIN versions AS v USING (model_version)
+    LEFT JOIN (
+        -- Probe the (large) history with today's ids rather than deduplicating the history.
+        SELECT DISTINCT prediction_id FROM earlier_ids SEMI JOIN copies USING (prediction_id)
+    ) AS e USING (prediction_id)
     WHERE c._copy = 1
 ),
 ranked AS (
