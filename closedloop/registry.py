@@ -8,6 +8,7 @@ fix it without reading closedloop's code.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from closedloop.names import NAME_PATTERN
+from closedloop.ops_guards import OpsGuards
 
 CANONICAL_PREDICTION_COLUMNS = (
     "prediction_id",
@@ -76,6 +78,11 @@ class FeatureSpec(_Strict):
 class BaselineWindow(_Strict):
     start: dt.date
     end: dt.date
+    reference: Path | None = Field(
+        default=None,
+        description="A training set (Parquet file or folder, closedloop's column names) to freeze the baseline from "
+        "instead of the window, to measure training-serving skew.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> BaselineWindow:
@@ -86,6 +93,9 @@ class BaselineWindow(_Strict):
 
 class EvaluationSpec(_Strict):
     windows_days: tuple[Annotated[int, Field(ge=1, le=366)], ...] = (7, 30)
+    precision_at_k: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        default=(100,), description="Queue sizes K for precision@K: how many top-scored rows a team can review per window."
+    )
 
 
 class ColumnContract(_Strict):
@@ -175,6 +185,154 @@ class SLOSpec(_Strict):
         return self
 
 
+# Drift metrics (closedloop.drift) a registry may give limits to; "score" and "decision" are the
+# output columns drift watches beside the features and segments.
+DRIFT_METRICS = (
+    "mean_shift",
+    "std_shift",
+    "missing_rate_delta",
+    "psi",
+    "js_distance",
+    "wasserstein",
+    "ks",
+    "new_category_share",
+    "cardinality_ratio",
+    "share_above_threshold",
+    "share_above_threshold_delta",
+    "decision_rate",
+    "decision_rate_ratio",
+    "domain_classifier_auc",
+)
+DRIFT_OUTPUT_COLUMNS = ("score", "decision")
+
+
+class _DriftLimits(_Strict):
+    warn: float | None = Field(default=None, ge=0.0)
+    error: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _DriftLimits:
+        if self.warn is not None and self.error is not None and self.warn > self.error:
+            raise ValueError(f"warn {self.warn} is above error {self.error}")
+        return self
+
+    def level(self, value: float) -> Literal["ok", "warn", "error"]:
+        """``error`` or ``warn`` once the value is beyond that limit, else ``ok``."""
+        magnitude = self.magnitude(value)
+        if self.error is not None and magnitude > self.error:
+            return "error"
+        if self.warn is not None and magnitude > self.warn:
+            return "warn"
+        return "ok"
+
+    def limit(self, level: str) -> float | None:
+        """The limit a value at ``level`` is judged against: the error limit once it errs, else the warn limit."""
+        if level == "error" or self.warn is None:
+            return self.error
+        return self.warn
+
+    def severity(self, value: float) -> float | None:
+        """How far the value has gone toward the error limit (1.0 = at it), to rank columns by."""
+        limit = self.error if self.error is not None else self.warn
+        return None if limit is None else self._fraction(self.magnitude(value), limit)
+
+    @staticmethod
+    def _fraction(magnitude: float, limit: float) -> float:
+        return magnitude / limit if limit > 0 else float("inf")
+
+
+class UpperDriftLimit(_DriftLimits):
+    """Alert when a distance or share rises above a limit (PSI, Jensen-Shannon, share of new values)."""
+
+    type: Literal["upper"] = "upper"
+
+    def magnitude(self, value: float) -> float:
+        return value
+
+
+class AbsoluteDriftLimit(_DriftLimits):
+    """Alert when a signed change goes beyond a limit either way (mean shift, missing-rate delta)."""
+
+    type: Literal["absolute"] = "absolute"
+
+    def magnitude(self, value: float) -> float:
+        return abs(value)
+
+
+class RatioDriftLimit(_DriftLimits):
+    """Alert when a ratio moves by more than a factor either way (cardinality, decision rate)."""
+
+    type: Literal["ratio"] = "ratio"
+    warn: float | None = Field(default=None, ge=1.0)
+    error: float | None = Field(default=None, ge=1.0)
+
+    def magnitude(self, value: float) -> float:
+        return float("inf") if value <= 0 else max(value, 1.0 / value)
+
+    @staticmethod
+    def _fraction(magnitude: float, limit: float) -> float:
+        # Factors compare on a log scale: 2x up and 2x down are equally far.
+        return float("inf") if limit == 1.0 else math.log(magnitude) / math.log(limit)
+
+
+DriftLimit = Annotated[UpperDriftLimit | AbsoluteDriftLimit | RatioDriftLimit, Field(discriminator="type")]
+
+# closedloop's defaults; a model's ``drift.thresholds`` and ``drift.columns`` override them.
+DEFAULT_DRIFT_LIMITS: dict[str, DriftLimit] = {
+    "mean_shift": AbsoluteDriftLimit(warn=0.25, error=0.5),
+    "missing_rate_delta": AbsoluteDriftLimit(warn=0.02, error=0.05),
+    "psi": UpperDriftLimit(warn=0.1, error=0.25),
+    "js_distance": UpperDriftLimit(warn=0.1, error=0.2),
+    "new_category_share": UpperDriftLimit(warn=0.02, error=0.05),
+    "cardinality_ratio": RatioDriftLimit(warn=1.5, error=2.0),
+    "decision_rate_ratio": RatioDriftLimit(warn=1.5, error=2.0),
+    "domain_classifier_auc": UpperDriftLimit(warn=0.6, error=0.7),
+}
+
+
+def _known_drift_metrics(limits: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
+    unknown = sorted(set(limits) - set(DRIFT_METRICS))
+    if unknown:
+        raise ValueError(f"unknown drift metric(s) {unknown}; known metrics are {list(DRIFT_METRICS)}")
+    return limits
+
+
+class DriftSpec(_Strict):
+    """How drift against the baseline is judged: limits are data, overridable per model and per column.
+
+    A limit is ``{type: upper|absolute|ratio, warn: x, error: y}``; one without ``warn`` and
+    ``error`` turns the metric's alert off. A column's limits win over the model's, which win
+    over closedloop's defaults.
+    """
+
+    min_rows: int = Field(
+        default=500, ge=1, description="A version's window with fewer rows is 'not enough data' and never alerts."
+    )
+    thresholds: dict[str, DriftLimit] = Field(default_factory=dict, description="Metric -> limits for every column.")
+    columns: dict[Name, dict[str, DriftLimit]] = Field(
+        default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, thresholds: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
+        return _known_drift_metrics(thresholds)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_column_metrics(cls, columns: dict[str, dict[str, DriftLimit]]) -> dict[str, dict[str, DriftLimit]]:
+        for limits in columns.values():
+            _known_drift_metrics(limits)
+        return columns
+
+    def limit(self, metric: str, column: str) -> DriftLimit | None:
+        """The limits that judge ``metric`` on ``column``, or None when the metric is only reported."""
+        for limits in (self.columns.get(column, {}), self.thresholds, DEFAULT_DRIFT_LIMITS):
+            if metric in limits:
+                return limits[metric]
+        return None
+
+
 class ModelSpec(_Strict):
     """Everything closedloop knows about one deployed model."""
 
@@ -196,6 +354,8 @@ class ModelSpec(_Strict):
     contract: ContractSpec = Field(default_factory=ContractSpec)
     metrics: tuple[ProductionMetric, ...] = ()
     slos: tuple[SLOSpec, ...] = ()
+    ops: OpsGuards = Field(default_factory=OpsGuards)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
 
     @field_validator("columns")
     @classmethod
@@ -208,6 +368,14 @@ class ModelSpec(_Strict):
         if repeated:
             raise ValueError(f"source column(s) {repeated} are mapped more than once")
         return columns
+
+    @field_validator("segments", "versions")
+    @classmethod
+    def _all_is_reserved(cls, names):
+        # Evaluation names the whole population segment 'all' and all versions pooled 'all'.
+        if "all" in names:
+            raise ValueError("'all' is reserved for the whole population (all rows, all versions); rename it")
+        return names
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -237,6 +405,14 @@ class ModelSpec(_Strict):
             problems.append(f"baseline starts {self.baseline.start}, before the model's start_date {self.start_date}")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _drift_columns_known(self) -> ModelSpec:
+        watched = self.features.all + self.segments + DRIFT_OUTPUT_COLUMNS
+        unknown = sorted(set(self.drift.columns) - set(watched))
+        if unknown:
+            raise ValueError(f"drift.columns names {unknown}, which are not features, segments, score or decision")
         return self
 
     def source_column(self, canonical: str) -> str:
