@@ -5,9 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.labels import build_labels_asset
+from assets.ops_stats import build_ops_stats_asset
 from assets.predictions import build_predictions_asset
 from closedloop.registry import ModelSpec
 
 
 def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:
-    return [build_predictions_asset(model), build_labels_asset(model)]
+    return [
+        build_predictions_asset(model),
+        build_labels_asset(model),
+        build_ops_stats_asset(model),
+    ]

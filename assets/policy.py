@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,13 @@ def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:
         "partitions_def": daily_partitions(model),
         "backfill_policy": dg.BackfillPolicy.single_run(),
     }
+
+
+def figure_metadata(lake: Lake, model: ModelSpec, name: str, day, png: bytes) -> dg.MetadataValue:
+    """Keep a figure in the lake and show it inline in the asset's metadata (Markdown image)."""
+    path = lake.write_file(lake.figure_path(model.name, name, day), png)
+    encoded = base64.b64encode(png).decode("ascii")
+    return dg.MetadataValue.md(f"![{name}](data:image/png;base64,{encoded})\n\n`{path}`")
 
 
 def ingest_run_days(

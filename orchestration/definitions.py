@@ -6,21 +6,25 @@ import dagster as dg
 
 from assets.factory import build_model_assets
 from checks.contract import build_contract_checks
+from checks.ops_guards import build_ops_guard_checks
 from closedloop.registry import Registry, registry_from_environment
 from orchestration.jobs import build_pipeline_job
 from orchestration.resources import LakeResource
+from orchestration.schedules import build_hourly_refresh_job, build_schedules
 
 
 def build_definitions(registry: Registry) -> dg.Definitions:
-    assets, checks, jobs = [], [], []
+    assets, checks, jobs, schedules = [], [], [], []
     for model in registry.models.values():
         assets += build_model_assets(model)
-        checks += build_contract_checks(model)
-        jobs.append(build_pipeline_job(model))
+        checks += build_contract_checks(model) + build_ops_guard_checks(model)
+        jobs += [build_pipeline_job(model), build_hourly_refresh_job(model)]
+        schedules += build_schedules(model)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
+        schedules=schedules,
         resources={"lake": LakeResource(root=str(registry.lake), landing=str(registry.landing))},
     )
 

@@ -37,34 +37,49 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     assert says in done.stdout + done.stderr
 
 
+ASSETS = ["labels", "ops_stats", "predictions"]
+CONTRACT_CHECKS = {
+    "labels": [
+        "labels_arrive_after_their_predictions",
+        "labels_have_unique_ids",
+        "labels_match_contract",
+        "labels_quarantine_share_within_limit",
+        "labels_reference_known_predictions",
+    ],
+    "predictions": [
+        "predictions_categories_mostly_known",
+        "predictions_columns_match_registry",
+        "predictions_have_unique_ids",
+        "predictions_match_contract",
+        "predictions_null_rates_within_ceilings",
+        "predictions_quarantine_share_within_limit",
+        "predictions_values_within_baseline_ranges",
+    ],
+}
+OPS_CHECKS = {
+    "fraud": ["latency_p95_within_ceiling"],
+    "ticket_triage": [
+        "cost_per_1k_within_ceiling",
+        "error_rate_within_ceiling",
+        "fallback_rate_within_ceiling",
+        "latency_p95_within_ceiling",
+        "projected_daily_spend_within_budget",
+    ],
+}
+MODELS = ("fraud", "ticket_triage")
+
+
 def test_definitions_snapshot(registry):
     defs = build_definitions(registry)
     graph = defs.resolve_asset_graph()
     keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
-    assert keys == ["fraud/labels", "fraud/predictions", "ticket_triage/labels", "ticket_triage/predictions"]
+    assert keys == sorted(f"{model}/{name}" for model in MODELS for name in ASSETS)
     checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
-    per_table = {
-        "labels": [
-            "labels_arrive_after_their_predictions",
-            "labels_have_unique_ids",
-            "labels_match_contract",
-            "labels_quarantine_share_within_limit",
-            "labels_reference_known_predictions",
-        ],
-        "predictions": [
-            "predictions_categories_mostly_known",
-            "predictions_columns_match_registry",
-            "predictions_have_unique_ids",
-            "predictions_match_contract",
-            "predictions_null_rates_within_ceilings",
-            "predictions_quarantine_share_within_limit",
-            "predictions_values_within_baseline_ranges",
-        ],
-    }
-    assert checks == [
-        f"{model}/{table}:{name}" for model in ("fraud", "ticket_triage") for table in per_table for name in per_table[table]
-    ]
-    assert sorted(job.name for job in defs.jobs) == ["fraud_pipeline", "ticket_triage_pipeline"]
+    expected = [f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names]
+    expected += [f"{m}/ops_stats:{name}" for m in MODELS for name in OPS_CHECKS[m]]
+    assert checks == sorted(expected)
+    assert sorted(job.name for job in defs.jobs) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh"))
+    assert sorted(s.name for s in defs.schedules) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly"))
 
 
 def test_assets_carry_the_registrys_owners_group_and_partitions(registry):
@@ -91,7 +106,7 @@ def test_labels_depend_on_the_predictions_they_can_refer_to(registry):
     assert mapping == dg.TimeWindowPartitionMapping(start_offset=-3, end_offset=0)
 
 
-def test_blocking_checks_gate_downstream_work(registry):
+def test_contract_checks_gate_downstream_work_and_ops_guards_do_not(registry):
     graph = build_definitions(registry).resolve_asset_graph()
     for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).blocking
+        assert graph.get_check_spec(key).blocking == (key.asset_key.path[-1] in CONTRACT_CHECKS), key

@@ -1,0 +1,113 @@
+"""Operational guards on ``<model>/ops_stats``: latency, errors, fallbacks, cost and budget per hour.
+
+The hourly refresh tags its run with ``closedloop/as_of`` (the tick's time): the guards then
+judge the latest hour that had ended by then, so an alert comes within the hour. Any other run
+(the daily run, a backfill) judges every hour of its days and lists the hours that broke a guard.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from closedloop.names import checked_day
+from closedloop.ops_guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
+from closedloop.ops_stats import read_ops_stats
+from closedloop.registry import ModelSpec
+from orchestration.partitions import run_days
+from orchestration.resources import LakeResource
+
+AS_OF_TAG = "closedloop/as_of"
+BUDGET_HISTORY_DAYS = 7
+_CHECK_NAMES = {
+    "latency_p95_ms": "latency_p95_within_ceiling",
+    "error_rate": "error_rate_within_ceiling",
+    "fallback_rate": "fallback_rate_within_ceiling",
+    "cost_per_1k": "cost_per_1k_within_ceiling",
+    BUDGET_GUARD: "projected_daily_spend_within_budget",
+}
+_SHOWN_HOURS = 24
+
+
+def configured_guards(model: ModelSpec) -> list[str]:
+    """The guards the registry sets for ``model`` (on the model or any route)."""
+    scopes = [model.ops, *model.ops.routes.values()]
+    guards = [g for g, field in CEILINGS.items() if any(getattr(scope, field) is not None for scope in scopes)]
+    return guards + ([BUDGET_GUARD] if model.ops.daily_budget_usd is not None else [])
+
+
+def hours_to_judge(day: dt.date, as_of: dt.datetime | None) -> list[dt.datetime]:
+    """Every hour of ``day``, or only the latest hour that had ended by ``as_of`` if it falls in the day."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    hours = [start + dt.timedelta(hours=h) for h in range(24)]
+    if as_of is None or not start <= as_of < start + dt.timedelta(days=1, hours=1):
+        return hours
+    ended = [h for h in hours if h + dt.timedelta(hours=1) <= as_of]
+    return ended[-1:]
+
+
+def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.AssetCheckResult:
+    judged = [r for r in results if not r.not_enough_data]
+    broken = [r for r in judged if not r.passed]
+    lines = ["| hour (UTC) | route | expected at most | observed | requests |", "|---|---|---:|---:|---:|"]
+    lines += [
+        f"| {r.hour:%Y-%m-%d %H:00} | {r.route} | {r.expected:,.4g} | {r.observed:,.4g} | {r.requests:,} |"
+        for r in broken[:_SHOWN_HOURS]
+    ]
+    latest = max(judged, key=lambda r: r.hour) if judged else None
+    metadata = {
+        "hours_judged": len({r.hour for r in judged}),
+        "hours_not_enough_data": len({r.hour for r in results if r.not_enough_data}),
+        "hours_broken": len({r.hour for r in broken}),
+    }
+    if latest is not None:
+        metadata["latest_hour"] = f"{latest.hour:%Y-%m-%d %H:00}"
+        metadata["expected_at_most"] = float(latest.expected)
+        metadata["observed"] = float(latest.observed)
+    if broken:
+        first = broken[0]
+        metadata["first_failure"] = (
+            f"{first.hour:%Y-%m-%d %H:00} ({first.route}): expected at most {first.expected:,.4g}, observed {first.observed:,.4g}"
+        )
+        metadata["broken_hours"] = dg.MetadataValue.md("\n".join(lines))
+    return dg.AssetCheckResult(
+        check_name=_CHECK_NAMES[guard],
+        asset_key=dg.AssetKey([model.name, "ops_stats"]),
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR if model.ops.severity == "page" else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    guards = configured_guards(model)
+    if not guards:
+        return []
+    asset = dg.AssetKey([model.name, "ops_stats"])
+
+    @dg.multi_asset_check(
+        name=f"{model.name}__ops_guards",
+        specs=[
+            dg.AssetCheckSpec(
+                _CHECK_NAMES[g],
+                asset=asset,
+                description=f"{g} stays within models.{model.name}.ops (per hour; the budget on the projected day's spend).",
+            )
+            for g in guards
+        ],
+        description=f"Hourly operational guards of {model.name}.",
+    )
+    def ops_guards(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+        store = lake.get()
+        tag = context.run.tags.get(AS_OF_TAG)
+        as_of = pd.Timestamp(tag).to_pydatetime() if tag else None
+        results: list[GuardResult] = []
+        for key in run_days(context):
+            day = checked_day(key)
+            stats = read_ops_stats(store, model.name, day, day)
+            history = read_ops_stats(store, model.name, day - dt.timedelta(days=BUDGET_HISTORY_DAYS), day - dt.timedelta(days=1))
+            results += evaluate_guards(stats, model.ops, hours_to_judge(day, as_of), history=history if history.num_rows else None)
+        for guard in guards:
+            yield _result(model, guard, [r for r in results if r.guard == guard])
+
+    return [ops_guards]

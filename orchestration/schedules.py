@@ -1,0 +1,62 @@
+"""Schedules: every hour, today's ingest and operational guards; every day, yesterday's whole graph.
+
+Both run by default. The hourly run replaces today's ``predictions`` and ``ops_stats``
+partitions with everything landed so far (an idempotent replace) and tags the run with its
+tick time, so the guards judge the hour that has just ended. The daily run starts after the
+day's last hour has landed and materializes everything for the finished day.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from checks.ops_guards import AS_OF_TAG
+from closedloop.registry import ModelSpec
+from orchestration.jobs import pipeline_job_name
+
+HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
+DAILY_TIME = (0, 30)  # UTC hour and minute after midnight
+
+
+def hourly_refresh_job_name(model: ModelSpec) -> str:
+    return f"{model.name}_hourly_refresh"
+
+
+def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefinition":
+    return dg.define_asset_job(
+        name=hourly_refresh_job_name(model),
+        selection=dg.AssetSelection.assets(dg.AssetKey([model.name, "predictions"]), dg.AssetKey([model.name, "ops_stats"])),
+        description=f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far.",
+    )
+
+
+def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
+    @dg.schedule(
+        name=f"{model.name}_hourly",
+        cron_schedule=f"{HOURLY_MINUTE} * * * *",
+        job_name=hourly_refresh_job_name(model),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Refreshes today's partition and judges the hour that just ended against the ops guards.",
+    )
+    def hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time.astimezone(dt.timezone.utc)
+        return dg.RunRequest(
+            run_key=f"{model.name}-hourly-{tick:%Y-%m-%dT%H}",
+            partition_key=tick.date().isoformat(),
+            tags={AS_OF_TAG: tick.isoformat()},
+        )
+
+    @dg.schedule(
+        name=f"{model.name}_daily",
+        cron_schedule=f"{DAILY_TIME[1]} {DAILY_TIME[0]} * * *",
+        job_name=pipeline_job_name(model),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Materializes yesterday's whole graph once its last hour has landed.",
+    )
+    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        yesterday = context.scheduled_execution_time.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+        return dg.RunRequest(run_key=f"{model.name}-daily-{yesterday}", partition_key=yesterday.isoformat())
+
+    return [hourly, daily]
