@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.drift import build_drift_asset
 from assets.labels import build_labels_asset
 from assets.ops_stats import build_ops_stats_asset
 from assets.predictions import build_predictions_asset
+from assets.profiles import build_profiles_asset
 from closedloop.registry import ModelSpec
 
 
@@ -15,4 +17,6 @@ def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:
         build_predictions_asset(model),
         build_labels_asset(model),
         build_ops_stats_asset(model),
+        build_profiles_asset(model),
+        build_drift_asset(model),
     ]

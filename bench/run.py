@@ -79,11 +79,31 @@ def _validate_day(root: str, queue: multiprocessing.Queue) -> None:
     queue.put((seconds, len(frame), len(suite), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def bench_contract(rows_per_day: int) -> str:
+def _profile_day(root: str, queue: multiprocessing.Queue) -> None:
+    """Time the daily profile of the day after the baseline window, on the frozen baseline."""
+    from closedloop.baseline import current_baseline
+    from closedloop.profiles import profile_day
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    day = fraud.baseline.end + dt.timedelta(days=1)
+    baseline = current_baseline(lake, fraud)
+    profile_day(lake, fraud, baseline, day)
+    started = time.perf_counter()
+    profile_day(lake, fraud, baseline, day)
+    seconds = time.perf_counter() - started
+    rows = lake.row_count(lake.partition_path("fraud", "predictions", day))
+    queue.put((seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def bench_contract(rows_per_day: int) -> list[str]:
     with tempfile.TemporaryDirectory() as root:
         simulate(Path(root) / "landing", days=11, fraud_rows_per_day=rows_per_day, triage_rows_per_day=10)
         seconds, rows, expectations, peak_mb = _in_fresh_process(_validate_day, root)
-    return f"| GX contract validation, one predictions day ({expectations} expectations) | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |"
+        lines = [f"| GX contract validation, one predictions day ({expectations} expectations) | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |"]
+        seconds, rows, peak_mb = _in_fresh_process(_profile_day, root)
+        lines.append(f"| drift profile of one predictions day | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |")
+    return lines
 
 
 def main() -> None:
@@ -94,7 +114,8 @@ def main() -> None:
     for rows in args.rows:
         for line in bench_ingest(rows):
             print(line, flush=True)
-        print(bench_contract(rows), flush=True)
+        for line in bench_contract(rows):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -217,3 +217,26 @@ def _hash(baseline: Baseline) -> str:
         del stats["mean"], stats["std"]
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def baseline_name(model: ModelSpec) -> str:
+    """The name of the baseline the registry asks for: its window, or its reference dataset."""
+    if model.baseline.reference is not None:
+        digest = hashlib.sha256(str(model.baseline.reference).encode()).hexdigest()[:12]
+        return f"reference_{digest}"
+    return f"window_{model.baseline.start:%Y%m%d}_{model.baseline.end:%Y%m%d}"
+
+
+def current_baseline(lake: Lake, model: ModelSpec) -> Baseline:
+    """The registry's baseline: loaded if it was frozen before, else frozen now and saved.
+
+    Frozen once, it stays: later profiles keep comparing against the same bins and values
+    even if the baseline window's partitions are re-ingested. Changing the registry's window
+    (or reference) names a new baseline.
+    """
+    name = baseline_name(model)
+    if lake.document_path(model.name, "baselines", name).exists():
+        return load_baseline(lake, model.name, name)
+    baseline = freeze_baseline(lake, model, name=name)
+    save_baseline(lake, baseline)
+    return baseline

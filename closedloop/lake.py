@@ -25,6 +25,8 @@ LAKE_TABLES = (
     "labels",
     "quarantine",
     "profiles",
+    "samples",
+    "drift",
     "outcomes",
     "eval_stats",
     "ops_stats",

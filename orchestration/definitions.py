@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.factory import build_model_assets
 from checks.contract import build_contract_checks
+from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
 from closedloop.registry import Registry, registry_from_environment
 from orchestration.jobs import build_pipeline_job
@@ -17,7 +18,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
     assets, checks, jobs, schedules = [], [], [], []
     for model in registry.models.values():
         assets += build_model_assets(model)
-        checks += build_contract_checks(model) + build_ops_guard_checks(model)
+        checks += build_contract_checks(model) + build_ops_guard_checks(model) + build_drift_checks(model)
         jobs += [build_pipeline_job(model), build_hourly_refresh_job(model)]
         schedules += build_schedules(model)
     return dg.Definitions(

@@ -37,7 +37,13 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     assert says in done.stdout + done.stderr
 
 
-ASSETS = ["labels", "ops_stats", "predictions"]
+ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift"]
+DRIFT_CHECKS = [
+    "decision_rate_within_drift_limits",
+    "features_within_drift_limits",
+    "inputs_indistinguishable_from_baseline",
+    "score_within_drift_limits",
+]
 CONTRACT_CHECKS = {
     "labels": [
         "labels_arrive_after_their_predictions",
@@ -77,6 +83,7 @@ def test_definitions_snapshot(registry):
     checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
     expected = [f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names]
     expected += [f"{m}/ops_stats:{name}" for m in MODELS for name in OPS_CHECKS[m]]
+    expected += [f"{m}/drift:{name}" for m in MODELS for name in DRIFT_CHECKS]
     assert checks == sorted(expected)
     assert sorted(job.name for job in defs.jobs) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh"))
     assert sorted(s.name for s in defs.schedules) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly"))

@@ -1,0 +1,83 @@
+"""Drift in Dagster: profiles and drift assets, their checks on the simulator, windows from profiles only."""
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import pytest
+
+from assets.drift import drift_of_day
+from closedloop.baseline import baseline_name, current_baseline
+from closedloop.lake import Lake
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.simulator import DEFAULT_START, simulate
+from closedloop.simulator.incidents import INCIDENTS
+from orchestration.definitions import build_definitions
+
+DAYS = 24
+
+
+def day(offset: int) -> str:
+    return (DEFAULT_START + dt.timedelta(days=offset)).isoformat()
+
+
+def incident_days(incident_id: str) -> list[str]:
+    incident = next(i for i in INCIDENTS if i.id == incident_id)
+    return [day(d) for d in range(incident.start_day, incident.end_day + 1)]
+
+
+@pytest.fixture(scope="module")
+def drift_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift")
+    simulate(root / "landing", days=DAYS, seed=7, fraud_rows_per_day=3000, triage_rows_per_day=100)
+    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    selection = [dg.AssetKey(["fraud", name]) for name in ("predictions", "profiles", "drift")]
+    result = build_definitions(registry).resolve_job_def("fraud_pipeline").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        asset_selection=selection,
+        tags={"dagster/asset_partition_range_start": day(0), "dagster/asset_partition_range_end": day(DAYS - 1)},
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "drift"}
+    return registry, result, checks
+
+
+@pytest.mark.slow
+def test_drift_incidents_fail_their_checks_on_their_days_and_clean_days_stay_quiet(drift_run):
+    _, result, checks = drift_run
+    assert result.success
+    features = checks["features_within_drift_limits"]
+    assert not features.passed and features.severity == dg.AssetCheckSeverity.ERROR
+    expected = incident_days("fraud_new_payment_type") + incident_days("fraud_merchant_id_explosion")
+    assert features.metadata["failing_days"].value == expected
+    assert {"avg_amount_30d", "merchant_id"} <= set(features.metadata["failing_columns"].value)
+    assert checks["score_within_drift_limits"].passed and checks["decision_rate_within_drift_limits"].passed
+    inputs = checks["inputs_indistinguishable_from_baseline"]
+    assert set(inputs.metadata["failing_days"].value) <= set(expected)
+
+
+@pytest.mark.slow
+def test_a_window_report_needs_only_profiles(drift_run):
+    registry, _, _ = drift_run
+    lake = Lake(registry.lake, registry.landing)
+    fraud = registry.model("fraud")
+    baseline = current_baseline(lake, fraud)
+    last = DEFAULT_START + dt.timedelta(days=DAYS - 1)
+    samples = lake.read_partition("fraud", "samples", fraud.baseline.start)
+    before = drift_of_day(lake, fraud, baseline, samples, last)
+    shutil.rmtree(lake.root / "fraud" / "predictions")
+    after = drift_of_day(lake, fraud, baseline, samples, last)
+    assert after.equals(before)
+    assert set(after.column("window").to_pylist()) == {"day", "7d"}
+
+
+@pytest.mark.slow
+def test_the_baseline_is_frozen_once_and_named_by_its_window(drift_run):
+    registry, _, _ = drift_run
+    lake = Lake(registry.lake, registry.landing)
+    fraud = registry.model("fraud")
+    assert baseline_name(fraud) == "window_20260901_20260910"
+    path = lake.document_path("fraud", "baselines", baseline_name(fraud))
+    frozen = path.read_bytes()
+    assert current_baseline(lake, fraud).hash == current_baseline(lake, fraud).hash
+    assert path.read_bytes() == frozen
