@@ -4,10 +4,12 @@ import datetime as dt
 import shutil
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from assets.drift import drift_of_day
 from closedloop.baseline import baseline_name, current_baseline
+from closedloop.drift import drift_report
 from closedloop.lake import Lake
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
@@ -64,11 +66,19 @@ def test_a_window_report_needs_only_profiles(drift_run):
     baseline = current_baseline(lake, fraud)
     last = DEFAULT_START + dt.timedelta(days=DAYS - 1)
     samples = lake.read_partition("fraud", "samples", fraud.baseline.start)
-    before = drift_of_day(lake, fraud, baseline, samples, last)
+
+    def reports():
+        profiles = [lake.read_partition("fraud", "profiles", last - dt.timedelta(days=i)) for i in range(30)]
+        window = pa.concat_tables([p for p in profiles if p is not None])
+        month = drift_report(fraud, baseline, profiles[0], window, window="30d", day=last)
+        return drift_of_day(lake, fraud, baseline, samples, last), month
+
+    before = reports()
     shutil.rmtree(lake.root / "fraud" / "predictions")
-    after = drift_of_day(lake, fraud, baseline, samples, last)
-    assert after.equals(before)
-    assert set(after.column("window").to_pylist()) == {"day", "7d"}
+    after = reports()
+    assert after[0].equals(before[0]) and after[1].equals(before[1])
+    assert set(after[1].column("window").to_pylist()) == {"day", "30d"}
+    assert max(after[1].column("rows").to_pylist()) > 20 * 2500  # the window covers every profiled day
 
 
 @pytest.mark.slow
