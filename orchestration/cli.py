@@ -6,6 +6,7 @@ that says what was wrong and what to do, and a non-zero exit, never a traceback.
 """
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -102,8 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcomes = _materialize(registry, models, args.start, args.end, args.json)
     summary = ingest_summary(_lake(registry), models, args.start, args.end)
     failures = _failures(outcomes)
-    payload = {"start": args.start, "end": args.end, "runs": [o.__dict__ for o in outcomes], "ingest": summary}
-    _emit(payload, args.json, _summary_text(summary) + "".join(f"\nFAILED {line}" for line in failures))
+    payload = {"start": args.start, "end": args.end, "runs": [dataclasses.asdict(o) for o in outcomes], "ingest": summary}
+    text = "\n".join([_summary_text(summary), "Checks that failed:", *_failed_check_lines(outcomes)])
+    _emit(payload, args.json, text + "".join(f"\nFAILED {line}" for line in failures))
     if failures:
         print(f"closedloop run: {failures[0]}", file=sys.stderr)
         return 1
@@ -136,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "lake": str(registry.lake),
         "dagster_home": str(dagster_home),
         "incidents_truth": str(simulation.truth_path),
-        "runs": [o.__dict__ for o in outcomes],
+        "runs": [dataclasses.asdict(o) for o in outcomes],
         "ingest": summary,
     }
     text = "\n".join(
@@ -147,6 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"Lake:          {registry.lake}",
             f"Injected incidents ({simulation.truth_path}):",
             *_incident_lines(simulation.truth_path),
+            "Checks that failed (compare with the incidents above):",
+            *_failed_check_lines(outcomes),
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             f'Ad-hoc SQL: {_this_command()} sql "select * from fraud_quarantine limit 5"',
@@ -176,6 +180,27 @@ def _incident_lines(truth_path: Path) -> list[str]:
         + (f" on {i['column']}" if i.get("column") else "")
         for i in incidents
     ]
+
+
+def _day_ranges(days: tuple[str, ...]) -> str:
+    """``2026-09-13..2026-09-16, 2026-09-21`` from a list of days."""
+    dates = sorted(dt.date.fromisoformat(d) for d in days)
+    ranges: list[list[dt.date]] = []
+    for date in dates:
+        if ranges and date - ranges[-1][1] == dt.timedelta(days=1):
+            ranges[-1][1] = date
+        else:
+            ranges.append([date, date])
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in ranges)
+
+
+def _failed_check_lines(outcomes: list) -> list[str]:
+    lines = []
+    for outcome in outcomes:
+        for failed in outcome.failed_checks:
+            when = _day_ranges(failed.days) if failed.days else f"first {failed.first_failure}"
+            lines.append(f"  {failed.asset:<24} {failed.check:<40} {failed.severity:<6} {when}")
+    return lines or ["  none"]
 
 
 def _summary_text(summary: dict) -> str:

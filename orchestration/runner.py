@@ -21,11 +21,23 @@ _STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE
 
 
 @dataclass(frozen=True)
+class FailedCheck:
+    """A check that did not pass in a run: what it is, how bad, and when."""
+
+    asset: str
+    check: str
+    severity: str
+    days: tuple[str, ...]
+    first_failure: str | None
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     model: str
     run_id: str
     success: bool
     failure: str | None = None
+    failed_checks: tuple[FailedCheck, ...] = ()
 
 
 def _definitions(registry: Registry) -> dg.Definitions:
@@ -73,8 +85,29 @@ def materialize_range(
             )
         finally:
             watcher.stop()
-        outcomes.append(RunOutcome(name, run_id, result.success, None if result.success else _first_failure(result)))
+        outcomes.append(
+            RunOutcome(name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result))
+        )
     return outcomes
+
+
+def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]:
+    failed = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        days = evaluation.metadata.get("failing_days")
+        first = evaluation.metadata.get("first_failure")
+        failed.append(
+            FailedCheck(
+                asset=evaluation.asset_key.to_user_string(),
+                check=evaluation.check_name,
+                severity=evaluation.severity.value,
+                days=tuple(days.value) if days else (),
+                first_failure=first.value if first else None,
+            )
+        )
+    return tuple(failed)
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:

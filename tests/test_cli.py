@@ -121,3 +121,8 @@ def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_pa
     ]
     assert cli.main(["quarantine", "--model", "fraud", "--date", day(2)]) == 0
     assert "nothing quarantined for fraud on" in capsys.readouterr().out
+
+
+def test_failing_days_read_as_ranges():
+    days = ("2026-09-21", "2026-09-13", "2026-09-14", "2026-09-15", "2026-09-23")
+    assert cli._day_ranges(days) == "2026-09-13..2026-09-15, 2026-09-21, 2026-09-23"
