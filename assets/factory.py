@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.eval_stats import build_eval_stats_asset
 from assets.drift import build_drift_asset
 from assets.labels import build_labels_asset
 from assets.ops_stats import build_ops_stats_asset
+from assets.outcomes import build_outcomes_asset
 from assets.predictions import build_predictions_asset
 from assets.profiles import build_profiles_asset
+from assets.rolling_eval import build_rolling_eval_asset
 from closedloop.registry import ModelSpec
 
 
@@ -19,4 +22,7 @@ def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:
         build_ops_stats_asset(model),
         build_profiles_asset(model),
         build_drift_asset(model),
+        build_outcomes_asset(model),
+        build_eval_stats_asset(model),
+        build_rolling_eval_asset(model),
     ]

@@ -29,6 +29,7 @@ LAKE_TABLES = (
     "drift",
     "outcomes",
     "eval_stats",
+    "rolling_eval",
     "ops_stats",
     "slo_evaluations",
     "incidents",
@@ -118,6 +119,11 @@ class Lake:
             if first <= day <= last and (child / PARTITION_FILE).is_file():
                 found.append((day, child / PARTITION_FILE))
         return [path for _, path in sorted(found)]
+
+    def last_partition_day(self, model: str, table: str) -> dt.date | None:
+        """The latest day a table has a partition for (None when it has none)."""
+        files = self.partition_files(model, table)
+        return dt.date.fromisoformat(files[-1].parent.name.removeprefix("date=")) if files else None
 
     def figure_path(self, model: str, figure: str, day: str | dt.date) -> Path:
         """A report figure (PNG) of one day: ``<lake>/<model>/figures/<figure>/date=D.png``."""

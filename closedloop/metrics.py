@@ -125,7 +125,8 @@ def wilson(successes: float, trials: float) -> MetricValue:
     z2 = Z95**2
     centre = (successes + z2 / 2) / (trials + z2)
     half = Z95 / (trials + z2) * math.sqrt(max(successes * (trials - successes) / trials, 0.0) + z2 / 4)
-    return MetricValue(rate, max(0.0, centre - half), min(1.0, centre + half), 0.0)
+    # At 0 or 1 the bound equals the rate up to rounding (e.g. 0 of 3 gave lower 5.6e-17 > 0): keep the rate inside.
+    return MetricValue(rate, max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half)), 0.0)
 
 
 def threshold_bin(threshold: float) -> int:

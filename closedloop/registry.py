@@ -96,6 +96,13 @@ class EvaluationSpec(_Strict):
     precision_at_k: tuple[Annotated[int, Field(ge=1)], ...] = Field(
         default=(100,), description="Queue sizes K for precision@K: how many top-scored rows a team can review per window."
     )
+    approved_decision_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Share of rows the owners approved acting on (e.g. the review queue's capacity); evaluation "
+        "reports mark it and propose the threshold that keeps it.",
+    )
 
 
 class ColumnContract(_Strict):

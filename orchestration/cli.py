@@ -251,6 +251,50 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
+METRICS_TEXT = (
+    "n", "n_labeled", "coverage", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece", "decision_rate",
+)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from closedloop.evaluation import ESTIMATED, read_rolling_eval
+
+    registry = registry_from_environment(args.config)
+    model = registry.model(args.model)
+    day = checked_day(args.date)
+    windows = list(model.evaluation.windows_days)
+    window = max(windows) if args.window is None else args.window
+    if window not in windows:
+        raise UserError(
+            f"--window {window}: {model.name} is evaluated over {windows}-day windows "
+            f"(models.{model.name}.evaluation.windows_days in {registry.path})"
+        )
+    if args.segment is not None and args.segment not in model.segments:
+        raise UserError(f"--segment {args.segment}: {model.name}'s segments are {list(model.segments)}")
+    try:
+        document = read_rolling_eval(_lake(registry), model, day).document(window)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for block in [document["all_versions"], *document["versions"].values()]:
+        segments = block.pop("segments", {})
+        if args.segment is not None:
+            block["segments"] = {args.segment: segments.get(args.segment, {})}
+    blocks = {**document["versions"], "all versions": document["all_versions"]}
+    rows = {name: [block.get(name) for block in blocks.values()] for name in METRICS_TEXT}
+    for name in ("n_labeled", "roc_auc", "ece"):
+        rows[f"immature {name}"] = [block.get("immature", {}).get(name) for block in blocks.values()]
+    rows["estimated roc_auc"] = [block.get(ESTIMATED, {}).get("roc_auc") for block in blocks.values()]
+    lines = [
+        f"{model.name}, {window} days {document['window_start']}..{document['window_end']} "
+        f"(labels matured through {document['mature_through']})",
+        f"{'':<20}" + "".join(f"{version:>14}" for version in blocks),
+    ]
+    cell = lambda v: f"{'':>14}" if v is None else f"{v:>14,}" if isinstance(v, int) else f"{v:>14.4g}"  # noqa: E731
+    lines += [f"{name:<20}" + "".join(cell(v) for v in values) for name, values in rows.items()]
+    _emit(document, args.json, "\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="closedloop", description="Keep production ML models sane.")
     parser.add_argument("--config", help="registry file (default: CLOSEDLOOP_CONFIG, else config/models.yaml)")
@@ -280,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = command("quarantine", cmd_quarantine, "count quarantined rows by day, table and reason")
     quarantine.add_argument("--model", required=True)
     quarantine.add_argument("--date", type=_date, help="only this day")
+
+    metrics = command("metrics", cmd_metrics, "a rolling window's quality, calibration and decision rates per model version")
+    metrics.add_argument("--model", required=True)
+    metrics.add_argument("--date", required=True, help="the window's last day (YYYY-MM-DD)")
+    metrics.add_argument("--window", type=int, help="window length in days, one of the registry's (default: the longest)")
+    metrics.add_argument("--segment", help="also break each version down by this segment column")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

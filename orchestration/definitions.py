@@ -9,6 +9,7 @@ from checks.contract import build_contract_checks
 from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
 from closedloop.registry import Registry, registry_from_environment
+from orchestration.automation import build_automation_sensor
 from orchestration.jobs import build_pipeline_job
 from orchestration.resources import LakeResource
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
@@ -26,6 +27,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
+        sensors=[build_automation_sensor()],
         resources={"lake": LakeResource(root=str(registry.lake), landing=str(registry.landing))},
     )
 

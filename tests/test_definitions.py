@@ -37,7 +37,7 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     assert says in done.stdout + done.stderr
 
 
-ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift"]
+ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval"]
 DRIFT_CHECKS = [
     "decision_rate_within_drift_limits",
     "features_within_drift_limits",

@@ -127,7 +127,7 @@ def test_threshold_metrics_match_sklearn_within_their_bound(data, threshold):
         if np.isnan(reference):
             assert result.value is None, name
         elif result.value is None:  # the bins flag nothing; only rows of the straddled bin pass the threshold
-            assert name == "precision" and above.value == 0 and above.binning_error > 0
+            assert name in ("precision", "f1") and above.value == 0 and above.binning_error > 0, name
         else:
             assert abs(result.value - reference) <= result.binning_error + SLACK, name
     below = metrics.below_threshold(counts, threshold)
@@ -274,3 +274,4 @@ def test_threshold_for_rate_is_the_lowest_grid_threshold_within_the_rate(data, r
         assert np.mean(scores >= threshold) <= rate + 1e-12
     if threshold > 0:
         assert np.mean(scores >= threshold - 1 / BINS) > rate
+
