@@ -25,6 +25,9 @@ def _rows(history: pa.Table, metric: str, window: str = DAY_WINDOW) -> pd.DataFr
     return frame[(frame["metric"] == metric) & (frame["window"] == window)]
 
 
+PSI_COLOUR_CAP = 0.5
+
+
 def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     """PSI of every watched column by day (all versions) over the last ``days`` days; warn ``o``, error ``x``."""
     psi = _rows(history, "psi")
@@ -33,7 +36,8 @@ def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     psi = psi[pd.to_datetime(psi["day"]) > last - pd.Timedelta(days=days)]
     values = psi.pivot_table(index="column", columns="day", values="value", aggfunc="first")
     figure, axes = new_figure(figsize=(max(6.0, 0.3 * values.shape[1] + 3), max(3.0, 0.3 * values.shape[0] + 1.5)))
-    image = axes.imshow(values.to_numpy(dtype=float), aspect="auto", cmap="magma_r", vmin=0.0, vmax=max(0.5, float(np.nanmax(values.to_numpy(dtype=float), initial=0))))
+    # Capped at 0.5 (twice the usual error limit): one column far beyond it must not wash out the rest.
+    image = axes.imshow(values.to_numpy(dtype=float), aspect="auto", cmap="magma_r", vmin=0.0, vmax=PSI_COLOUR_CAP)
     marks = {"warn": "o", "error": "x"}
     for (column, day), status in psi.set_index(["column", "day"])["status"].items():
         if status in marks:
@@ -42,7 +46,7 @@ def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     axes.set_xticks(range(len(values.columns)), [pd.Timestamp(d).strftime("%m-%d") for d in values.columns], rotation=90)
     axes.grid(False)
     axes.set_title(f"PSI against the baseline, last {days} days")
-    figure.colorbar(image, ax=axes, label="PSI")
+    figure.colorbar(image, ax=axes, label=f"PSI (capped at {PSI_COLOUR_CAP})", extend="max")
     return to_png(figure)
 
 
