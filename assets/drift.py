@@ -13,6 +13,7 @@ from closedloop.drift import drift_report
 from closedloop.drift_figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
 from closedloop.lake import Lake
 from closedloop.names import checked_day
+from closedloop.profiles import merge_profiles
 from closedloop.registry import ModelSpec
 from orchestration.partitions import run_days
 from orchestration.resources import LakeResource
@@ -32,14 +33,27 @@ def _baseline_sample(lake: Lake, model: ModelSpec) -> pa.Table | None:
 
 
 def drift_of_day(lake: Lake, model: ModelSpec, baseline, reference_sample, day: dt.date) -> pa.Table:
-    """The drift report of one day and its trailing week (profiles only, never raw predictions)."""
+    """The drift report of one day and its trailing week (profiles only, never raw predictions).
+
+    With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
+    merged, their samples for the domain classifier) rather than the frozen window, when they exist.
+    """
     window = _read(lake, model, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
     today = lake.read_partition(model.name, "profiles", day)
     sample = lake.read_partition(model.name, "samples", day)
+    reference_profile = None
+    if model.baseline.trailing_days:
+        first, last = day - dt.timedelta(days=model.baseline.trailing_days), day - dt.timedelta(days=1)
+        trailing = _read(lake, model, "profiles", first, last)
+        if trailing is not None:
+            reference_profile = merge_profiles([trailing], across_versions=True)
+            reference_sample = _read(lake, model, "samples", first, last)
     domain_auc = None
     if reference_sample is not None and sample is not None and sample.num_rows:
         domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
-    return drift_report(model, baseline, today, window, window=f"{WINDOW_DAYS}d", day=day, domain_auc=domain_auc)
+    return drift_report(
+        model, baseline, today, window, window=f"{WINDOW_DAYS}d", day=day, domain_auc=domain_auc, reference_profile=reference_profile
+    )
 
 
 def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:

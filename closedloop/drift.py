@@ -277,6 +277,7 @@ def drift_report(
     window: str = "7d",
     day: dt.date | None = None,
     domain_auc: Mapping[str, float] | None = None,
+    reference_profile: pa.Table | None = None,
 ) -> pa.Table:
     """Every drift metric of the day and of the window, per version and for all versions together.
 
@@ -284,14 +285,17 @@ def drift_report(
     the window ending that day (``window`` labels it). ``day`` defaults to the day of the rows.
     ``domain_auc`` maps a window label to the domain classifier's ROC AUC for it. A version or
     window with fewer than ``drift.min_rows`` rows, or a metric the data leaves undefined, is
-    ``not_enough_data`` and never alerts.
+    ``not_enough_data`` and never alerts. ``reference_profile`` (rows merged across versions)
+    replaces the baseline's own profile as the reference, for a trailing-window baseline; the
+    bins and values stay the baseline's, so every day is still measured the same way.
     """
     baseline.require_model(model)
     days = profiles_for_day.column("day").to_pylist() + profiles_for_window.column("day").to_pylist()
     day = day or max(days, default=None)
     if day is None:
         raise ValueError("no profile rows to take the day from; pass day=")
-    reference = {row["column"]: ColumnProfile.from_row(row) for row in baseline.profile.to_pylist()}
+    reference_rows = (baseline.profile if reference_profile is None else reference_profile).to_pylist()
+    reference = {row["column"]: ColumnProfile.from_row(row) for row in reference_rows}
     kinds = {row["column"]: row["kind"] for row in baseline.profile.to_pylist()}
     rows = []
     for label, profiles in ((DAY_WINDOW, profiles_for_day), (window, profiles_for_window)):

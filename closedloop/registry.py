@@ -83,6 +83,13 @@ class BaselineWindow(_Strict):
         description="A training set (Parquet file or folder, closedloop's column names) to freeze the baseline from "
         "instead of the window, to measure training-serving skew.",
     )
+    trailing_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="Compare each day with the N days before it instead of the frozen window (bins and values stay "
+        "the window's, so the comparison is still stable); for models whose inputs move slowly by design.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> BaselineWindow:

@@ -91,3 +91,24 @@ def test_the_baseline_is_frozen_once_and_named_by_its_window(drift_run):
     frozen = path.read_bytes()
     assert current_baseline(lake, fraud).hash == current_baseline(lake, fraud).hash
     assert path.read_bytes() == frozen
+
+
+@pytest.mark.slow
+def test_a_trailing_window_baseline_compares_each_day_with_the_days_before_it(drift_run):
+    registry, _, _ = drift_run
+    lake = Lake(registry.lake, registry.landing)
+    fraud = registry.model("fraud")
+    trailing = fraud.model_copy(update={"baseline": fraud.baseline.model_copy(update={"trailing_days": 3})})
+    baseline = current_baseline(lake, fraud)
+    incident = next(i for i in INCIDENTS if i.id == "fraud_new_payment_type")
+
+    def missing_delta(model, offset: int) -> float:
+        report = drift_of_day(lake, model, baseline, None, DEFAULT_START + dt.timedelta(days=offset)).to_pandas()
+        row = report[(report.column == "avg_amount_30d") & (report.version == "(all)") & (report.window == "day")]
+        return float(row[row.metric == "missing_rate_delta"].value.iloc[0])
+
+    first, last = incident.start_day, incident.end_day
+    assert missing_delta(trailing, first) > 0.05  # the first day still stands out against the days before
+    assert abs(missing_delta(trailing, last)) < 0.03  # by the last day the trailing reference has the new normal
+    assert missing_delta(fraud, last) > 0.05  # while the frozen window still sees it
+    assert missing_delta(trailing, last + 1) < -0.05  # and the day after, the recovery shows against the incident days
