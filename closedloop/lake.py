@@ -167,6 +167,24 @@ class Lake:
         except (OSError, pa.ArrowException) as exc:
             raise LakeError(f"cannot read lake partition {path}: {exc}") from exc
 
+    def upsert_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table, keys: tuple[str, ...]) -> Path:
+        """Replace the partition's rows whose ``keys`` match a row of ``data``, add the others, atomically.
+
+        For small tables whose records change after they are written (incidents closed, actions
+        approved). Read-modify-write: callers must not upsert the same partition concurrently.
+        """
+        old = self.read_partition(model, table, day)
+        if old is None:
+            return self.write_partition(model, table, day, data)
+        new_keys = {tuple(row[k] for k in keys) for row in data.select(list(keys)).to_pylist()}
+        kept = [row for row in old.to_pylist() if tuple(row[k] for k in keys) not in new_keys]
+        merged = pa.concat_tables([pa.Table.from_pylist(kept, schema=data.schema), data])
+        return self.write_partition(model, table, day, merged)
+
+    def serving_path(self, model: str) -> Path:
+        """The serving control file a model's service reads: ``<lake>/serving/<model>.json``."""
+        return self.root / "serving" / f"{checked_name(model, 'model name')}.json"
+
     @property
     def catalog_path(self) -> Path:
         """The DuckDB file that holds views over the lake for ad-hoc SQL."""

@@ -1,0 +1,93 @@
+"""Telling an incident's owner: a Slack-compatible JSON message posted to a webhook.
+
+Delivery never raises: a webhook that is down must not stop the incident from being recorded
+or the runbook action from running, so the caller gets a ``Delivery`` (ok, attempts, error)
+to record and show instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+WEBHOOK_ENVIRONMENT_VARIABLE = "CLOSEDLOOP_WEBHOOK_URL"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How posting went: ``ok`` after a 2xx answer, else the last ``error``; ``attempts`` made."""
+
+    ok: bool
+    attempts: int
+    status: int | None = None
+    error: str | None = None
+
+
+def webhook_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The webhook URL from ``CLOSEDLOOP_WEBHOOK_URL``; None (no alerting) when unset or empty."""
+    return environ.get(WEBHOOK_ENVIRONMENT_VARIABLE) or None
+
+
+def _bound(incident: Mapping) -> str:
+    if incident.get("band_low") is not None:
+        return f"in [{incident['band_low']:g}, {incident['band_high']:g}]"
+    return f"{incident['comparison']} {incident['threshold']:g}"
+
+
+def incident_message(incident: Mapping) -> dict:
+    """A Slack-compatible message (``text`` plus ``blocks``) for an incident opened or closed."""
+    opened = incident["state"] == "open"
+    value = "no data" if incident.get("value") is None else f"{incident['value']:.4g}"
+    icon = ":rotating_light:" if incident["severity"] == "page" else ":warning:"
+    headline = (
+        f"{icon} [{incident['severity']}] {incident['model']}: SLO {incident['slo']} breached"
+        if opened
+        else f":white_check_mark: {incident['model']}: SLO {incident['slo']} recovered"
+    )
+    details = (
+        f"*{incident['metric']}* = {value} (SLO: {_bound(incident)}) since {incident['opened']}\n"
+        f"Owner: {incident['owner']} · Action: {incident['action']} ({incident['action_mode']})"
+        + ("" if opened else f" · Closed: {incident['closed']}")
+    )
+    return {
+        "text": f"{headline}: {incident['metric']} = {value}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": details}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"incident {incident['incident_id']}"}]},
+        ],
+    }
+
+
+def post_json(
+    url: str,
+    payload: Mapping,
+    *,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Delivery:
+    """POST ``payload`` as JSON; retry ``retries`` times on errors, timeouts, 429 and 5xx, waiting
+    ``backoff``, then twice as long each time. Other 4xx answers are final (retrying cannot help)."""
+    body = json.dumps(payload).encode()
+    error, status = None, None
+    for attempt in range(1, retries + 2):
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return Delivery(True, attempt, response.status)
+        except urllib.error.HTTPError as exc:
+            status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+            if exc.code != 429 and exc.code < 500:
+                return Delivery(False, attempt, status, error)
+        except (urllib.error.URLError, OSError) as exc:
+            status, error = None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if attempt <= retries:
+            sleep(backoff * 2 ** (attempt - 1))
+    return Delivery(False, retries + 1, status, error)

@@ -1,0 +1,320 @@
+"""SLOs: the metric catalog reads the right lake row, the state machine waits for ``for`` and
+recovery, incidents open once and close on recovery, and the webhook retries then reports."""
+
+import datetime as dt
+import http.server
+import json
+import socket
+import threading
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from closedloop.drift import REPORT_SCHEMA
+from closedloop.incidents import read_incidents, record_incidents, update_incidents
+from closedloop.ops_stats import compute_ops_stats
+from closedloop.profiles import ALL_VERSIONS
+from closedloop.registry import DEFAULT_CONFIG, RegistryError, SLOSpec, load_registry
+from closedloop.rolling_eval import ROLLING_EVAL_SCHEMA
+from closedloop.slo import (
+    SLOError,
+    SLOState,
+    check_registry,
+    evaluate_slos,
+    is_breach,
+    latest_evaluations,
+    metric_value,
+    next_state,
+    read_evaluations,
+    record_evaluations,
+    validate_business_sql,
+)
+from closedloop.webhook import incident_message, post_json, webhook_url
+
+UTC = dt.timezone.utc
+DAY = dt.date(2026, 10, 7)
+NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)
+
+
+def _metric(model, name):
+    return next(m for m in model.metrics if m.name == name)
+
+
+def write_rolling_eval(lake, day, auc30):
+    base = {"window_start": day, "window_end": day, "days_with_stats": 30, "segment": "all", "segment_value": "all",
+            "threshold": 0.5, "lower": None, "upper": None, "binning_error": None}  # fmt: skip
+    rows = [
+        {**base, "window_days": 30, "model_version": "all", "labels": "matured", "metric": "roc_auc", "value": auc30},
+        {**base, "window_days": 7, "model_version": "all", "labels": "matured", "metric": "roc_auc", "value": 0.99},
+        {**base, "window_days": 30, "model_version": "v11", "labels": "matured", "metric": "roc_auc", "value": 0.98},
+        {**base, "window_days": 30, "model_version": "all", "labels": "estimated", "metric": "roc_auc", "value": 0.97},
+    ]
+    lake.write_partition("fraud", "rolling_eval", day, pa.Table.from_pylist(rows, schema=ROLLING_EVAL_SCHEMA))
+
+
+def write_drift(lake, day, psi):
+    base = {"day": day, "column": "score", "metric": "psi", "threshold": 0.25, "severity": 0.1, "status": "ok", "rows": 1000}
+    rows = [
+        {**base, "version": ALL_VERSIONS, "window": "day", "value": psi},
+        {**base, "version": "v11", "window": "day", "value": 0.001},
+        {**base, "version": ALL_VERSIONS, "window": "7d", "value": 0.002},
+        {**base, "column": "amount", "version": ALL_VERSIONS, "window": "day", "value": 0.003},
+    ]
+    lake.write_partition("fraud", "drift", day, pa.Table.from_pylist(rows, schema=REPORT_SCHEMA))
+
+
+def write_predictions(lake, day, decisions, hour=10):
+    n = len(decisions)
+    ts = [dt.datetime.combine(day, dt.time(hour, i % 60), tzinfo=UTC) for i in range(n)]
+    table = pa.table({"prediction_id": [f"p{i}" for i in range(n)], "model_version": ["v11"] * n,
+                      "ts": pa.array(ts, pa.timestamp("us", tz="UTC")), "decision": pa.array(decisions, pa.int8())})  # fmt: skip
+    lake.write_partition("fraud", "predictions", day, table)
+
+
+def write_ops(lake, day, latencies_by_hour, cost=0.003):
+    rows = []
+    for hour, latencies in latencies_by_hour.items():
+        for i, latency in enumerate(latencies):
+            ts = dt.datetime.combine(day, dt.time(hour, i % 60), tzinfo=UTC)
+            rows.append({"ts": ts, "model_version": "v3", "route": "llm_large", "error": None, "is_fallback": False,
+                         "latency_ms": float(latency), "cost_usd": cost})  # fmt: skip
+    predictions = pa.Table.from_pylist(rows).cast(
+        pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("model_version", pa.string()), ("route", pa.string()),
+                   ("error", pa.string()), ("is_fallback", pa.bool_()), ("latency_ms", pa.float64()), ("cost_usd", pa.float64())])  # fmt: skip
+    )
+    lake.write_partition("ticket_triage", "ops_stats", day, compute_ops_stats(predictions))
+
+
+# The metric catalog
+
+
+def test_catalog_reads_the_pooled_matured_window_and_the_all_versions_day_drift(registry, lake):
+    fraud = registry.model("fraud")
+    write_rolling_eval(lake, DAY, 0.71)
+    write_drift(lake, DAY, 0.31)
+    assert metric_value(lake, fraud, _metric(fraud, "auc_30d"), DAY) == pytest.approx(0.71)
+    assert metric_value(lake, fraud, _metric(fraud, "score_psi"), DAY) == pytest.approx(0.31)
+    # A day the pipeline has not materialized has no value (not zero).
+    assert metric_value(lake, fraud, _metric(fraud, "auc_30d"), DAY + dt.timedelta(days=1)) is None
+
+
+def test_business_sql_runs_over_the_periods_predictions(registry, lake):
+    fraud = registry.model("fraud")
+    write_predictions(lake, DAY, [1, 0, 0, 0])
+    assert metric_value(lake, fraud, _metric(fraud, "review_rate"), DAY) == pytest.approx(0.25)
+    hour = dt.datetime.combine(DAY, dt.time(10), tzinfo=UTC)
+    assert metric_value(lake, fraud, _metric(fraud, "review_rate"), hour) == pytest.approx(0.25)
+    assert metric_value(lake, fraud, _metric(fraud, "review_rate"), hour + dt.timedelta(hours=1)) is None
+
+
+def test_ops_metrics_per_hour_and_per_day(registry, lake):
+    triage = registry.model("ticket_triage")
+    write_ops(lake, DAY, {9: [100] * 20, 10: [5000] * 20})
+    latency = _metric(triage, "latency_p95_ms")
+    at = dt.datetime.combine(DAY, dt.time(9), tzinfo=UTC)
+    assert metric_value(lake, triage, latency, at) == pytest.approx(100, rel=0.013)
+    assert metric_value(lake, triage, latency, at + dt.timedelta(hours=1)) == pytest.approx(5000, rel=0.013)
+    assert metric_value(lake, triage, latency, DAY) == pytest.approx(5000, rel=0.013)
+    assert metric_value(lake, triage, _metric(triage, "cost_per_1k"), at) == pytest.approx(3.0)
+    assert metric_value(lake, triage, latency, at + dt.timedelta(hours=5)) is None
+
+
+def test_business_sql_is_validated_against_the_contract_columns(registry):
+    fraud = registry.model("fraud")
+    validate_business_sql(fraud, "avg(decision)")
+    validate_business_sql(fraud, "count(*) FILTER (WHERE amount > 100) / count(*)")
+    with pytest.raises(SLOError, match="nope"):
+        validate_business_sql(fraud, "avg(nope)")
+    with pytest.raises(SLOError, match="aggregate"):
+        validate_business_sql(fraud, "decision")
+    with pytest.raises(SLOError, match="single expression"):
+        validate_business_sql(fraud, "avg(decision); DROP TABLE predictions")
+
+
+def _registry_with(tmp_path, edit):
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    edit(raw["models"]["fraud"])
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_registry(path, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+
+
+def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_the_slo(tmp_path, registry):
+    assert check_registry(registry) is registry
+
+    def unknown(model):
+        model["metrics"][2]["source"] = "drift.scores_psi"  # a typo of the column
+        model["metrics"][1]["source"] = "rolling_eval.roc_auc[90d]"  # no 90-day window
+        model["metrics"][0]["sql"] = "avg(decison)"
+
+    with pytest.raises(RegistryError) as error:
+        check_registry(_registry_with(tmp_path, unknown))
+    message = str(error.value)
+    assert "fraud.slos.score_distribution_stable" in message and "'drift.scores_psi'" in message
+    assert "fraud.slos.auc_30d_floor" in message and "with N in [7, 30]" in message
+    assert "fraud.slos.review_rate_in_band" in message and "decison" in message
+    assert "ops.<metric>" in message  # the known names are listed
+    assert "ticket_triage" not in message
+
+
+# The state machine
+
+
+def test_breached_only_after_for_consecutive_breaches_and_ok_after_recovery_periods():
+    slo = SLOSpec(name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 3}, recovery_periods=2)
+    values = [0.7, 0.7, 0.9, 0.7, 0.7, 0.7, 0.7, None, 0.9, 0.7, 0.9, 0.9, 0.9]
+    state, states = SLOState(), []
+    for value in values:
+        state = next_state(slo, state, None if value is None else is_breach(slo, value))
+        states.append(state.state)
+    assert states == [
+        "breaching", "breaching", "ok",  # two breaches then an ok: the count starts over
+        "breaching", "breaching", "breached", "breached",
+        "breached",  # no data changes nothing
+        "breached",  # one ok period is not a recovery yet
+        "breached",  # a breach while recovering keeps it breached and restarts the recovery
+        "breached", "ok", "ok",
+    ]  # fmt: skip
+
+
+def test_bands_and_comparisons():
+    band = SLOSpec(name="b", metric="m", band=(0.005, 0.06), severity="page")
+    assert [is_breach(band, v) for v in (0.004, 0.005, 0.06, 0.061)] == [True, False, False, True]
+    below = SLOSpec(name="c", metric="m", comparison="<", threshold=0.25, severity="page")
+    assert [is_breach(below, v) for v in (0.2, 0.25)] == [False, True]
+
+
+def test_evaluate_slos_carries_state_from_the_lake_record(registry, lake):
+    fraud = registry.model("fraud")
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    for day, decisions in zip(days, ([1, 1, 0, 0], [1, 0, 0, 0], [0] * 50 + [1])):
+        write_predictions(lake, day, decisions)
+        write_rolling_eval(lake, day, 0.9)
+        write_drift(lake, day, 0.01)
+    states = []
+    for day in days:
+        rows = evaluate_slos(lake, fraud, day, latest_evaluations(lake, "fraud", day), NOW)
+        record_evaluations(lake, "fraud", rows)
+        states.append({r["slo"]: (r["state"], r["consecutive_breaches"]) for r in rows.to_pylist()})
+    assert [s["review_rate_in_band"] for s in states] == [("breaching", 1), ("breached", 2), ("ok", 0)]
+    assert {s["auc_30d_floor"] for s in states} == {("ok", 0)}
+    recorded = read_evaluations(lake, "fraud")
+    assert recorded.num_rows == 9 and set(recorded["evaluated_at"].to_pylist()) == {NOW}
+    first = [r for r in recorded.to_pylist() if r["slo"] == "review_rate_in_band"][0]
+    assert first["value"] == 0.5 and first["band_low"] == 0.005 and first["owner"] == "team:payments-ops"
+    # Re-evaluating a day replaces its rows instead of adding to them, and is deterministic.
+    again = evaluate_slos(lake, fraud, days[1], latest_evaluations(lake, "fraud", days[1]), NOW)
+    record_evaluations(lake, "fraud", again)
+    assert read_evaluations(lake, "fraud").num_rows == 9
+    assert again.to_pylist() == [r for r in read_evaluations(lake, "fraud", days[1], days[1]).to_pylist()]
+
+
+def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
+    triage = registry.model("ticket_triage")
+    write_ops(lake, DAY, {9: [100] * 20, 10: [5000] * 20})
+    at = dt.datetime.combine(DAY, dt.time(10), tzinfo=UTC)
+    rows = evaluate_slos(lake, triage, at, [], NOW).to_pylist()
+    assert {r["slo"]: r["state"] for r in rows} == {"p95_latency_ceiling": "breached", "cost_ceiling": "ok"}
+    assert rows[0]["period"] == "2026-10-07T10:00:00+00:00" and rows[0]["cadence"] == "hourly"
+    with pytest.raises(SLOError, match="on the hour"):
+        evaluate_slos(lake, triage, at.replace(minute=5), [], NOW)
+
+
+# Incidents
+
+
+def _evaluation(period, state, value=0.5):
+    return {"slo": "review_rate_in_band", "metric": "review_rate", "period": period, "state": state, "value": value,
+            "comparison": None, "threshold": None, "band_low": 0.005, "band_high": 0.06, "owner": "team:payments-ops",
+            "severity": "page", "day": dt.date.fromisoformat(period)}  # fmt: skip
+
+
+def test_one_incident_per_breach_until_recovery_then_a_new_one(registry, lake):
+    fraud = registry.model("fraud")
+    history = [("2026-10-07", "breaching"), ("2026-10-08", "breached"), ("2026-10-09", "breached"),
+               ("2026-10-10", "ok"), ("2026-10-11", "breaching"), ("2026-10-12", "breached")]  # fmt: skip
+    for period, state in history:
+        changed = update_incidents(fraud, read_incidents(lake, "fraud", "open"), [_evaluation(period, state)], NOW)
+        if changed:
+            record_incidents(lake, "fraud", changed)
+    incidents = read_incidents(lake, "fraud")
+    assert [(i["opened"], i["closed"], i["state"]) for i in incidents] == [
+        ("2026-10-08", "2026-10-10", "closed"),
+        ("2026-10-12", None, "open"),
+    ]
+    assert incidents[0]["action"] == "rollback" and incidents[0]["action_mode"] == "propose"
+    assert incidents[0]["incident_id"] == "fraud/review_rate_in_band/2026-10-08"
+    # The same breach seen again (a re-run, a sensor restart) changes nothing.
+    assert update_incidents(fraud, read_incidents(lake, "fraud", "open"), [_evaluation("2026-10-12", "breached")], NOW) == []
+
+
+# The webhook
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("Handler", (_Recorder,), {"received": [], "status": 200})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+INCIDENT = {"incident_id": "fraud/review_rate_in_band/2026-10-08", "model": "fraud", "slo": "review_rate_in_band",
+            "metric": "review_rate", "value": 0.25, "comparison": None, "threshold": None, "band_low": 0.005,
+            "band_high": 0.06, "opened": "2026-10-08", "closed": None, "owner": "team:payments-ops", "severity": "page",
+            "action": "rollback", "action_mode": "propose", "state": "open"}  # fmt: skip
+
+
+def test_the_message_reaches_a_local_webhook(server):
+    url, handler = server
+    delivery = post_json(url, incident_message(INCIDENT))
+    assert delivery.ok and delivery.attempts == 1 and delivery.status == 200
+    [(content_type, message)] = handler.received
+    assert content_type == "application/json"
+    assert "review_rate_in_band breached" in message["text"] and "0.25" in message["text"]
+    assert "team:payments-ops" in json.dumps(message["blocks"]) and "in [0.005, 0.06]" in json.dumps(message["blocks"])
+
+
+def test_server_errors_are_retried_with_backoff_and_client_errors_are_not(server):
+    url, handler = server
+    handler.status = 503
+    waits = []
+    delivery = post_json(url, {"text": "x"}, retries=2, backoff=0.1, sleep=waits.append)
+    assert (delivery.ok, delivery.attempts, delivery.status) == (False, 3, 503) and waits == [0.1, 0.2]
+    handler.status = 404
+    assert post_json(url, {"text": "x"}, retries=2, sleep=waits.append).attempts == 1
+
+
+def test_a_webhook_that_is_down_is_retried_and_the_incident_is_still_recorded(registry, lake):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    waits = []
+    delivery = post_json(f"http://127.0.0.1:{port}/hook", incident_message(INCIDENT), retries=3, backoff=0.5, sleep=waits.append, timeout=2)
+    assert not delivery.ok and delivery.attempts == 4 and waits == [0.5, 1.0, 2.0]
+    assert "refused" in delivery.error.lower()
+    record_incidents(lake, "fraud", [{**INCIDENT, "opened_at": NOW, "day": dt.date(2026, 10, 8)}])
+    assert [i["state"] for i in read_incidents(lake, "fraud")] == ["open"]
+
+
+def test_webhook_url_comes_from_the_environment():
+    assert webhook_url({"CLOSEDLOOP_WEBHOOK_URL": "http://127.0.0.1:9/x"}) == "http://127.0.0.1:9/x"
+    assert webhook_url({"CLOSEDLOOP_WEBHOOK_URL": ""}) is None and webhook_url({}) is None
