@@ -244,7 +244,11 @@ def _ops_value(lake: Lake, model: ModelSpec, start: dt.datetime, end: dt.datetim
         stats = stats.filter(pc.and_(pc.greater_equal(stats["hour"], start), pc.less(stats["hour"], end)))
     if stats.num_rows == 0:
         return None
-    value = ops_metrics(stats, by=())[metric].iloc[0]
+    merged = ops_metrics(stats, by=()).iloc[0]
+    # Like the ops guards: a quiet hour's p95 is a handful of requests, not a measurement.
+    if cadence == "hourly" and merged["requests"] < model.ops.min_requests_per_hour:
+        return None
+    value = merged[metric]
     return None if value is None or math.isnan(value) else float(value)
 
 

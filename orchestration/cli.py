@@ -33,6 +33,13 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _registry(args: argparse.Namespace) -> Registry:
+    """The registry, with every SLO's metric source and business SQL checked."""
+    from closedloop.slo import check_registry
+
+    return check_registry(registry_from_environment(args.config))
+
+
 def _lake(registry: Registry) -> Lake:
     return Lake(root=registry.lake, landing=registry.landing)
 
@@ -96,7 +103,7 @@ def _failures(outcomes: list) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     prepare_environment()
-    registry = registry_from_environment(args.config)
+    registry = _registry(args)
     models = [args.model] if args.model else list(registry.models)
     for name in models:
         registry.model(name)
@@ -116,7 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from closedloop.simulator import DEFAULT_START, simulate
 
     dagster_home = prepare_environment()
-    registry = registry_from_environment(args.config)
+    registry = _registry(args)
     missing = {"fraud", "ticket_triage"} - set(registry.models)
     if missing:
         raise UserError(f"the demo needs models {sorted(missing)} in {registry.path}; run it with the project's config/models.yaml")
@@ -223,7 +230,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     from closedloop.catalog import query, refresh_catalog
 
-    registry = registry_from_environment(args.config)
+    registry = _registry(args)
     lake = _lake(registry)
     refresh_catalog(lake, registry)
     try:
@@ -240,7 +247,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from closedloop.quarantine import quarantine_counts
 
-    registry = registry_from_environment(args.config)
+    registry = _registry(args)
     registry.model(args.model)
     counts = quarantine_counts(_lake(registry), args.model, args.date)
     lines = [f"{'date':<12}{'table':<13}{'rows':>9}  reason"]
@@ -259,7 +266,7 @@ METRICS_TEXT = (
 def cmd_metrics(args: argparse.Namespace) -> int:
     from closedloop.evaluation import ESTIMATED, read_rolling_eval
 
-    registry = registry_from_environment(args.config)
+    registry = _registry(args)
     model = registry.model(args.model)
     day = checked_day(args.date)
     windows = list(model.evaluation.windows_days)
@@ -292,6 +299,47 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     cell = lambda v: f"{'':>14}" if v is None else f"{v:>14,}" if isinstance(v, int) else f"{v:>14.4g}"  # noqa: E731
     lines += [f"{name:<20}" + "".join(cell(v) for v in values) for name, values in rows.items()]
     _emit(document, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from closedloop.incidents import read_incidents
+    from closedloop.slo import read_evaluations
+
+    registry = _registry(args)
+    models = [registry.model(args.model).name] if args.model else list(registry.models)
+    lake = _lake(registry)
+    slos, incidents = [], []
+    for name in models:
+        latest: dict[str, dict] = {}
+        for row in sorted(read_evaluations(lake, name).to_pylist(), key=lambda r: (r["day"], r["period"])):
+            if row["value"] is not None:  # a period without data changes no state
+                latest[row["slo"]] = row
+        for slo in registry.model(name).slos:
+            row = latest.get(slo.name)
+            slos.append(
+                {
+                    "model": name,
+                    "slo": slo.name,
+                    "metric": slo.metric,
+                    "severity": slo.severity,
+                    "state": row["state"] if row else "no data",
+                    "period": row["period"] if row else None,
+                    "value": row["value"] if row else None,
+                    "consecutive_breaches": row["consecutive_breaches"] if row else 0,
+                }
+            )
+        incidents += [
+            {key: incident[key] for key in ("model", "slo", "metric", "opened", "closed", "severity", "action", "state")}
+            for incident in read_incidents(lake, name)
+        ]
+    lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
+    lines += [
+        f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{'' if s['value'] is None else format(s['value'], '.4g')}"
+        for s in slos
+    ]
+    lines.append(f"open incidents: {sum(i['state'] == 'open' for i in incidents)}")
+    _emit({"slos": slos, "incidents": incidents}, args.json, "\n".join(lines))
     return 0
 
 
@@ -330,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--date", required=True, help="the window's last day (YYYY-MM-DD)")
     metrics.add_argument("--window", type=int, help="window length in days, one of the registry's (default: the longest)")
     metrics.add_argument("--segment", help="also break each version down by this segment column")
+
+    status = command("status", cmd_status, "each SLO's latest state and the incidents")
+    status.add_argument("--model", help="only this model")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

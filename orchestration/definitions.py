@@ -8,7 +8,9 @@ from assets.factory import build_model_assets
 from checks.contract import build_contract_checks
 from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
+from checks.slos import build_slo_checks
 from closedloop.registry import Registry, registry_from_environment
+from closedloop.slo import check_registry
 from orchestration.automation import build_automation_sensor
 from orchestration.jobs import build_pipeline_job
 from orchestration.resources import LakeResource
@@ -16,10 +18,12 @@ from orchestration.schedules import build_hourly_refresh_job, build_schedules
 
 
 def build_definitions(registry: Registry) -> dg.Definitions:
+    check_registry(registry)
     assets, checks, jobs, schedules = [], [], [], []
     for model in registry.models.values():
         assets += build_model_assets(model)
         checks += build_contract_checks(model) + build_ops_guard_checks(model) + build_drift_checks(model)
+        checks += build_slo_checks(model)
         jobs += [build_pipeline_job(model), build_hourly_refresh_job(model)]
         schedules += build_schedules(model)
     return dg.Definitions(

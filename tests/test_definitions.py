@@ -37,7 +37,11 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     assert says in done.stdout + done.stderr
 
 
-ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval"]
+ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval", "slo_evaluations"]
+SLO_CHECKS = {
+    "fraud": ["auc_30d_floor", "review_rate_in_band", "score_distribution_stable"],
+    "ticket_triage": ["auc_7d_floor", "cost_ceiling", "p95_latency_ceiling"],
+}
 DRIFT_CHECKS = [
     "decision_rate_within_drift_limits",
     "features_within_drift_limits",
@@ -84,6 +88,7 @@ def test_definitions_snapshot(registry):
     expected = [f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names]
     expected += [f"{m}/ops_stats:{name}" for m in MODELS for name in OPS_CHECKS[m]]
     expected += [f"{m}/drift:{name}" for m in MODELS for name in DRIFT_CHECKS]
+    expected += [f"{m}/slo_evaluations:{name}" for m in MODELS for name in SLO_CHECKS[m]]
     assert checks == sorted(expected)
     assert sorted(job.name for job in defs.jobs) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh"))
     assert sorted(s.name for s in defs.schedules) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly"))

@@ -110,12 +110,13 @@ def test_business_sql_runs_over_the_periods_predictions(registry, lake):
 
 def test_ops_metrics_per_hour_and_per_day(registry, lake):
     triage = registry.model("ticket_triage")
-    write_ops(lake, DAY, {9: [100] * 20, 10: [5000] * 20})
+    write_ops(lake, DAY, {9: [100] * 60, 10: [5000] * 60, 11: [9000] * 10})
     latency = _metric(triage, "latency_p95_ms")
     at = dt.datetime.combine(DAY, dt.time(9), tzinfo=UTC)
     assert metric_value(lake, triage, latency, at) == pytest.approx(100, rel=0.013)
     assert metric_value(lake, triage, latency, at + dt.timedelta(hours=1)) == pytest.approx(5000, rel=0.013)
-    assert metric_value(lake, triage, latency, DAY) == pytest.approx(5000, rel=0.013)
+    assert metric_value(lake, triage, latency, DAY) == pytest.approx(9000, rel=0.013)
+    assert metric_value(lake, triage, latency, at + dt.timedelta(hours=2)) is None  # 10 requests: not enough data
     assert metric_value(lake, triage, _metric(triage, "cost_per_1k"), at) == pytest.approx(3.0)
     assert metric_value(lake, triage, latency, at + dt.timedelta(hours=5)) is None
 
@@ -212,7 +213,7 @@ def test_evaluate_slos_carries_state_from_the_lake_record(registry, lake):
 
 def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
     triage = registry.model("ticket_triage")
-    write_ops(lake, DAY, {9: [100] * 20, 10: [5000] * 20})
+    write_ops(lake, DAY, {9: [100] * 60, 10: [5000] * 60})
     at = dt.datetime.combine(DAY, dt.time(10), tzinfo=UTC)
     rows = evaluate_slos(lake, triage, at, [], NOW).to_pylist()
     assert {r["slo"]: r["state"] for r in rows} == {"p95_latency_ceiling": "breached", "cost_ceiling": "ok"}
