@@ -206,7 +206,7 @@ def _failed_check_lines(outcomes: list) -> list[str]:
     for outcome in outcomes:
         for failed in outcome.failed_checks:
             when = _day_ranges(failed.days) if failed.days else f"first {failed.first_failure}"
-            lines.append(f"  {failed.asset:<24} {failed.check:<40} {failed.severity:<6} {when}")
+            lines.append(f"  {failed.asset:<30} {failed.check:<40} {failed.severity:<6} {when}")
     return lines or ["  none"]
 
 
