@@ -22,14 +22,8 @@ WINDOW_DAYS = 7
 HEATMAP_DAYS = 30
 
 
-def _read(lake: Lake, model: ModelSpec, table: str, start: dt.date, end: dt.date) -> pa.Table | None:
-    parts = [lake.read_partition(model.name, table, end - dt.timedelta(days=i)) for i in range((end - start).days + 1)]
-    parts = [p for p in parts if p is not None and p.num_rows]
-    return pa.concat_tables(parts) if parts else None
-
-
 def _baseline_sample(lake: Lake, model: ModelSpec) -> pa.Table | None:
-    return _read(lake, model, "samples", model.baseline.start, model.baseline.end)
+    return lake.read_range(model.name, "samples", model.baseline.start, model.baseline.end)
 
 
 def drift_of_day(lake: Lake, model: ModelSpec, baseline, reference_sample, day: dt.date) -> pa.Table:
@@ -38,16 +32,16 @@ def drift_of_day(lake: Lake, model: ModelSpec, baseline, reference_sample, day: 
     With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
     merged, their samples for the domain classifier) rather than the frozen window, when they exist.
     """
-    window = _read(lake, model, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
+    window = lake.read_range(model.name, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
     today = lake.read_partition(model.name, "profiles", day)
     sample = lake.read_partition(model.name, "samples", day)
     reference_profile = None
     if model.baseline.trailing_days:
         first, last = day - dt.timedelta(days=model.baseline.trailing_days), day - dt.timedelta(days=1)
-        trailing = _read(lake, model, "profiles", first, last)
+        trailing = lake.read_range(model.name, "profiles", first, last)
         if trailing is not None:
             reference_profile = merge_profiles([trailing], across_versions=True)
-            reference_sample = _read(lake, model, "samples", first, last)
+            reference_sample = lake.read_range(model.name, "samples", first, last)
     domain_auc = None
     if reference_sample is not None and sample is not None and sample.num_rows:
         domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
@@ -85,7 +79,7 @@ def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
             alerts = pc.sum(pc.is_in(report.column("status"), pa.array(["warn", "error"]))).as_py()
             context.log.info(f"{model.name}/drift {day}: {alerts} drift alerts")
         last = max(days)
-        history = _read(store, model, "drift", last - dt.timedelta(days=HEATMAP_DAYS - 1), last)
+        history = store.read_range(model.name, "drift", last - dt.timedelta(days=HEATMAP_DAYS - 1), last)
         today = store.read_partition(model.name, "profiles", last)
         top = history.filter(pc.equal(history.column("day"), pa.scalar(last, pa.date32())))
         top = top.filter(pc.is_in(top.column("status"), pa.array(["warn", "error"]))).sort_by([("severity", "descending")])

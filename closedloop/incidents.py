@@ -109,7 +109,5 @@ def record_incidents(lake: Lake, model: str, incidents: Iterable[Mapping]) -> li
 
 def read_incidents(lake: Lake, model: str, state: str | None = None) -> list[dict]:
     """The model's incidents in the order they were opened, optionally only ``open`` or ``closed`` ones."""
-    rows = []
-    for path in lake.partition_files(model, "incidents"):
-        rows += lake.read_partition(model, "incidents", path.parent.name.removeprefix("date=")).to_pylist()
+    rows = lake.read_range(model, "incidents", schema=INCIDENTS_SCHEMA).to_pylist()
     return [row for row in sorted(rows, key=lambda r: (r["opened"], r["slo"])) if state is None or row["state"] == state]

@@ -120,6 +120,25 @@ class Lake:
                 found.append((day, child / PARTITION_FILE))
         return [path for _, path in sorted(found)]
 
+    def read_range(
+        self,
+        model: str,
+        table: str,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table | None:
+        """Every existing partition of a table from ``start`` to ``end``, in date order, as one table.
+
+        Without ``schema``: None when no partition has rows. With it: every partition cast to
+        ``schema``, and an empty table of that schema when there is none.
+        """
+        parts = [_read(path) for path in self.partition_files(model, table, start, end)]
+        if schema is not None:
+            return pa.concat_tables([schema.empty_table()] + [part.cast(schema) for part in parts])
+        parts = [part for part in parts if part.num_rows]
+        return pa.concat_tables(parts) if parts else None
+
     def last_partition_day(self, model: str, table: str) -> dt.date | None:
         """The latest day a table has a partition for (None when it has none)."""
         files = self.partition_files(model, table)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from closedloop.lake import Lake
 from closedloop.sql import connect, query
@@ -73,8 +72,7 @@ def compute_ops_stats(predictions: pa.Table | str | os.PathLike) -> pa.Table:
 
 def read_ops_stats(lake: Lake, model: str, start: str | dt.date, end: str | dt.date) -> pa.Table:
     """The ``ops_stats`` rows of every existing day from ``start`` to ``end`` (inclusive)."""
-    files = lake.partition_files(model, "ops_stats", start, end)
-    return pa.concat_tables([OPS_STATS_SCHEMA.empty_table()] + [pq.read_table(f, schema=OPS_STATS_SCHEMA) for f in files])
+    return lake.read_range(model, "ops_stats", start, end, schema=OPS_STATS_SCHEMA)
 
 
 def _histograms(stats: pa.Table) -> np.ndarray:

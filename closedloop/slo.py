@@ -360,9 +360,7 @@ def evaluate_slos(
 
 def read_evaluations(lake: Lake, model: str, start: dt.date | None = None, end: dt.date | None = None) -> pa.Table:
     """Every ``slo_evaluations`` row of the days from ``start`` to ``end`` (inclusive), in file order."""
-    files = lake.partition_files(model, "slo_evaluations", start, end)
-    tables = [lake.read_partition(model, "slo_evaluations", f.parent.name.removeprefix("date=")) for f in files]
-    return pa.concat_tables([SLO_EVALUATIONS_SCHEMA.empty_table()] + [t.cast(SLO_EVALUATIONS_SCHEMA) for t in tables])
+    return lake.read_range(model, "slo_evaluations", start, end, schema=SLO_EVALUATIONS_SCHEMA)
 
 
 def latest_evaluations(lake: Lake, model: str, period: dt.date | dt.datetime, lookback_days: int = 30) -> list[dict]:

@@ -97,3 +97,15 @@ def test_figures_and_documents_have_validated_paths(tmp_path):
         lake.figure_path("fraud", "../up", "2026-09-01")
     path = lake.write_file(lake.figure_path("fraud", "drift_heatmap", "2026-09-01"), b"png")
     assert path.read_bytes() == b"png" and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_read_range_stacks_partitions_in_date_order(tmp_path):
+    lake = Lake(root=tmp_path, landing=tmp_path)
+    for day, values in [("2026-09-03", [3]), ("2026-09-01", [1]), ("2026-09-02", [])]:
+        lake.write_partition("fraud", "profiles", day, pa.table({"x": pa.array(values, pa.int64())}))
+    assert lake.read_range("fraud", "profiles").column("x").to_pylist() == [1, 3]
+    assert lake.read_range("fraud", "profiles", end="2026-09-02").column("x").to_pylist() == [1]
+    assert lake.read_range("fraud", "profiles", "2026-09-02", "2026-09-02") is None
+    schema = pa.schema([("x", pa.float64())])
+    assert lake.read_range("fraud", "drift", schema=schema).schema == schema
+    assert lake.read_range("fraud", "profiles", schema=schema).column("x").to_pylist() == [1.0, 3.0]
