@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from closedloop.lake import Lake
 from closedloop.registry import ModelSpec, RunbookAction
 
-SUPPORTED_ACTIONS = ("notify", "rollback", "dial", "fallback")  # recalibrate comes with its calibrator
+SUPPORTED_ACTIONS = ("notify", "rollback", "dial", "fallback", "recalibrate")
 
 ACTIONS_SCHEMA = pa.schema(
     [
@@ -79,7 +79,8 @@ def changed_serving(model: ModelSpec, serving: Mapping, action_type: str, params
         target = params.get("to") or _previous_version(model, serving["active_version"])
         if target not in model.versions:
             raise ControlError(f"cannot roll {model.name} back to {target!r}; versions: {list(model.versions)}")
-        return {**after, "active_version": target, "weights": {target: 1.0}, "threshold": model.threshold(target)}
+        # A calibrator is fitted to one version's scores: the version rolled back to serves without it.
+        return {**after, "active_version": target, "weights": {target: 1.0}, "threshold": model.threshold(target), "calibrator": None}
     if action_type == "dial":
         weights = {str(v): float(w) for v, w in dict(params.get("weights") or {}).items()}
         unknown = sorted(set(weights) - set(model.versions))
@@ -88,7 +89,19 @@ def changed_serving(model: ModelSpec, serving: Mapping, action_type: str, params
         return {**after, "weights": weights}
     if action_type == "fallback":
         return {**after, "fallback": bool(params.get("enabled", True))}
-    raise ControlError(f"action {action_type!r} is not supported yet; supported: {list(SUPPORTED_ACTIONS)}")
+    if action_type == "recalibrate":
+        calibrator, threshold = params.get("calibrator"), params.get("threshold")
+        if not isinstance(calibrator, Mapping) or not isinstance(threshold, float | int):
+            raise ControlError(
+                "a recalibrate action needs a fitted calibrator and its threshold (params.calibrator, params.threshold); "
+                "the incident job fits them from matured labels (closedloop.recalibration)"
+            )
+        if calibrator.get("version") != serving["active_version"]:
+            raise ControlError(
+                f"the calibrator was fitted to {calibrator.get('version')} but {model.name} serves {serving['active_version']}"
+            )
+        return {**after, "calibrator": dict(calibrator), "threshold": float(threshold)}
+    raise ControlError(f"action {action_type!r} is not supported; supported: {list(SUPPORTED_ACTIONS)}")
 
 
 def _previous_version(model: ModelSpec, active: str) -> str:
@@ -109,8 +122,6 @@ def request_action(
     lake: Lake, model: ModelSpec, action: RunbookAction, *, why: str, who: str, now: dt.datetime
 ) -> dict:
     """Record an action and, in ``auto`` mode, apply it; in ``propose`` mode it waits, pending."""
-    if action.type not in SUPPORTED_ACTIONS:
-        raise ControlError(f"action {action.type!r} is not supported yet; supported: {list(SUPPORTED_ACTIONS)}")
     changed_serving(model, read_serving(lake, model), action.type, action.params)  # refuse bad params now, not at approval
     row = {
         "action_id": action_id(model.name, action.type, why, now),

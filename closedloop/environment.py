@@ -1,14 +1,25 @@
 """Where closedloop keeps its own state, so that nothing is written to the user's home folder.
 
 Dagster's instance (runs, event logs, schedules) lives in DAGSTER_HOME and matplotlib caches
-fonts in MPLCONFIGDIR; both default to folders under closedloop's data directory, and Dagster's
-telemetry is turned off there.
+fonts in MPLCONFIGDIR; both default to folders under closedloop's data directory. The instance's
+settings turn Dagster's telemetry off and let the run queue start one incident run per SLO at a
+time, so that an SLO's incident is opened before it is closed (see orchestration/sensors.py).
+``python -m closedloop.environment`` prepares the folders (the Makefile's ``ui`` target does).
 """
 
 import os
 from pathlib import Path
 
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: closedloop/slo
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
+"""
 
 
 def data_dir() -> Path:
@@ -29,3 +40,7 @@ def prepare_environment() -> Path:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return dagster_home
+
+
+if __name__ == "__main__":
+    print(prepare_environment())

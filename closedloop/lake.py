@@ -9,6 +9,7 @@ atomically so that re-materializing a day never duplicates it and a crash never 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import uuid
 from dataclasses import dataclass
@@ -100,9 +101,18 @@ class Lake:
         return _read(self.partition_path(model, table, day), columns)
 
     def partition_files(
-        self, model: str, table: str, start: str | dt.date | None = None, end: str | dt.date | None = None
+        self,
+        model: str,
+        table: str,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        modified_after_ns: int | None = None,
     ) -> list[Path]:
-        """Existing partition files of a table with start <= date <= end, in date order."""
+        """Existing partition files of a table with start <= date <= end, in date order.
+
+        ``modified_after_ns`` keeps only files written after that time (``st_mtime_ns``): a cheap
+        way to find what changed since a cursor without reading the whole table.
+        """
         first = checked_day(start) if start is not None else dt.date.min
         last = checked_day(end) if end is not None else dt.date.max
         folder = self.root / checked_name(model, "model name") / _checked_table(table, LAKE_TABLES)
@@ -116,9 +126,15 @@ class Lake:
                 day = dt.date.fromisoformat(child.name.removeprefix("date="))
             except ValueError:
                 continue
-            if first <= day <= last and (child / PARTITION_FILE).is_file():
-                found.append((day, child / PARTITION_FILE))
+            path = child / PARTITION_FILE
+            if first <= day <= last and path.is_file() and (modified_after_ns is None or path.stat().st_mtime_ns > modified_after_ns):
+                found.append((day, path))
         return [path for _, path in sorted(found)]
+
+    @staticmethod
+    def read_files(paths: list[Path], schema: pa.Schema) -> pa.Table:
+        """Lake partition files as one table of ``schema`` (empty when there are none)."""
+        return pa.concat_tables([schema.empty_table()] + [_read(path).cast(schema) for path in paths])
 
     def read_range(
         self,
@@ -127,16 +143,17 @@ class Lake:
         start: str | dt.date | None = None,
         end: str | dt.date | None = None,
         schema: pa.Schema | None = None,
+        columns: list[str] | None = None,
     ) -> pa.Table | None:
         """Every existing partition of a table from ``start`` to ``end``, in date order, as one table.
 
-        Without ``schema``: None when no partition has rows. With it: every partition cast to
-        ``schema``, and an empty table of that schema when there is none.
+        Without ``schema``: None when no partition has rows (only ``columns``, if given). With
+        it: every partition cast to ``schema``, and an empty table of that schema when there is none.
         """
-        parts = [_read(path) for path in self.partition_files(model, table, start, end)]
+        files = self.partition_files(model, table, start, end)
         if schema is not None:
-            return pa.concat_tables([schema.empty_table()] + [part.cast(schema) for part in parts])
-        parts = [part for part in parts if part.num_rows]
+            return self.read_files(files, schema)
+        parts = [part for part in (_read(path, columns) for path in files) if part.num_rows]
         return pa.concat_tables(parts) if parts else None
 
     def last_partition_day(self, model: str, table: str) -> dt.date | None:
@@ -190,15 +207,20 @@ class Lake:
         """Replace the partition's rows whose ``keys`` match a row of ``data``, add the others, atomically.
 
         For small tables whose records change after they are written (incidents closed, actions
-        approved). Read-modify-write: callers must not upsert the same partition concurrently.
+        approved). The read-modify-write holds an exclusive lock on the partition, so two runs
+        recording at once (an incident opened while another closes) never lose an update.
         """
-        old = self.read_partition(model, table, day)
-        if old is None:
-            return self.write_partition(model, table, day, data)
-        new_keys = {tuple(row[k] for k in keys) for row in data.select(list(keys)).to_pylist()}
-        kept = [row for row in old.to_pylist() if tuple(row[k] for k in keys) not in new_keys]
-        merged = pa.concat_tables([pa.Table.from_pylist(kept, schema=data.schema), data])
-        return self.write_partition(model, table, day, merged)
+        path = self.partition_path(model, table, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            old = _read(path)
+            if old is None:
+                return _replace_atomically(path, data)
+            new_keys = {tuple(row[k] for k in keys) for row in data.select(list(keys)).to_pylist()}
+            kept = [row for row in old.to_pylist() if tuple(row[k] for k in keys) not in new_keys]
+            merged = pa.concat_tables([pa.Table.from_pylist(kept, schema=data.schema), data])
+            return _replace_atomically(path, merged)
 
     def serving_path(self, model: str) -> Path:
         """The serving control file a model's service reads: ``<lake>/serving/<model>.json``."""

@@ -157,19 +157,45 @@ class ProductionMetric(_Strict):
     sql: str | None = Field(default=None, description="DuckDB SQL aggregate over the source table, for business metrics.")
 
 
+RUNBOOK_PARAMS = {
+    "notify": (),
+    "rollback": ("to",),
+    "dial": ("weights",),
+    "fallback": ("enabled",),
+    "recalibrate": ("method", "window_days"),  # the incident job adds the fitted calibrator and threshold
+}
+
+
 class RunbookAction(_Strict):
+    """What an incident does to the serving file: ``auto`` at once, ``propose`` after a person approves.
+
+    ``rollback`` to the previous version (or ``params.to``); ``dial`` traffic to ``params.weights``;
+    ``fallback`` (kill switch; ``params.enabled: false`` turns it off again); ``recalibrate``
+    (``params.method``: isotonic or platt, ``params.window_days`` of matured labels to fit on).
+    """
+
     type: Literal["notify", "rollback", "dial", "fallback", "recalibrate"]
     mode: Literal["auto", "propose"] = "propose"
     params: dict[str, object] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _dial_has_weights(self) -> RunbookAction:
+    def _params_fit_the_type(self) -> RunbookAction:
+        allowed = set(RUNBOOK_PARAMS[self.type]) | ({"calibrator", "threshold"} if self.type == "recalibrate" else set())
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(f"a {self.type!r} action takes params {list(RUNBOOK_PARAMS[self.type])}, not {unknown}")
         if self.type == "dial":
             weights = self.params.get("weights")
             if not isinstance(weights, dict) or not weights:
                 raise ValueError("a 'dial' action needs params.weights, e.g. {v11: 0.9, v12: 0.1}")
             if abs(sum(float(w) for w in weights.values()) - 1.0) > 1e-6:
                 raise ValueError(f"params.weights must sum to 1, got {weights}")
+        if self.type == "recalibrate":
+            if self.params.get("method", "isotonic") not in ("isotonic", "platt"):
+                raise ValueError(f"params.method must be isotonic or platt, got {self.params['method']!r}")
+            days = self.params.get("window_days", 30)
+            if not isinstance(days, int) or not 1 <= days <= 366:
+                raise ValueError(f"params.window_days must be a whole number of days from 1 to 366, got {days!r}")
         return self
 
 
@@ -186,6 +212,17 @@ class SLOSpec(_Strict):
     severity: Literal["warn", "page"]
     owner: Owner | None = None
     action: RunbookAction = Field(default_factory=lambda: RunbookAction(type="notify"))
+    per_version: bool = Field(
+        default=False,
+        description="Judge every model version on its own and hold the SLO to the worst one, so a canary's "
+        "collapse is not averaged away by the traffic still on the old version.",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="A period (or, with per_version, a version's period) with fewer rows behind the value is not "
+        "judged: a handful of rows is noise, not a breach.",
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_bound(self) -> SLOSpec:

@@ -49,17 +49,35 @@ def incident_message(incident: Mapping) -> dict:
         if opened
         else f":white_check_mark: {incident['model']}: SLO {incident['slo']} recovered"
     )
-    details = (
-        f"*{incident['metric']}* = {value} (SLO: {_bound(incident)}) since {incident['opened']}\n"
+    version = incident.get("version")
+    scope = f" ({version})" if version not in (None, "all") else ""
+    lines = [
+        f"*{incident['metric']}*{scope} = {value} (SLO: {_bound(incident)}) since {incident['opened']}",
         f"Owner: {incident['owner']} · Action: {incident['action']} ({incident['action_mode']})"
-        + ("" if opened else f" · Closed: {incident['closed']}")
-    )
+        + (f": {incident['action_result']}" if incident.get("action_result") else "")
+        + ("" if opened else f" · Closed: {incident['closed']}"),
+    ]
+    if incident.get("detail"):
+        lines.append(incident["detail"])
     return {
-        "text": f"{headline}: {incident['metric']} = {value}",
+        "text": f"{headline}: {incident['metric']}{scope} = {value}",
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": details}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"incident {incident['incident_id']}"}]},
+        ],
+    }
+
+
+def run_failure_message(job: str, run_id: str, error: str, model: str | None) -> dict:
+    """A Slack-compatible message for a failed closedloop run (a pipeline, an incident job, ...)."""
+    headline = f":x: closedloop run failed: {job}" + (f" ({model})" if model else "")
+    return {
+        "text": f"{headline}: {error}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": error}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"run {run_id}"}]},
         ],
     }
 

@@ -1,6 +1,10 @@
 """Shared fixtures: the project's registry pointed at a temporary lake, and landing-file helpers."""
 
 import datetime as dt
+import http.server
+import json
+import socket
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -74,3 +78,40 @@ def label_rows(ids: list[str], labels: list[int], when: dt.datetime, **names) ->
         }
     )
     return table.rename_columns([names.get(c, c) for c in table.column_names])
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: keeps every JSON body posted to it and answers with ``status``."""
+
+    received: list = []
+    status = 200
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    """A real HTTP server on 127.0.0.1: its URL and its handler class (``received``, ``status``)."""
+    handler = type("Handler", (_Recorder,), {"received": [], "status": 200})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def dead_webhook_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"

@@ -87,7 +87,28 @@ def test_bad_actions_are_refused_before_they_are_recorded(registry, lake):
         changed_serving(fraud, default_serving(fraud), "dial", {"weights": {"v99": 1.0}})
     with pytest.raises(ControlError, match="v7"):
         request_action(lake, fraud, RunbookAction(type="rollback", params={"to": "v7"}), why="x", who="me", now=NOW)
-    with pytest.raises(ControlError, match="not supported"):
+    with pytest.raises(ControlError, match="needs a fitted calibrator"):
         request_action(lake, fraud, RunbookAction(type="recalibrate"), why="x", who="me", now=NOW)
     assert read_actions(lake, "fraud") == []
 
+
+
+def test_runbook_params_are_checked_when_the_registry_loads():
+    with pytest.raises(ValueError, match=r"takes params \['method', 'window_days'\], not \['windows'\]"):
+        RunbookAction(type="recalibrate", params={"windows": 30})
+    with pytest.raises(ValueError, match="isotonic or platt"):
+        RunbookAction(type="recalibrate", params={"method": "beta"})
+    with pytest.raises(ValueError, match="whole number of days"):
+        RunbookAction(type="recalibrate", params={"window_days": 0})
+    assert RunbookAction(type="recalibrate", params={"method": "platt", "window_days": 14}).params["method"] == "platt"
+
+
+def test_a_recalibration_sets_the_calibrator_and_threshold_and_a_rollback_drops_them(registry):
+    fraud = registry.model("fraud")
+    calibrator = {"id": "v12_20261101T060000", "version": "v12", "method": "isotonic", "path": "/lake/fraud/calibrators/x.json"}
+    after = changed_serving(fraud, default_serving(fraud), "recalibrate", {"calibrator": calibrator, "threshold": 0.21})
+    assert (after["calibrator"], after["threshold"]) == (calibrator, 0.21)
+    rolled = changed_serving(fraud, after, "rollback", {})
+    assert (rolled["active_version"], rolled["calibrator"], rolled["threshold"]) == ("v11", None, 0.5)
+    with pytest.raises(ControlError, match="fitted to v12 but fraud serves v11"):
+        changed_serving(fraud, rolled, "recalibrate", {"calibrator": calibrator, "threshold": 0.21})

@@ -376,7 +376,7 @@ def test_truth_file(run: SimulationResult) -> None:
     assert truth["seed"] == 7 and truth["days"] == DAYS and truth["start"] == "2026-09-01"
     assert [i["id"] for i in truth["incidents"]] == [i.id for i in INCIDENTS]
     keys = {"id", "model", "kind", "start", "end", "start_day", "end_day", "signal", "signals",
-            "column", "version", "hours", "description"}
+            "column", "version", "hours", "gradual", "description"}
     for entry in truth["incidents"]:
         assert set(entry) == keys
         assert entry["signal"] == entry["signals"][0]
@@ -385,6 +385,7 @@ def test_truth_file(run: SimulationResult) -> None:
             assert dt.date.fromisoformat(entry[bound]) == DEFAULT_START + offset
     spike = next(i for i in truth["incidents"] if i["id"] == "triage_traffic_spike")
     assert spike["hours"] == [10, 16] and "ops.cost_per_1k" in spike["signals"]
+    assert [i["id"] for i in truth["incidents"] if i["gradual"]] == ["triage_concept_drift"]
 
 
 def test_short_runs_leave_out_incidents_that_do_not_fit(tmp_path: Path) -> None:

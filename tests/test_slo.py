@@ -1,31 +1,30 @@
-"""SLOs: the metric catalog reads the right lake row, the state machine waits for ``for`` and
-recovery, incidents open once and close on recovery, and the webhook retries then reports."""
+"""SLOs: the metric catalog reads the right lake row, per version too, the state machine waits for
+``for`` and recovery and marks its transitions, and the webhook retries then reports."""
 
 import datetime as dt
-import http.server
 import json
-import socket
-import threading
 
 import pyarrow as pa
 import pytest
 import yaml
 
 from closedloop.drift import REPORT_SCHEMA
-from closedloop.incidents import read_incidents, record_incidents, update_incidents
 from closedloop.ops_stats import compute_ops_stats
 from closedloop.profiles import ALL_VERSIONS
-from closedloop.registry import DEFAULT_CONFIG, RegistryError, SLOSpec, load_registry
+from closedloop.registry import DEFAULT_CONFIG, ProductionMetric, RegistryError, SLOSpec, load_registry
 from closedloop.rolling_eval import ROLLING_EVAL_SCHEMA
 from closedloop.slo import (
+    Reading,
     SLOError,
     SLOState,
     check_registry,
     evaluate_slos,
     is_breach,
+    judged_reading,
     latest_evaluations,
-    metric_value,
+    metric_readings,
     next_state,
+    transition,
     read_evaluations,
     record_evaluations,
     validate_business_sql,
@@ -39,6 +38,12 @@ NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)
 
 def _metric(model, name):
     return next(m for m in model.metrics if m.name == name)
+
+
+def metric_value(lake, model, metric, period):
+    """The pooled (all versions) reading's value, or None without data."""
+    pooled = [r.value for r in metric_readings(lake, model, metric, period) if r.version == "all"]
+    return pooled[0] if pooled else None
 
 
 def write_rolling_eval(lake, day, auc30):
@@ -89,13 +94,18 @@ def write_ops(lake, day, latencies_by_hour, cost=0.003):
 # The metric catalog
 
 
+LAG = dt.timedelta(days=46)  # fraud's labels mature in 45 days: a day judges the window that had matured when it began
+
+
 def test_catalog_reads_the_pooled_matured_window_and_the_all_versions_day_drift(registry, lake):
     fraud = registry.model("fraud")
-    write_rolling_eval(lake, DAY, 0.71)
+    write_rolling_eval(lake, DAY - LAG, 0.71)
     write_drift(lake, DAY, 0.31)
     assert metric_value(lake, fraud, _metric(fraud, "auc_30d"), DAY) == pytest.approx(0.71)
+    [reading] = [r for r in metric_readings(lake, fraud, _metric(fraud, "auc_30d"), DAY) if r.version == "all"]
+    assert reading.detail == f"window ending {DAY - LAG}"
     assert metric_value(lake, fraud, _metric(fraud, "score_psi"), DAY) == pytest.approx(0.31)
-    # A day the pipeline has not materialized has no value (not zero).
+    # A day whose matured window the pipeline has not materialized has no value (not zero).
     assert metric_value(lake, fraud, _metric(fraud, "auc_30d"), DAY + dt.timedelta(days=1)) is None
 
 
@@ -186,28 +196,47 @@ def test_bands_and_comparisons():
     assert [is_breach(below, v) for v in (0.2, 0.25)] == [False, True]
 
 
+def test_transitions_mark_where_a_breach_begins_and_ends():
+    slo = SLOSpec(name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 2}, recovery_periods=2)
+    state, marks = SLOState(), []
+    for period, value in enumerate([0.7, 0.7, 0.7, 0.9, 0.7, 0.9, 0.9, 0.7]):
+        before, state = state, next_state(slo, state, is_breach(slo, value), f"p{period}")
+        marks.append((transition(before, state), state.breached_since))
+    assert marks == [
+        (None, None), ("breached", "p1"), (None, "p1"),  # the second bad period opens it
+        (None, "p1"), (None, "p1"), (None, "p1"),  # a bad period while recovering restarts the recovery
+        ("recovered", None),  # two ok periods in a row close it
+        (None, None),
+    ]
+
+
 def test_evaluate_slos_carries_state_from_the_lake_record(registry, lake):
     fraud = registry.model("fraud")
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
     for day, decisions in zip(days, ([1, 1, 0, 0], [1, 0, 0, 0], [0] * 50 + [1])):
-        write_predictions(lake, day, decisions)
-        write_rolling_eval(lake, day, 0.9)
+        write_predictions(lake, day, decisions * 100)  # 100 copies: each day has the 100 rows an SLO needs
+        write_rolling_eval(lake, day - LAG, 0.9)
         write_drift(lake, day, 0.01)
     states = []
     for day in days:
         rows = evaluate_slos(lake, fraud, day, latest_evaluations(lake, "fraud", day), NOW)
         record_evaluations(lake, "fraud", rows)
-        states.append({r["slo"]: (r["state"], r["consecutive_breaches"]) for r in rows.to_pylist()})
-    assert [s["review_rate_in_band"] for s in states] == [("breaching", 1), ("breached", 2), ("ok", 0)]
-    assert {s["auc_30d_floor"] for s in states} == {("ok", 0)}
+        states.append({r["slo"]: (r["state"], r["transition"], r["breached_since"]) for r in rows.to_pylist()})
+    assert [s["review_rate_in_band"] for s in states] == [
+        ("breached", "breached", str(days[0])),
+        ("breached", None, str(days[0])),
+        ("ok", "recovered", str(days[0])),  # a recovery names the breach it ends
+    ]
+    assert {s["auc_30d_floor"] for s in states} == {("ok", None, None)}
     recorded = read_evaluations(lake, "fraud")
-    assert recorded.num_rows == 9 and set(recorded["evaluated_at"].to_pylist()) == {NOW}
+    assert recorded.num_rows == 12 and set(recorded["evaluated_at"].to_pylist()) == {NOW}
     first = [r for r in recorded.to_pylist() if r["slo"] == "review_rate_in_band"][0]
     assert first["value"] == 0.5 and first["band_low"] == 0.005 and first["owner"] == "team:payments-ops"
+    assert (first["version"], first["rows"]) == ("v11", 400)  # judged per version
     # Re-evaluating a day replaces its rows instead of adding to them, and is deterministic.
     again = evaluate_slos(lake, fraud, days[1], latest_evaluations(lake, "fraud", days[1]), NOW)
     record_evaluations(lake, "fraud", again)
-    assert read_evaluations(lake, "fraud").num_rows == 9
+    assert read_evaluations(lake, "fraud").num_rows == 12
     assert again.to_pylist() == [r for r in read_evaluations(lake, "fraud", days[1], days[1]).to_pylist()]
 
 
@@ -222,60 +251,84 @@ def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
         evaluate_slos(lake, triage, at.replace(minute=5), [], NOW)
 
 
-# Incidents
+# Per version, and rows enough to judge
 
 
-def _evaluation(period, state, value=0.5):
-    return {"slo": "review_rate_in_band", "metric": "review_rate", "period": period, "state": state, "value": value,
-            "comparison": None, "threshold": None, "band_low": 0.005, "band_high": 0.06, "owner": "team:payments-ops",
-            "severity": "page", "day": dt.date.fromisoformat(period)}  # fmt: skip
-
-
-def test_one_incident_per_breach_until_recovery_then_a_new_one(registry, lake):
-    fraud = registry.model("fraud")
-    history = [("2026-10-07", "breaching"), ("2026-10-08", "breached"), ("2026-10-09", "breached"),
-               ("2026-10-10", "ok"), ("2026-10-11", "breaching"), ("2026-10-12", "breached")]  # fmt: skip
-    for period, state in history:
-        changed = update_incidents(fraud, read_incidents(lake, "fraud", "open"), [_evaluation(period, state)], NOW)
-        if changed:
-            record_incidents(lake, "fraud", changed)
-    incidents = read_incidents(lake, "fraud")
-    assert [(i["opened"], i["closed"], i["state"]) for i in incidents] == [
-        ("2026-10-08", "2026-10-10", "closed"),
-        ("2026-10-12", None, "open"),
+def test_a_per_version_slo_is_held_to_its_worst_version_and_ignores_thin_ones():
+    band = SLOSpec(name="b", metric="m", band=(0.005, 0.06), severity="page", per_version=True, min_rows=100)
+    readings = [
+        Reading("all", 0.017, 20_000),  # pooled: fine, and hides the canary
+        Reading("v11", 0.018, 18_000),
+        Reading("v12", 0.0015, 2_000),  # the canary stopped flagging anything
+        Reading("v13", 0.9, 40),  # too few rows to mean anything
     ]
-    assert incidents[0]["action"] == "rollback" and incidents[0]["action_mode"] == "propose"
-    assert incidents[0]["incident_id"] == "fraud/review_rate_in_band/2026-10-08"
-    # The same breach seen again (a re-run, a sensor restart) changes nothing.
-    assert update_incidents(fraud, read_incidents(lake, "fraud", "open"), [_evaluation("2026-10-12", "breached")], NOW) == []
+    judged = judged_reading(band, readings)
+    assert (judged.version, judged.value) == ("v12", 0.0015) and is_breach(band, judged.value)
+    assert judged.detail == "versions: v11 0.018; v12 0.0015"
+    pooled = SLOSpec(name="p", metric="m", band=(0.005, 0.06), severity="page")
+    assert judged_reading(pooled, readings).version == "all"
+    assert judged_reading(band, [Reading("v13", 0.9, 40), Reading("v14", None, 500)]) is None  # no data, not a breach
+    ceiling = SLOSpec(name="c", metric="m", comparison="<=", threshold=4000, severity="page", per_version=True)
+    assert judged_reading(ceiling, [Reading("a", 3000, 500), Reading("b", 4500, 500)]).version == "b"
+
+
+def test_business_sql_is_read_per_version(registry, lake):
+    fraud = registry.model("fraud")
+    table = pa.table({
+        "prediction_id": [f"p{i}" for i in range(8)], "model_version": ["v11"] * 4 + ["v12"] * 4,
+        "ts": pa.array([dt.datetime.combine(DAY, dt.time(10, i), tzinfo=UTC) for i in range(8)], pa.timestamp("us", tz="UTC")),
+        "decision": pa.array([1, 1, 0, 0, 0, 0, 0, 1], pa.int8()),
+    })  # fmt: skip
+    lake.write_partition("fraud", "predictions", DAY, table)
+    readings = {r.version: (r.value, r.rows) for r in metric_readings(lake, fraud, _metric(fraud, "review_rate"), DAY)}
+    assert readings == {"all": (0.375, 8), "v11": (0.5, 4), "v12": (0.25, 4)}
+
+
+def test_label_coverage_counts_only_labels_known_by_the_end_of_the_day(registry, lake):
+    triage = registry.model("ticket_triage")
+    predicted = DAY - dt.timedelta(days=2)
+    end = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(), tzinfo=UTC)
+    label_ts = [end - dt.timedelta(hours=30), end - dt.timedelta(seconds=1), end, end + dt.timedelta(days=3), None]
+    table = pa.table({"model_version": ["v3"] * 5, "label_ts": pa.array(label_ts, pa.timestamp("us", tz="UTC"))})
+    lake.write_partition("ticket_triage", "outcomes", predicted, table)
+    [reading, _] = metric_readings(lake, triage, _metric(triage, "label_coverage"), DAY)
+    assert (reading.version, reading.value, reading.rows) == ("all", 0.4, 5)  # the later labels did not count
+    assert reading.detail == f"predictions of {predicted} labeled by the end of {DAY}"
+    assert metric_readings(lake, triage, _metric(triage, "label_coverage"), DAY + dt.timedelta(days=1)) == []
+
+
+def test_drifting_inputs_count_the_columns_past_an_error_limit(registry, lake):
+    fraud = registry.model("fraud")
+    base = {"day": DAY, "window": "day", "version": ALL_VERSIONS, "rows": 20_000, "severity": 0.5, "status": "ok"}
+    rows = [
+        {**base, "column": "merchant_id", "metric": "new_category_share", "value": 0.4, "threshold": 0.2, "severity": 2.0, "status": "error"},
+        {**base, "column": "merchant_id", "metric": "psi", "value": 0.3, "threshold": 0.25, "severity": 1.2, "status": "error"},
+        {**base, "column": "amount", "metric": "psi", "value": 0.15, "threshold": 0.1, "status": "warn"},
+        {**base, "column": "score", "metric": "psi", "value": 4.0, "threshold": 0.25, "severity": 16.0, "status": "error"},
+        {**base, "column": "amount", "version": "v12", "metric": "psi", "value": 0.9, "threshold": 0.25, "status": "not_enough_data"},
+    ]  # fmt: skip
+    lake.write_partition("fraud", "drift", DAY, pa.Table.from_pylist(rows, schema=REPORT_SCHEMA))
+    readings = {r.version: r for r in metric_readings(lake, fraud, _metric(fraud, "drifting_inputs"), DAY)}
+    assert readings["all"].value == 1.0  # merchant_id once; a warning and the score (an output) do not count
+    assert readings["all"].detail == "merchant_id (new_category_share 0.4, limit 0.2)"
+    assert readings["v12"].value is None  # too few rows for the canary: no data
+
+
+def test_eval_metrics_come_from_the_days_eval_stats(registry, lake):
+    fraud = registry.model("fraud")
+    stats = pa.table({
+        "prediction_date": pa.array([DAY] * 3, pa.date32()), "model_version": ["v11", "v11", "v12"],
+        "segment": ["all"] * 3, "segment_value": ["all"] * 3, "label_state": ["unlabeled"] * 3,
+        "matured": [False] * 3, "decision": pa.array([1, 0, 0], pa.int8()), "bin": pa.array([900, 100, 100], pa.int16()),
+        "n": pa.array([30, 70, 100], pa.int64()),
+    })  # fmt: skip
+    lake.write_partition("fraud", "eval_stats", DAY, stats)
+    metric = ProductionMetric(name="decisions", kind="business", source="eval.decision_rate", cadence="daily", owner="team:x")
+    readings = {r.version: (r.value, r.rows) for r in metric_readings(lake, fraud, metric, DAY)}
+    assert readings == {"all": (0.15, 200), "v11": (0.3, 100), "v12": (0.0, 100)}
 
 
 # The webhook
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    received: list = []
-    status = 200
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    handler = type("Handler", (_Recorder,), {"received": [], "status": 200})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    httpd.shutdown()
-    httpd.server_close()
 
 
 INCIDENT = {"incident_id": "fraud/review_rate_in_band/2026-10-08", "model": "fraud", "slo": "review_rate_in_band",
@@ -284,8 +337,8 @@ INCIDENT = {"incident_id": "fraud/review_rate_in_band/2026-10-08", "model": "fra
             "action": "rollback", "action_mode": "propose", "state": "open"}  # fmt: skip
 
 
-def test_the_message_reaches_a_local_webhook(server):
-    url, handler = server
+def test_the_message_reaches_a_local_webhook(webhook_server):
+    url, handler = webhook_server
     delivery = post_json(url, incident_message(INCIDENT))
     assert delivery.ok and delivery.attempts == 1 and delivery.status == 200
     [(content_type, message)] = handler.received
@@ -294,8 +347,8 @@ def test_the_message_reaches_a_local_webhook(server):
     assert "team:payments-ops" in json.dumps(message["blocks"]) and "in [0.005, 0.06]" in json.dumps(message["blocks"])
 
 
-def test_server_errors_are_retried_with_backoff_and_client_errors_are_not(server):
-    url, handler = server
+def test_server_errors_are_retried_with_backoff_and_client_errors_are_not(webhook_server):
+    url, handler = webhook_server
     handler.status = 503
     waits = []
     delivery = post_json(url, {"text": "x"}, retries=2, backoff=0.1, sleep=waits.append)
@@ -304,16 +357,11 @@ def test_server_errors_are_retried_with_backoff_and_client_errors_are_not(server
     assert post_json(url, {"text": "x"}, retries=2, sleep=waits.append).attempts == 1
 
 
-def test_a_webhook_that_is_down_is_retried_and_the_incident_is_still_recorded(registry, lake):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+def test_a_webhook_that_is_down_is_retried_with_backoff(dead_webhook_url):
     waits = []
-    delivery = post_json(f"http://127.0.0.1:{port}/hook", incident_message(INCIDENT), retries=3, backoff=0.5, sleep=waits.append, timeout=2)
+    delivery = post_json(dead_webhook_url, incident_message(INCIDENT), retries=3, backoff=0.5, sleep=waits.append, timeout=2)
     assert not delivery.ok and delivery.attempts == 4 and waits == [0.5, 1.0, 2.0]
     assert "refused" in delivery.error.lower()
-    record_incidents(lake, "fraud", [{**INCIDENT, "opened_at": NOW, "day": dt.date(2026, 10, 8)}])
-    assert [i["state"] for i in read_incidents(lake, "fraud")] == ["open"]
 
 
 def test_webhook_url_comes_from_the_environment():

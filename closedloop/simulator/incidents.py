@@ -9,12 +9,14 @@ Truth file (``<out>/incidents_truth.json``)::
 
     {"seed": 7, "start": "2026-09-01", "days": 60,
      "incidents": [{"id", "model", "kind", "start", "end", "start_day", "end_day",
-                    "signal", "signals", "column", "version", "hours", "description"}, ...]}
+                    "signal", "signals", "column", "version", "hours", "gradual", "description"}, ...]}
 
 ``start``/``end`` are ISO dates (inclusive). ``signal`` is the primary signal that should catch
 the incident; ``signals`` lists every signal expected to fire, primary first. ``column`` and
 ``version`` are null unless the incident is about one column / one model version. ``hours`` is
 null except for intra-day incidents: ``[start_hour, end_hour]`` in UTC, end exclusive.
+``gradual`` is true for an incident that grows from nothing over its window (concept drift):
+it has no first day on which it can be seen, only a day from which it is large enough to.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Incident:
     column: str | None = None
     version: str | None = None
     hours: tuple[int, int] | None = None
+    gradual: bool = False
     params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,7 @@ class Incident:
             "column": self.column,
             "version": self.version,
             "hours": list(self.hours) if self.hours else None,
+            "gradual": self.gradual,
             "description": self.description,
         }
 
@@ -165,6 +169,7 @@ INCIDENTS: tuple[Incident, ...] = (
         start_day=35,
         end_day=59,
         signals=("rolling_eval.roc_auc",),
+        gradual=True,
         description=(
             "Gradual concept drift: what makes a ticket urgent moves steadily away from what the "
             "model learned; ROC AUC ramps down from ~0.9 to ~0.75 by the end of the window."
