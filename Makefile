@@ -23,8 +23,6 @@ $(UV):
 # The environment is rebuilt whenever the lock file changes; the project installs itself editable.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --extra dev --python $(PYTHON)
-	@mkdir -p $(DAGSTER_HOME) $(MPLCONFIGDIR)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	@touch $@
 
 demo: $(VENV)/.synced
@@ -37,6 +35,7 @@ test-fast: $(VENV)/.synced
 	$(BIN)/pytest -m "not slow"
 
 ui: $(VENV)/.synced
+	@$(BIN)/python -m closedloop.environment > /dev/null
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(VENV)/.synced

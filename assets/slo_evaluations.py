@@ -11,11 +11,18 @@ from checks.ops_guards import AS_OF_TAG, hours_to_judge
 from closedloop.lake import Lake
 from closedloop.names import checked_day
 from closedloop.registry import ModelSpec
-from closedloop.slo import SLO_EVALUATIONS_SCHEMA, evaluate_slos, latest_evaluations, record_evaluations
+from closedloop.slo import (
+    SLO_EVALUATIONS_SCHEMA,
+    coverage_days_back,
+    evaluate_slos,
+    label_lag_days,
+    latest_evaluations,
+    record_evaluations,
+)
 from orchestration.partitions import run_days
 from orchestration.resources import LakeResource
 
-SOURCES = ("predictions", "ops_stats", "drift", "rolling_eval")
+SAME_DAY_SOURCES = ("predictions", "ops_stats", "drift", "eval_stats")
 
 
 def evaluate_day(lake: Lake, model: ModelSpec, day: dt.date, as_of: dt.datetime | None, now: dt.datetime) -> pa.Table:
@@ -33,11 +40,23 @@ def build_slo_evaluations_asset(model: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         **model_asset_args(model, "slo_evaluations"),
         kinds={"parquet"},
-        deps=[dg.AssetKey([model.name, name]) for name in SOURCES],
+        deps=[
+            *(dg.AssetKey([model.name, name]) for name in SAME_DAY_SOURCES),
+            # Label-based SLOs judge the latest window whose labels had matured; coverage looks some days back.
+            dg.AssetDep(
+                dg.AssetKey([model.name, "rolling_eval"]),
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-label_lag_days(model), end_offset=0),
+            ),
+            dg.AssetDep(
+                dg.AssetKey([model.name, "outcomes"]),
+                partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-coverage_days_back(model), end_offset=0),
+            ),
+        ],
         description=(
             f"Each of {model.name}'s SLOs judged for the day (daily SLOs) and for each of its hours (hourly SLOs): "
             "the metric's value, the threshold or band, consecutive breaching periods and the state (ok, "
-            "breaching, breached). The record the incident sensor and `closedloop status` read."
+            "breaching, breached), and the transitions (breached, recovered) the incident sensor opens and "
+            "closes incidents on. The record the sensor and `closedloop status` read."
         ),
     )
     def slo_evaluations(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -45,14 +64,20 @@ def build_slo_evaluations_asset(model: ModelSpec) -> dg.AssetsDefinition:
         tag = context.run.tags.get(AS_OF_TAG)
         as_of = pd.Timestamp(tag).to_pydatetime() if tag else None
         now = dt.datetime.now(dt.timezone.utc)
-        breached = []
+        breached, transitions = 0, []
         for key in run_days(context):
             day = checked_day(key)
             rows = evaluate_day(store, model, day, as_of, now)
             if rows.num_rows:
                 record_evaluations(store, model.name, rows)
-            breached += [f"{r['period']} {r['slo']}" for r in rows.to_pylist() if r["state"] == "breached"]
+            for row in rows.to_pylist():
+                breached += row["state"] == "breached"
+                if row["transition"]:
+                    transitions.append(f"{row['period']} {row['slo']} {row['transition']} ({row['metric']} = {row['value']:.4g})")
+                    context.log.warning(f"{model.name}: {transitions[-1]}")
             context.log.info(f"{model.name}/slo_evaluations {day}: {rows.num_rows} evaluations")
-        return dg.MaterializeResult(metadata={"breached_periods": len(breached), "first_breaches": dg.MetadataValue.json(breached[:20])})
+        return dg.MaterializeResult(
+            metadata={"breached_periods": breached, "transitions": dg.MetadataValue.json(transitions)}
+        )
 
     return slo_evaluations

@@ -8,6 +8,7 @@ that says what was wrong and what to do, and a non-zero exit, never a traceback.
 import argparse
 import dataclasses
 import datetime as dt
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -108,10 +109,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in models:
         registry.model(name)
     outcomes = _materialize(registry, models, args.start, args.end, args.json)
-    summary = ingest_summary(_lake(registry), models, args.start, args.end)
-    failures = _failures(outcomes)
-    payload = {"start": args.start, "end": args.end, "runs": [dataclasses.asdict(o) for o in outcomes], "ingest": summary}
-    text = "\n".join([_summary_text(summary), "Checks that failed:", *_failed_check_lines(outcomes)])
+    incident_runs = _handle_incidents(registry)
+    lake = _lake(registry)
+    summary = ingest_summary(lake, models, args.start, args.end)
+    failures = _failures(outcomes + incident_runs)
+    incidents = _incidents(lake, models)
+    payload = {
+        "start": args.start,
+        "end": args.end,
+        "runs": [dataclasses.asdict(o) for o in outcomes],
+        "incident_runs": [dataclasses.asdict(o) for o in incident_runs],
+        "ingest": summary,
+        "incidents": incidents,
+    }
+    text = "\n".join(
+        [_summary_text(summary), "Checks that failed:", *_failed_check_lines(outcomes), "Incidents:", *_incident_lines(incidents)]
+    )
     _emit(payload, args.json, text + "".join(f"\nFAILED {line}" for line in failures))
     if failures:
         print(f"closedloop run: {failures[0]}", file=sys.stderr)
@@ -132,12 +145,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         simulation = simulate(registry.landing, days=args.days, seed=args.seed, start=start, on_day=lambda _: bar.update())
     models = list(registry.models)
     outcomes = _materialize(registry, models, start, end, args.json)
+    incident_runs = _handle_incidents(registry)
     lake = _lake(registry)
     from closedloop.catalog import refresh_catalog
+    from closedloop.scorecard import score
 
     refresh_catalog(lake, registry)
     summary = ingest_summary(lake, models, start, end)
-    failures = _failures(outcomes)
+    failures = _failures(outcomes + incident_runs)
+    incidents = _incidents(lake, models)
+    truth = json.loads(simulation.truth_path.read_text())
+    maturity = {name: registry.model(name).labels.maturity_days for name in models}
+    scorecard = score(truth, {m: [i for i in incidents if i["model"] == m] for m in models}, maturity)
     payload = {
         "start": start,
         "end": end,
@@ -146,7 +165,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "dagster_home": str(dagster_home),
         "incidents_truth": str(simulation.truth_path),
         "runs": [dataclasses.asdict(o) for o in outcomes],
+        "incident_runs": [dataclasses.asdict(o) for o in incident_runs],
         "ingest": summary,
+        "incidents": incidents,
+        "scorecard": scorecard.as_dict(),
     }
     text = "\n".join(
         [
@@ -155,9 +177,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"Landing zone:  {registry.landing}",
             f"Lake:          {registry.lake}",
             f"Injected incidents ({simulation.truth_path}):",
-            *_incident_lines(simulation.truth_path),
-            "Checks that failed (compare with the incidents above):",
+            *_truth_lines(truth),
+            "Checks that failed (compare with the injected incidents above):",
             *_failed_check_lines(outcomes),
+            "Incidents opened (SLO breached -> closedloop_incidents sensor -> incident job):",
+            *_incident_lines(incidents, scorecard.matches),
+            "Scorecard against the injected incidents:",
+            *_scorecard_lines(scorecard),
+            f"Pending actions: {_this_command()} actions --state pending; approve one with {_this_command()} approve ACTION_ID",
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             f'Ad-hoc SQL: {_this_command()} sql "select * from fraud_quarantine limit 5"',
@@ -180,13 +207,67 @@ def _this_command() -> str:
         return invoked.name
 
 
-def _incident_lines(truth_path: Path) -> list[str]:
-    incidents = json.loads(truth_path.read_text())["incidents"]
+def _truth_lines(truth: dict) -> list[str]:
     return [
         f"  {i['model']:<14} {i['start']}..{i['end']}  {i['id']:<30} should trip {i['signal']}"
         + (f" on {i['column']}" if i.get("column") else "")
-        for i in incidents
+        + (" (gradual)" if i.get("gradual") else "")
+        for i in truth["incidents"]
     ]
+
+
+def _handle_incidents(registry: Registry) -> list:
+    """What the incident sensor would do under the daemon, done now: open, act on and close incidents."""
+    import dagster as dg
+
+    from orchestration.runner import handle_incidents
+
+    return handle_incidents(registry, dg.DagsterInstance.get())
+
+
+INCIDENT_FIELDS = (
+    "incident_id", "model", "slo", "metric", "version", "value", "opened", "closed", "severity", "action",
+    "action_mode", "action_id", "action_result", "notification", "state",
+)  # fmt: skip
+
+
+def _incidents(lake: Lake, models: list[str]) -> list[dict]:
+    from closedloop.incidents import read_incidents
+
+    return [{key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)]
+
+
+def _incident_lines(incidents: list[dict], matches: dict | None = None) -> list[str]:
+    lines = []
+    for i in incidents:
+        scope = f" {i['version']}" if i["version"] not in (None, "all") else ""
+        closed = f"closed {i['closed']}" if i["closed"] else "open"
+        line = f"  {i['model']:<14} {i['opened']:<26} {i['slo']:<28} {i['metric']}{scope} = {i['value']:.4g}; {closed}"
+        action = i["action"] if i["action"] == "notify" else f"{i['action']} ({i['action_mode']})"
+        line += f"\n{'':<18}{action}: {i['action_result'] or 'not carried out yet'}"
+        if matches is not None:
+            line += f"; {'matches ' + matches[i['incident_id']] if matches.get(i['incident_id']) else 'FALSE ALERT (no injected incident)'}"
+        lines.append(line)
+    return lines or ["  none"]
+
+
+def _scorecard_lines(scorecard) -> list[str]:
+    lines = []
+    for d in scorecard.detections:
+        if d.caught_by is None:
+            verdict = "MISSED"
+        elif d.on_time is None:
+            verdict = f"caught {d.delay_days} days after it began (gradual: no day it must be seen on)"
+        else:
+            allowed = f"within the label delay of {d.allowance_days} days" if d.allowance_days else "on its first day"
+            verdict = f"caught after {d.delay_days} days: {'on time' if d.on_time else 'LATE'} ({allowed})"
+        lines.append(f"  {d.truth_id:<30} {verdict}" + (f" by {d.slo}" if d.slo else ""))
+    card = scorecard.as_dict()
+    lines.append(
+        f"  detection recall {card['caught']}/{card['injected']}, on time {card['on_time']}/{card['judged_on_time']}, "
+        f"false alerts on clean days: {len(card['false_alerts'])}" + (f" ({', '.join(card['false_alerts'])})" if card["false_alerts"] else "")
+    )
+    return lines
 
 
 def _day_ranges(days: tuple[str, ...]) -> str:
@@ -303,16 +384,15 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from closedloop.incidents import read_incidents
-    from closedloop.slo import read_evaluations
+    from closedloop.slo import period_start, read_evaluations
 
     registry = _registry(args)
     models = [registry.model(args.model).name] if args.model else list(registry.models)
     lake = _lake(registry)
-    slos, incidents = [], []
+    slos = []
     for name in models:
         latest: dict[str, dict] = {}
-        for row in sorted(read_evaluations(lake, name).to_pylist(), key=lambda r: (r["day"], r["period"])):
+        for row in sorted(read_evaluations(lake, name).to_pylist(), key=lambda r: period_start(r["period"])):
             if row["value"] is not None:  # a period without data changes no state
                 latest[row["slo"]] = row
         for slo in registry.model(name).slos:
@@ -325,21 +405,83 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "severity": slo.severity,
                     "state": row["state"] if row else "no data",
                     "period": row["period"] if row else None,
+                    "version": row["version"] if row else None,
                     "value": row["value"] if row else None,
                     "consecutive_breaches": row["consecutive_breaches"] if row else 0,
                 }
             )
-        incidents += [
-            {key: incident[key] for key in ("model", "slo", "metric", "opened", "closed", "severity", "action", "state")}
-            for incident in read_incidents(lake, name)
-        ]
+    incidents = _incidents(lake, models)
     lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
     lines += [
         f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{'' if s['value'] is None else format(s['value'], '.4g')}"
         for s in slos
     ]
-    lines.append(f"open incidents: {sum(i['state'] == 'open' for i in incidents)}")
+    open_incidents = [i for i in incidents if i["state"] == "open"]
+    lines.append(f"open incidents: {len(open_incidents)}")
+    lines += _incident_lines(open_incidents) if open_incidents else []
     _emit({"slos": slos, "incidents": incidents}, args.json, "\n".join(lines))
+    return 0
+
+
+def _who(args: argparse.Namespace) -> str:
+    return args.who or f"cli:{getpass.getuser()}"
+
+
+def _action_line(row: dict) -> str:
+    return (
+        f"{row['action_id']}  {row['model']:<14} {row['type']:<12} {row['mode']:<8} {row['state']:<9} "
+        f"{row['requested_at']:%Y-%m-%d %H:%M}  {row['why']}"
+    )
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from closedloop.control import read_actions
+
+    registry = _registry(args)
+    models = [registry.model(args.model).name] if args.model else list(registry.models)
+    rows = [row for name in models for row in read_actions(_lake(registry), name, args.state)]
+    lines = [_action_line(row) for row in rows] or [f"no {args.state or ''} actions".replace("  ", " ")]
+    _emit({"actions": rows}, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from closedloop.control import ControlError, approve, read_actions, reject
+
+    registry = _registry(args)
+    lake = _lake(registry)
+    models = [registry.model(args.model).name] if args.model else list(registry.models)
+    owner = next((name for name in models for row in read_actions(lake, name) if row["action_id"] == args.action_id), None)
+    if owner is None:
+        raise UserError(f"no action {args.action_id!r} for {', '.join(models)}; list them with `closedloop actions`")
+    decide = approve if args.command == "approve" else reject
+    try:
+        row = decide(lake, registry.model(owner), args.action_id, who=_who(args), now=dt.datetime.now(dt.timezone.utc))
+    except ControlError as exc:
+        raise UserError(str(exc)) from None
+    text = f"{row['state']}: {_action_line(row)}"
+    if row["state"] == "applied":
+        text += f"\nserving file {lake.serving_path(owner)}: {row['after']}"
+    _emit(row, args.json, text)
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from closedloop.control import ControlError, request_action
+    from closedloop.registry import RunbookAction
+
+    registry = _registry(args)
+    model = registry.model(args.model)
+    action = RunbookAction(type="rollback", mode="auto", params={"to": args.to} if args.to else {})
+    try:
+        row = request_action(
+            _lake(registry), model, action, why=args.why, who=_who(args), now=dt.datetime.now(dt.timezone.utc)
+        )
+    except ControlError as exc:
+        raise UserError(str(exc)) from None
+    before, after = json.loads(row["before"]), json.loads(row["after"])
+    text = f"{model.name}: {before['active_version']} -> {after['active_version']} (audit row {row['action_id']})"
+    _emit(row, args.json, text)
     return 0
 
 
@@ -381,6 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", cmd_status, "each SLO's latest state and the incidents")
     status.add_argument("--model", help="only this model")
+
+    actions = command("actions", cmd_actions, "the runbook actions' audit log (pending ones wait for approval)")
+    actions.add_argument("--model", help="only this model")
+    actions.add_argument("--state", choices=["pending", "applied", "rejected"], help="only actions in this state")
+
+    for name, verb in (("approve", "apply a proposed runbook action to the serving file"), ("reject", "reject a proposed runbook action")):
+        decision = command(name, cmd_decide, verb)
+        decision.add_argument("action_id", help="the action's id, e.g. act_1a2b3c4d5e (see `closedloop actions`)")
+        decision.add_argument("--model", help="the action's model (default: look in every model)")
+        decision.add_argument("--who", help="who decides, for the audit log (default: cli:<your user name>)")
+
+    rollback = command("rollback", cmd_rollback, "roll a model back to its previous version (or --to VERSION) now")
+    rollback.add_argument("--model", required=True)
+    rollback.add_argument("--to", help="the version to serve (default: the one released before the active one)")
+    rollback.add_argument("--why", default="manual rollback from the command line", help="the reason, for the audit log")
+    rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

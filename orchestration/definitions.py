@@ -13,8 +13,10 @@ from closedloop.registry import Registry, registry_from_environment
 from closedloop.slo import check_registry
 from orchestration.automation import build_automation_sensor
 from orchestration.jobs import build_pipeline_job
-from orchestration.resources import LakeResource
+from orchestration.resources import LakeResource, WebhookResource
+from orchestration.runbook_jobs import build_decide_action_job, build_incident_job
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
+from orchestration.sensors import build_incident_sensor, closedloop_run_failures
 
 
 def build_definitions(registry: Registry) -> dg.Definitions:
@@ -26,13 +28,17 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         checks += build_slo_checks(model)
         jobs += [build_pipeline_job(model), build_hourly_refresh_job(model)]
         schedules += build_schedules(model)
+    incident = build_incident_job(registry)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=jobs,
+        jobs=[*jobs, incident, build_decide_action_job(registry)],
         schedules=schedules,
-        sensors=[build_automation_sensor()],
-        resources={"lake": LakeResource(root=str(registry.lake), landing=str(registry.landing))},
+        sensors=[build_automation_sensor(), build_incident_sensor(registry, incident), closedloop_run_failures],
+        resources={
+            "lake": LakeResource(root=str(registry.lake), landing=str(registry.landing)),
+            "webhook": WebhookResource(),
+        },
     )
 
 

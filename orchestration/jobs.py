@@ -6,6 +6,8 @@ import dagster as dg
 
 from closedloop.registry import ModelSpec
 
+MODEL_TAG = "closedloop/model"  # on every run of a model's jobs, so failure reports can name the model
+
 
 def pipeline_job_name(model: ModelSpec) -> str:
     return f"{model.name}_pipeline"
@@ -16,4 +18,5 @@ def build_pipeline_job(model: ModelSpec) -> dg.UnresolvedAssetJobDefinition:
         name=pipeline_job_name(model),
         selection=dg.AssetSelection.groups(model.name),
         description=f"Every asset and check of {model.name} for the selected day or range of days.",
+        tags={MODEL_TAG: model.name},
     )

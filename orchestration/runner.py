@@ -15,8 +15,13 @@ import dagster as dg
 
 from closedloop.registry import Registry
 from orchestration.definitions import build_definitions
-from orchestration.jobs import pipeline_job_name
+from orchestration.jobs import MODEL_TAG, pipeline_job_name
+from orchestration.runbook_jobs import INCIDENT_JOB
+from orchestration.sensors import INCIDENT_SENSOR
 
+# The event log keeps everything (the UI shows it by run id); the terminal shows the progress
+# bar and, on failure, one line that names the run.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
 
 
@@ -72,9 +77,7 @@ def materialize_range(
         try:
             result = job.execute_in_process(
                 instance=instance,
-                # The event log keeps everything (the UI shows it by run id); the terminal shows the
-                # progress bar and, on failure, one line that names the run.
-                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                run_config=QUIET,
                 run_id=run_id,
                 raise_on_error=False,
                 tags={
@@ -88,6 +91,33 @@ def materialize_range(
         outcomes.append(
             RunOutcome(name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result))
         )
+    return outcomes
+
+
+def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[RunOutcome]:
+    """Evaluate the incident sensor once, in-process, and execute the incident runs it requests.
+
+    What the daemon does every 30 seconds under ``dagster dev``, for a run made from the command
+    line: newly breached SLOs open incidents (and act), recovered ones close them. The sensor
+    skips what the lake shows handled already, so it starts without a cursor.
+    """
+    defs = _definitions(registry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # resolving the sensor repeats Dagster's beta and resource notices
+        sensor = defs.get_sensor_def(INCIDENT_SENSOR)
+    result = sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
+    requests = result if isinstance(result, list) else []
+    job = defs.get_job_def(INCIDENT_JOB)
+    outcomes = []
+    for request in requests:
+        run = job.execute_in_process(
+            run_config={**request.run_config, **QUIET},
+            instance=instance,
+            tags={**request.tags, "closedloop/launched_by": "cli"},
+            raise_on_error=False,
+        )
+        model = request.tags[MODEL_TAG]
+        outcomes.append(RunOutcome(model, run.run_id, run.success, None if run.success else _first_failure(run)))
     return outcomes
 
 

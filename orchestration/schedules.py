@@ -12,7 +12,7 @@ import dagster as dg
 
 from checks.ops_guards import AS_OF_TAG
 from closedloop.registry import ModelSpec
-from orchestration.jobs import pipeline_job_name
+from orchestration.jobs import MODEL_TAG, pipeline_job_name
 
 HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
 DAILY_TIME = (0, 30)  # UTC hour and minute after midnight
@@ -29,6 +29,7 @@ def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefiniti
             *(dg.AssetKey([model.name, name]) for name in ("predictions", "ops_stats", "slo_evaluations"))
         ),
         description=f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far.",
+        tags={MODEL_TAG: model.name},
     )
 
 

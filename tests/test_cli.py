@@ -126,3 +126,17 @@ def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_pa
 def test_failing_days_read_as_ranges():
     days = ("2026-09-21", "2026-09-13", "2026-09-14", "2026-09-15", "2026-09-23")
     assert cli._day_ranges(days) == "2026-09-13..2026-09-15, 2026-09-21, 2026-09-23"
+
+
+def test_rollback_and_reject_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    assert cli.main(["rollback", "--model", "fraud", "--who", "alice@example.com"]) == 0
+    assert capsys.readouterr().out.startswith("fraud: v12 -> v11 (audit row act_")
+    assert cli.main(["rollback", "--model", "fraud"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "closedloop rollback: fraud v11 has no earlier version to roll back to"
+    assert cli.main(["actions", "--model", "fraud", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["actions"]
+    assert (row["type"], row["state"], row["requested_by"]) == ("rollback", "applied", "alice@example.com")
+    assert cli.main(["reject", row["action_id"]]) == 2
+    assert "is applied, not pending" in capsys.readouterr().err

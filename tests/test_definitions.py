@@ -39,8 +39,8 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
 
 ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval", "slo_evaluations"]
 SLO_CHECKS = {
-    "fraud": ["auc_30d_floor", "review_rate_in_band", "score_distribution_stable"],
-    "ticket_triage": ["auc_7d_floor", "cost_ceiling", "p95_latency_ceiling"],
+    "fraud": ["auc_30d_floor", "inputs_within_drift_limits", "review_rate_in_band", "score_distribution_stable"],
+    "ticket_triage": ["auc_7d_floor", "cost_ceiling", "p95_latency_ceiling", "reviews_arriving"],
 }
 DRIFT_CHECKS = [
     "decision_rate_within_drift_limits",
@@ -90,8 +90,12 @@ def test_definitions_snapshot(registry):
     expected += [f"{m}/drift:{name}" for m in MODELS for name in DRIFT_CHECKS]
     expected += [f"{m}/slo_evaluations:{name}" for m in MODELS for name in SLO_CHECKS[m]]
     assert checks == sorted(expected)
-    assert sorted(job.name for job in defs.jobs) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh"))
+    model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh")]
+    assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, "incident", "decide_action"])
     assert sorted(s.name for s in defs.schedules) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly"))
+    sensors = {s.name: s for s in defs.sensors}
+    assert sorted(sensors) == ["closedloop_automation", "closedloop_incidents", "closedloop_run_failures"]
+    assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
 
 
 def test_assets_carry_the_registrys_owners_group_and_partitions(registry):

@@ -1,4 +1,5 @@
-"""SLOs in Dagster: slo_evaluations judged per period, one check per SLO, and `closedloop status`."""
+"""SLOs in Dagster: slo_evaluations judged per period, one check per SLO, `closedloop status`, and the
+incidents the sensor opens and closes from them."""
 
 import datetime as dt
 import json
@@ -6,6 +7,8 @@ import json
 import dagster as dg
 import pytest
 
+from closedloop.control import read_serving
+from closedloop.incidents import read_incidents
 from closedloop.lake import Lake
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
@@ -13,6 +16,7 @@ from closedloop.simulator.incidents import INCIDENTS
 from closedloop.slo import read_evaluations
 from orchestration import cli
 from orchestration.definitions import build_definitions
+from orchestration.runner import handle_incidents
 
 SPIKE = next(i for i in INCIDENTS if i.id == "triage_traffic_spike")
 SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
@@ -69,5 +73,21 @@ def test_status_prints_each_slos_latest_state(spike_run, capsys, monkeypatch):
     assert cli.main(["status", "--model", "ticket_triage", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     states = {s["slo"]: s["state"] for s in payload["slos"]}
-    assert states == {"p95_latency_ceiling": "ok", "cost_ceiling": "ok", "auc_7d_floor": "no data"}
+    assert states == {"p95_latency_ceiling": "ok", "cost_ceiling": "ok", "auc_7d_floor": "no data", "reviews_arriving": "no data"}
     assert payload["incidents"] == []
+
+
+def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours_recover(spike_run):
+    registry, _, _ = spike_run
+    instance = dg.DagsterInstance.ephemeral()
+    runs = handle_incidents(registry, instance)
+    assert [r.success for r in runs] == [True] * 4  # two SLOs, each opened and closed
+    lake = Lake(registry.lake, registry.landing)
+    incidents = {i["slo"]: i for i in read_incidents(lake, "ticket_triage")}
+    assert sorted(incidents) == ["cost_ceiling", "p95_latency_ceiling"]
+    for incident in incidents.values():
+        assert incident["opened"] == f"{SPIKE_DAY}T{SPIKE.hours[0]:02d}:00:00+00:00"
+        assert incident["closed"] == f"{SPIKE_DAY}T{SPIKE.hours[1]:02d}:00:00+00:00" and incident["state"] == "closed"
+        assert incident["action_result"] == "applied"
+    assert read_serving(lake, registry.model("ticket_triage"))["fallback"] is True  # the kill switch stays on for a person
+    assert handle_incidents(registry, instance) == []  # handled: the next evaluation of the sensor asks for nothing

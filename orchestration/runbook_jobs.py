@@ -1,0 +1,125 @@
+"""Jobs that close the loop: ``incident`` (record, act, tell the owner) and ``decide_action`` (approve or reject).
+
+The incident sensor launches ``incident`` once per SLO transition found in ``slo_evaluations``;
+a person (or the CLI's ``closedloop approve``) launches ``decide_action`` for a proposed action.
+Each step is idempotent, so re-running a run changes nothing twice.
+"""
+
+import datetime as dt
+from typing import Literal
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from closedloop.control import ControlError, approve, reject
+from closedloop.incidents import OPENED, apply_transition
+from closedloop.lake import Lake
+from closedloop.registry import Registry
+from closedloop.runbook import carry_out, notify
+from closedloop.slo import SLO_EVALUATIONS_SCHEMA, period_start
+from orchestration.resources import LakeResource, WebhookResource
+
+INCIDENT_JOB = "incident"
+DECIDE_ACTION_JOB = "decide_action"
+
+
+class TransitionConfig(dg.Config):
+    """The ``slo_evaluations`` row whose transition the run handles."""
+
+    model: str
+    slo: str
+    period: str
+
+
+class DecisionConfig(dg.Config):
+    model: str
+    action_id: str
+    decision: Literal["approve", "reject"]
+    who: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _evaluation(lake: Lake, config: TransitionConfig) -> dict:
+    table = lake.read_partition(config.model, "slo_evaluations", period_start(config.period).date())
+    if table is not None:
+        mask = pc.and_(pc.equal(table["slo"], config.slo), pc.equal(table["period"], config.period))
+        rows = table.filter(mask).cast(SLO_EVALUATIONS_SCHEMA).to_pylist()
+        if rows and rows[0]["transition"] is not None:
+            return rows[0]
+    raise dg.Failure(f"slo_evaluations of {config.model} has no transition of SLO {config.slo!r} at {config.period}")
+
+
+def build_incident_job(registry: Registry) -> dg.JobDefinition:
+    @dg.op(description="Open the incident of a newly breached SLO, or close the one of a recovered SLO, in the lake.")
+    def open_or_close_incident(context: dg.OpExecutionContext, config: TransitionConfig, lake: LakeResource) -> dict | None:
+        store = lake.get()
+        model = registry.model(config.model)
+        change = apply_transition(store, model, _evaluation(store, config), _now())
+        if change is None:
+            context.log.info(f"{config.model}/{config.slo} at {config.period}: already recorded, nothing to do")
+            return None
+        incident = change.incident
+        context.log.info(f"{change.change} incident {incident['incident_id']} ({incident['metric']} = {incident['value']})")
+        return {"change": change.change, "incident": incident}
+
+    @dg.op(description="Carry out the SLO's runbook action for an opened incident (auto) or propose it (propose).")
+    def carry_out_runbook_action(context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource) -> dict | None:
+        if handled is None or handled["change"] != OPENED:
+            return handled
+        incident = carry_out(lake.get(), registry.model(handled["incident"]["model"]), handled["incident"], _now())
+        log = context.log.warning if incident["action_result"].startswith("failed") else context.log.info
+        log(f"{incident['action']} ({incident['action_mode']}): {incident['action_result']}")
+        return {**handled, "incident": incident}
+
+    @dg.op(description="Post the incident to the owner's webhook (Slack-compatible JSON) and record how that went.")
+    def notify_owner(context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource, webhook: WebhookResource) -> None:
+        if handled is None:
+            return
+        incident, delivery = notify(lake.get(), handled["incident"], handled["change"], webhook.poster())
+        context.log.info(f"notification: {incident['notification']}")
+        problems = []
+        if delivery is not None and not delivery.ok:
+            problems.append(f"the owner was not told ({delivery.error} after {delivery.attempts} attempts)")
+        if (incident["action_result"] or "").startswith("failed"):
+            problems.append(f"the runbook action was not carried out ({incident['action_result']})")
+        if problems:
+            raise dg.Failure(
+                f"incident {incident['incident_id']} is recorded, but " + " and ".join(problems),
+                metadata={"incident": dg.MetadataValue.json({k: str(v) for k, v in incident.items()})},
+            )
+
+    @dg.job(
+        name=INCIDENT_JOB,
+        description="Records an SLO's incident (opened or closed), carries out its runbook action and tells its owner. "
+        "Launched by the closedloop_incidents sensor.",
+        tags={"closedloop/kind": "incident"},
+    )
+    def incident():
+        notify_owner(carry_out_runbook_action(open_or_close_incident()))
+
+    return incident
+
+
+def build_decide_action_job(registry: Registry) -> dg.JobDefinition:
+    @dg.op(description="Apply a proposed runbook action to the serving file, or reject it; the audit log records who and when.")
+    def decide(context: dg.OpExecutionContext, config: DecisionConfig, lake: LakeResource) -> None:
+        model = registry.model(config.model)
+        decide_with = approve if config.decision == "approve" else reject
+        try:
+            row = decide_with(lake.get(), model, config.action_id, who=config.who, now=_now())
+        except ControlError as exc:
+            raise dg.Failure(str(exc)) from None
+        context.log.info(f"{config.action_id} ({row['type']}) {row['state']} by {config.who}")
+
+    @dg.job(
+        name=DECIDE_ACTION_JOB,
+        description="Approves or rejects a proposed runbook action (rollback, dial, fallback, recalibrate).",
+        tags={"closedloop/kind": "decision"},
+    )
+    def decide_action():
+        decide()
+
+    return decide_action

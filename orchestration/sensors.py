@@ -1,0 +1,83 @@
+"""Sensors that close the loop: SLO transitions open and close incidents; failed runs are reported.
+
+``closedloop_incidents`` reads new rows of every model's ``slo_evaluations`` in the lake (not
+Dagster's check history: reading that needs deprecated calls that break on the default
+run-sharded storage) and launches the ``incident`` job once per SLO that became breached or
+recovered. Its cursor is, per model, the newest modification time of the partitions it has
+read, kept by Dagster, so a restart resumes where it stopped; a transition the lake already shows handled (an incident
+opened by an in-process run, say) is not launched again. Runs are requested in period order
+and tagged ``closedloop/slo``; the instance's run queue (``data/dagster_home/dagster.yaml``)
+runs one per SLO at a time, so an incident is opened before it is closed. Both sensors run by
+default.
+"""
+
+import json
+
+import dagster as dg
+
+from closedloop.incidents import transition_incident_id, transitions, unhandled
+from closedloop.registry import Registry
+from closedloop.webhook import run_failure_message
+from orchestration.resources import LakeResource, WebhookResource
+from orchestration.jobs import MODEL_TAG
+
+INCIDENT_SENSOR = "closedloop_incidents"
+# One SLO's incident runs must run in the order they were requested (an opening before its
+# closing): the instance's run queue limits this tag to one run at a time per value.
+SLO_TAG = "closedloop/slo"
+RUN_FAILURE_SENSOR = "closedloop_run_failures"
+
+
+def incident_run_requests(registry: Registry, lake: LakeResource, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+    """The incident runs to launch for transitions recorded since ``cursor``, and the next cursor."""
+    seen = json.loads(cursor) if cursor else {}
+    store = lake.get()
+    requests = []
+    for model in registry.models.values():
+        rows, newest = transitions(store, model.name, seen.get(model.name))
+        for row in unhandled(store, rows):
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{transition_incident_id(row)}:{row['transition']}",
+                    run_config={"ops": {"open_or_close_incident": {"config": {"model": model.name, "slo": row["slo"], "period": row["period"]}}}},
+                    tags={MODEL_TAG: model.name, SLO_TAG: f"{model.name}.{row['slo']}", "closedloop/transition": row["transition"]},
+                )
+            )
+        if newest is not None:
+            seen[model.name] = newest
+    return requests, json.dumps(seen, sort_keys=True)
+
+
+def build_incident_sensor(registry: Registry, job: dg.JobDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=INCIDENT_SENSOR,
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches the incident job for every SLO that became breached or recovered in slo_evaluations.",
+    )
+    def closedloop_incidents(context: dg.SensorEvaluationContext, lake: LakeResource):
+        requests, cursor = incident_run_requests(registry, lake, context.cursor)
+        context.update_cursor(cursor)
+        if not requests:
+            return dg.SkipReason("no SLO became breached or recovered since the last tick")
+        return requests
+
+    return closedloop_incidents
+
+
+@dg.run_failure_sensor(
+    name=RUN_FAILURE_SENSOR,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts every failed closedloop run (a pipeline, an incident, a decision) to the webhook.",
+)
+def closedloop_run_failures(context: dg.RunFailureSensorContext, webhook: WebhookResource):
+    run = context.dagster_run
+    error = context.failure_event.message or "the run failed"
+    post = webhook.poster()
+    if post is None:
+        context.log.info(f"run {run.run_id} of {run.job_name} failed; no webhook configured")
+        return
+    delivery = post(run_failure_message(run.job_name, run.run_id, error, run.tags.get(MODEL_TAG)))
+    if not delivery.ok:
+        context.log.warning(f"could not report failed run {run.run_id}: {delivery.error} after {delivery.attempts} attempts")

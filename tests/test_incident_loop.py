@@ -1,0 +1,185 @@
+"""The closed loop in Dagster: SLO transitions in the lake -> incident sensor -> incident job ->
+lake record, serving file, audit row and a message on a real local webhook."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from closedloop.control import read_actions, read_serving
+from closedloop.incidents import read_incidents
+from closedloop.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
+from orchestration.definitions import build_definitions
+from orchestration.resources import WebhookResource
+from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
+from orchestration.sensors import INCIDENT_SENSOR, RUN_FAILURE_SENSOR
+
+UTC = dt.timezone.utc
+HOUR = dt.datetime(2026, 9, 16, 10, tzinfo=UTC)
+
+
+def evaluation(slo: str, period: dt.datetime, state: str, value: float, transition: str | None, since: dt.datetime | None):
+    """One ``slo_evaluations`` row of ticket_triage's hourly p95 SLO (or another hourly one)."""
+    return {
+        "model": "ticket_triage", "slo": slo, "metric": "latency_p95_ms", "source": "ops.latency_p95_ms", "cadence": "hourly",
+        "period": period.isoformat(), "day": period.date(), "version": "all", "value": value, "rows": 900, "detail": None,
+        "comparison": "<=", "threshold": 4000.0, "band_low": None, "band_high": None, "breach": state != "ok",
+        "consecutive_breaches": int(state != "ok"), "consecutive_ok": int(state == "ok"), "state": state,
+        "breached_since": since.isoformat() if since else None, "transition": transition, "severity": "page",
+        "owner": "team:llm-platform", "evaluated_at": dt.datetime.now(UTC),
+    }  # fmt: skip
+
+
+def record(lake, *rows):
+    record_evaluations(lake, "ticket_triage", pa.Table.from_pylist(list(rows), schema=SLO_EVALUATIONS_SCHEMA))
+
+
+@pytest.fixture
+def loop(registry, lake):
+    """The code location, an instance, and a way to tick the incident sensor and run what it asks for."""
+    defs = build_definitions(registry)
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = defs.get_sensor_def(INCIDENT_SENSOR)
+
+    def tick(cursor: str | None, webhook: WebhookResource = WebhookResource()) -> tuple[list, str | None]:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": defs.resources["lake"]})
+        result = sensor(context)
+        requests = result if isinstance(result, list) else []
+        for request in requests:
+            run = defs.get_job_def(INCIDENT_JOB).execute_in_process(
+                run_config=request.run_config,
+                instance=instance,
+                tags=request.tags,
+                resources={"lake": defs.resources["lake"], "webhook": webhook},
+                raise_on_error=False,
+            )
+            request.tags["run_success"] = str(run.success)
+        return requests, context.cursor
+
+    return defs, instance, tick
+
+
+def test_a_breach_opens_one_incident_and_a_recovery_closes_it(loop, registry, lake):
+    _, _, tick = loop
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    requests, cursor = tick(None)
+    assert len(requests) == 1 and requests[0].run_key == f"ticket_triage/p95_latency_ceiling/{HOUR.isoformat()}:breached"
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert (incident["state"], incident["value"], incident["action"], incident["action_result"]) == (
+        "open", 12_600.0, "fallback", "applied"
+    )
+    assert incident["notification"] == "opened: no webhook configured (set CLOSEDLOOP_WEBHOOK_URL)"
+    # The fallback action (auto) flipped the kill switch and left an audit row naming the incident.
+    assert read_serving(lake, registry.model("ticket_triage"))["fallback"] is True
+    [action] = read_actions(lake, "ticket_triage")
+    assert (action["type"], action["state"], action["why"]) == ("fallback", "applied", incident["incident_id"])
+
+    # The same breach on the next tick, and the breach going on, launch nothing more.
+    assert tick(cursor)[0] == []
+    record(lake, evaluation("p95_latency_ceiling", HOUR + dt.timedelta(hours=1), "breached", 11_000.0, None, HOUR))
+    requests, cursor = tick(cursor)
+    assert requests == [] and len(read_incidents(lake, "ticket_triage")) == 1
+
+    # After a restart (a new context with the stored cursor) the recovery closes the incident.
+    recovered = HOUR + dt.timedelta(hours=6)
+    record(lake, evaluation("p95_latency_ceiling", recovered, "ok", 2_300.0, "recovered", HOUR))
+    requests, cursor = tick(cursor)
+    assert [r.tags["closedloop/transition"] for r in requests] == ["recovered"]
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert (incident["state"], incident["closed"]) == ("closed", recovered.isoformat())
+    assert len(read_actions(lake, "ticket_triage")) == 1  # closing does not act again
+    # Even a lost cursor re-launches nothing: the lake shows every transition handled.
+    assert tick(None)[0] == []
+
+
+def test_the_owner_gets_a_slack_compatible_message_on_a_local_webhook(loop, lake, webhook_server):
+    url, handler = webhook_server
+    _, _, tick = loop
+    record(lake, evaluation("cost_ceiling", HOUR, "breached", 9.7, "breached", HOUR))
+    tick(None, WebhookResource(url=url))
+    [(content_type, message)] = handler.received
+    assert content_type == "application/json"
+    assert message["text"] == ":rotating_light: [page] ticket_triage: SLO cost_ceiling breached: latency_p95_ms = 9.7"
+    details = message["blocks"][1]["text"]["text"]
+    assert "(SLO: <= 4000)" in details and "Owner: team:llm-platform" in details and "fallback (auto): applied" in details
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert incident["notification"] == "opened: delivered (1 attempt)"
+
+
+def test_with_the_webhook_down_the_incident_is_still_recorded_and_the_run_fails_visibly(loop, lake, dead_webhook_url):
+    defs, instance, tick = loop
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    [request], _ = tick(None, WebhookResource(url=dead_webhook_url, retries=2, backoff_seconds=0.01, timeout_seconds=1))
+    assert request.tags["run_success"] == "False"
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert incident["state"] == "open" and incident["action_result"] == "applied"  # recorded and acted on all the same
+    assert incident["notification"].startswith("opened: failed after 3 attempts: URLError")
+    [run] = instance.get_runs()
+    failure = next(e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_failure)
+    assert "is recorded, but the owner was not told" in failure.dagster_event.step_failure_data.error.message
+
+
+def test_a_proposed_action_waits_until_the_decide_action_job_approves_it(loop, registry, lake):
+    defs, instance, tick = loop
+    day = dt.date(2026, 10, 6)
+    row = {
+        **evaluation("review_rate_in_band", HOUR, "breached", 0.0015, "breached", HOUR),
+        "model": "fraud", "metric": "review_rate", "cadence": "daily", "period": str(day), "day": day, "version": "v12",
+        "breached_since": str(day), "comparison": None, "threshold": None, "band_low": 0.005, "band_high": 0.06,
+    }  # fmt: skip
+    record_evaluations(lake, "fraud", pa.Table.from_pylist([row], schema=SLO_EVALUATIONS_SCHEMA))
+    tick(None)
+    fraud = registry.model("fraud")
+    [incident] = read_incidents(lake, "fraud")
+    [pending] = read_actions(lake, "fraud", "pending")
+    assert incident["version"] == "v12" and incident["action_result"] == f"pending approval: closedloop approve {pending['action_id']}"
+    assert read_serving(lake, fraud)["active_version"] == "v12"  # nothing changes before a person approves
+    decided = defs.get_job_def(DECIDE_ACTION_JOB).execute_in_process(
+        run_config={"ops": {"decide": {"config": {"model": "fraud", "action_id": pending["action_id"], "decision": "approve", "who": "alice@example.com"}}}},
+        instance=instance,
+    )
+    assert decided.success
+    assert read_serving(lake, fraud)["active_version"] == "v11"
+    [applied] = read_actions(lake, "fraud")
+    assert (applied["state"], applied["decided_by"]) == ("applied", "alice@example.com")
+
+
+def test_the_sensor_reads_only_partitions_written_since_its_cursor(loop, lake, monkeypatch):
+    _, _, tick = loop
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    _, cursor = tick(None)
+    read = []
+    original = lake.read_files
+    monkeypatch.setattr("closedloop.lake.Lake.read_files", staticmethod(lambda paths, schema: read.extend(paths) or original(paths, schema)))
+    later = HOUR + dt.timedelta(days=3)
+    record(lake, evaluation("p95_latency_ceiling", later, "ok", 2_000.0, "recovered", HOUR))
+    requests, _ = tick(cursor)
+    assert [p.parent.name for p in read if "slo_evaluations" in str(p)] == [f"date={later.date()}"]
+    assert len(requests) == 1
+
+
+def test_failed_runs_are_reported_to_the_webhook(registry, webhook_server):
+    url, handler = webhook_server
+    defs = build_definitions(registry)
+    instance = dg.DagsterInstance.ephemeral()
+    # A decision on an action that does not exist fails the run.
+    result = defs.get_job_def(DECIDE_ACTION_JOB).execute_in_process(
+        run_config={"ops": {"decide": {"config": {"model": "fraud", "action_id": "act_missing", "decision": "approve", "who": "bob@example.com"}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=RUN_FAILURE_SENSOR,
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        resources={"webhook": WebhookResource(url=url)},
+    ).for_run_failure()
+    defs.get_sensor_def(RUN_FAILURE_SENSOR)(context)
+    [(_, message)] = handler.received
+    assert message["text"].startswith(":x: closedloop run failed: decide_action")
+    assert result.run_id in json.dumps(message["blocks"])
