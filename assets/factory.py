@@ -12,7 +12,6 @@ from assets.outcomes import build_outcomes_asset
 from assets.predictions import build_predictions_asset
 from assets.profiles import build_profiles_asset
 from assets.rolling_eval import build_rolling_eval_asset
-from assets.slo_evaluations import build_slo_evaluations_asset
 from closedloop.registry import ModelSpec
 
 
@@ -26,5 +25,4 @@ def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:
         build_outcomes_asset(model),
         build_eval_stats_asset(model),
         build_rolling_eval_asset(model),
-        build_slo_evaluations_asset(model),
     ]

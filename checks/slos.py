@@ -1,56 +1,94 @@
-"""One check per SLO on ``<model>/slo_evaluations``: did the SLO reach the breached state in the run."""
+"""SLO checks on the assets that produce each SLO's metric: judged per period, recorded in the lake.
+
+An SLO on ``rolling_eval.roc_auc[7d]`` is a check on ``rolling_eval``, one on ``ops.latency_p95_ms``
+a check on ``ops_stats``, one on a business SQL metric a check on ``predictions``, and so on, so
+the UI shows each SLO beside the numbers it is about. Each check judges the run's days (and, for
+hourly SLOs, their hours; an hourly run only the hour that just ended), records every evaluation
+in ``<lake>/<model>/slo_evaluations`` (the record the incident sensor and ``closedloop status``
+read) and fails, with the SLO's severity, when the SLO was breached in the run. SLO checks
+never block: a broken SLO is an incident, not a reason to stop computing the numbers.
+"""
+
+import datetime as dt
 
 import dagster as dg
-import pyarrow as pa
+import pandas as pd
 
+from checks.ops_guards import AS_OF_TAG, hours_to_judge
 from closedloop.names import checked_day
-from closedloop.registry import ModelSpec
+from closedloop.registry import ModelSpec, SLOSpec
+from closedloop.slo import evaluate_periods, metric_table, record_evaluations
 from orchestration.partitions import run_days
 from orchestration.resources import LakeResource
 
 _SEVERITY = {"page": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
-def _bound(slo) -> str:
+def _bound(slo: SLOSpec) -> str:
     return f"within [{slo.band[0]}, {slo.band[1]}]" if slo.band else f"{slo.comparison} {slo.threshold}"
 
 
-def build_slo_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
-    if not model.slos:
-        return []
-    asset = dg.AssetKey([model.name, "slo_evaluations"])
+def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]) -> dg.AssetCheckResult:
+    mine = [r for r in rows if r["slo"] == slo.name]
+    breached = [r for r in mine if r["state"] == "breached"]
+    judged = [r for r in mine if r["value"] is not None]
+    metadata = {"periods_judged": len(judged), "periods_breached": len(breached), "expected": _bound(slo)}
+    if judged:
+        latest = judged[-1]
+        metadata.update({"latest_period": latest["period"], "observed": float(latest["value"]), "state": latest["state"]})
+    if breached:
+        first = breached[0]
+        scope = f" ({first['version']})" if first["version"] != "all" else ""
+        metadata["first_failure"] = f"{first['period']}: expected {slo.metric}{scope} {_bound(slo)}, observed {first['value']:.4g}"
+        metadata["failing_days"] = dg.MetadataValue.json(sorted({str(r["day"]) for r in breached}))
+    transitions = [f"{r['period']} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]]
+    if transitions:
+        metadata["transitions"] = dg.MetadataValue.json(transitions)
+    return dg.AssetCheckResult(
+        check_name=slo.name, asset_key=asset, passed=not breached, severity=_SEVERITY[slo.severity], metadata=metadata
+    )
+
+
+def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChecksDefinition:
+    asset = dg.AssetKey([model.name, table])
 
     @dg.multi_asset_check(
-        name=f"{model.name}__slos",
+        name=f"{model.name}__{table}_slos",
         specs=[
             dg.AssetCheckSpec(
                 slo.name,
                 asset=asset,
-                description=f"{slo.metric} {_bound(slo)} ({slo.severity}; breached after {slo.for_periods} bad period(s); "
-                f"runbook: {slo.action.type}, {slo.action.mode}).",
+                description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {_bound(slo)} "
+                f"({slo.severity}; breached after {slo.for_periods} bad period(s); runbook: {slo.action.type}, "
+                f"{slo.action.mode}). Every evaluation is recorded in slo_evaluations.",
             )
-            for slo in model.slos
+            for slo in slos
         ],
-        description=f"The SLOs of {model.name}, as recorded in slo_evaluations.",
+        description=f"The SLOs of {model.name} whose metric comes from {table}.",
     )
-    def slos(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    def slo_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
         store = lake.get()
-        parts = [store.read_partition(model.name, "slo_evaluations", checked_day(key)) for key in run_days(context)]
-        rows = pa.concat_tables([p for p in parts if p is not None]).to_pylist() if any(parts) else []
-        for slo in model.slos:
-            mine = sorted((r for r in rows if r["slo"] == slo.name), key=lambda r: r["period"])
-            breached = [r for r in mine if r["state"] == "breached"]
-            judged = [r for r in mine if r["value"] is not None]
-            metadata = {"periods_judged": len(judged), "periods_breached": len(breached), "expected": _bound(slo)}
-            if judged:
-                latest = judged[-1]
-                metadata.update({"latest_period": latest["period"], "observed": float(latest["value"]), "state": latest["state"]})
-            if breached:
-                first = breached[0]
-                metadata["first_failure"] = f"{first['period']}: expected {slo.metric} {_bound(slo)}, observed {first['value']:.4g}"
-                metadata["failing_days"] = dg.MetadataValue.json(sorted({str(r["day"]) for r in breached}))
-            yield dg.AssetCheckResult(
-                check_name=slo.name, asset_key=asset, passed=not breached, severity=_SEVERITY[slo.severity], metadata=metadata
-            )
+        tag = context.run.tags.get(AS_OF_TAG)
+        as_of = pd.Timestamp(tag).to_pydatetime() if tag else None
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = []
+        for key in run_days(context):
+            day = checked_day(key)
+            evaluations = evaluate_periods(store, model, [day, *hours_to_judge(day, as_of)], slos, now)
+            if evaluations.num_rows:
+                record_evaluations(store, model.name, evaluations)
+            rows += evaluations.to_pylist()
+        for row in rows:
+            if row["transition"]:
+                context.log.warning(f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = {row['value']:.4g})")
+        for slo in slos:
+            yield _result(model, slo, asset, rows)
 
-    return [slos]
+    return slo_check
+
+
+def build_slo_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
+    by_table: dict[str, list[SLOSpec]] = {}
+    for slo in model.slos:
+        by_table.setdefault(metric_table(model, slo), []).append(slo)
+    return [_slo_check(model, table, slos) for table, slos in by_table.items()]

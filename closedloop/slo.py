@@ -284,12 +284,6 @@ def label_lag_days(model: ModelSpec) -> int:
     return model.labels.maturity_days + 1
 
 
-def coverage_days_back(model: ModelSpec) -> int:
-    """The furthest back (in days) a label-coverage metric of ``model`` looks; 0 without one."""
-    sources = [parse_source(model, m) for m in model.metrics]
-    return max((int(s.window) for s in sources if s.kind == "outcomes"), default=0)
-
-
 def _rolling_eval_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSource) -> list[Reading]:
     needs_labels = source.metric not in LABEL_FREE_METRICS
     window_end = day - dt.timedelta(days=label_lag_days(model) if needs_labels else 0)
@@ -517,8 +511,10 @@ def evaluate_slos(
     period: dt.date | dt.datetime,
     previous: Iterable[Mapping] | pa.Table | None,
     evaluated_at: dt.datetime,
+    slos: Iterable[SLOSpec] | None = None,
 ) -> pa.Table:
-    """``slo_evaluations`` rows of the SLOs whose metric has the period's cadence (a date: daily, an hour: hourly).
+    """``slo_evaluations`` rows of the SLOs (``slos``, default all the model's) whose metric has the
+    period's cadence (a date: daily, an hour: hourly).
 
     ``previous`` holds earlier evaluation rows (at least each SLO's latest; see
     ``latest_evaluations``); an SLO without one starts ok. Deterministic given the lake and inputs.
@@ -529,7 +525,7 @@ def evaluate_slos(
     before = _previous_states(previous)
     readings: dict[str, list[Reading]] = {}
     rows = []
-    for slo in model.slos:
+    for slo in model.slos if slos is None else slos:
         metric = metrics[slo.metric]
         if metric.cadence != cadence:
             continue
@@ -569,6 +565,28 @@ def evaluate_slos(
             }
         )
     return pa.Table.from_pylist(rows, schema=SLO_EVALUATIONS_SCHEMA)
+
+
+def evaluate_periods(
+    lake: Lake, model: ModelSpec, periods: list[dt.date | dt.datetime], slos: Iterable[SLOSpec], evaluated_at: dt.datetime
+) -> pa.Table:
+    """``slos`` judged for each period in order (a day, then its hours), each state carried from the
+    period before, starting from the lake's latest evaluations before the first period."""
+    slos = list(slos)
+    previous = {row["slo"]: row for row in latest_evaluations(lake, model.name, periods[0])} if periods else {}
+    tables = [SLO_EVALUATIONS_SCHEMA.empty_table()]
+    for period in periods:
+        rows = evaluate_slos(lake, model, period, list(previous.values()), evaluated_at, slos)
+        previous.update({row["slo"]: row for row in rows.to_pylist()})
+        tables.append(rows)
+    return pa.concat_tables(tables)
+
+
+def metric_table(model: ModelSpec, slo: SLOSpec) -> str:
+    """The lake table (and Dagster asset) an SLO's metric is computed from: its check lives there."""
+    metric = next(m for m in model.metrics if m.name == slo.metric)
+    kind = parse_source(model, metric).kind
+    return {"business": "predictions", "eval": "eval_stats", "ops": "ops_stats"}.get(kind, kind)
 
 
 # The lake record

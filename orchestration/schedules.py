@@ -25,9 +25,7 @@ def hourly_refresh_job_name(model: ModelSpec) -> str:
 def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefinition":
     return dg.define_asset_job(
         name=hourly_refresh_job_name(model),
-        selection=dg.AssetSelection.assets(
-            *(dg.AssetKey([model.name, name]) for name in ("predictions", "ops_stats", "slo_evaluations"))
-        ),
+        selection=dg.AssetSelection.assets(*(dg.AssetKey([model.name, name]) for name in ("predictions", "ops_stats"))),
         description=f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far.",
         tags={MODEL_TAG: model.name},
     )

@@ -81,7 +81,8 @@ def landing(tmp_path_factory):
 def damaged_run(landing, tmp_path_factory):
     registry = load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path_factory.mktemp("lake")))
     result = run(registry, "fraud")
-    contract = [e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] in ("predictions", "labels")]
+    names = {c.name for c in CONTRACT_CHECKS}
+    contract = [e for e in result.get_asset_check_evaluations() if e.check_name in names]
     return registry, result, {e.check_name: e for e in contract}
 
 

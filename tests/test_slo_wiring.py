@@ -1,5 +1,5 @@
-"""SLOs in Dagster: slo_evaluations judged per period, one check per SLO, `closedloop status`, and the
-incidents the sensor opens and closes from them."""
+"""SLOs in Dagster: one check per SLO on the asset of its metric, every period recorded in
+slo_evaluations, `closedloop status`, and the incidents the sensor opens and closes from them."""
 
 import datetime as dt
 import json
@@ -27,7 +27,7 @@ def spike_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("slo")
     simulate(root / "landing", days=SPIKE.start_day + 2, seed=7, fraud_rows_per_day=100, triage_rows_per_day=1500)
     registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
-    selection = [dg.AssetKey(["ticket_triage", name]) for name in ("predictions", "ops_stats", "slo_evaluations")]
+    selection = [dg.AssetKey(["ticket_triage", name]) for name in ("predictions", "ops_stats")]
     result = build_definitions(registry).resolve_job_def("ticket_triage_pipeline").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         asset_selection=selection,
@@ -37,7 +37,7 @@ def spike_run(tmp_path_factory):
         },
         raise_on_error=False,
     )
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "slo_evaluations"}
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     return registry, result, checks
 
 
@@ -51,10 +51,13 @@ def test_hourly_slos_breach_in_the_spikes_first_hour_and_nowhere_else(spike_run)
         assert check.metadata["failing_days"].value == [str(SPIKE_DAY)], name
 
 
-def test_slos_without_data_are_not_judged(spike_run):
+def test_slos_are_checked_on_the_asset_of_their_metric(spike_run):
     _, _, checks = spike_run
-    auc = checks["auc_7d_floor"]  # rolling_eval was not materialized in this run
-    assert auc.passed and auc.metadata["periods_judged"].value == 0
+    assert {name: c.asset_key.path[-1] for name, c in checks.items() if name in ("p95_latency_ceiling", "cost_ceiling")} == {
+        "p95_latency_ceiling": "ops_stats",
+        "cost_ceiling": "ops_stats",
+    }
+    assert "auc_7d_floor" not in checks  # rolling_eval was not materialized in this run, so its SLOs were not judged
 
 
 def test_every_period_is_recorded_once_and_recovers(spike_run):
