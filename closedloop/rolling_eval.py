@@ -16,7 +16,6 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,7 +53,11 @@ def window_start(day: dt.date, window_days: int) -> dt.date:
 
 
 def window_stats(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int) -> tuple[pa.Table, int]:
-    """The window's daily ``eval_stats`` summed, and how many of its days had statistics."""
+    """The window's daily ``eval_stats`` summed, and how many of its days had statistics.
+
+    Partitions counted on other score bins (written by an older closedloop) are refused, naming
+    their days: their bin numbers mean other scores, so summing them would misplace counts.
+    """
     day = checked_day(day)
     files = lake.partition_files(model.name, "eval_stats", window_start(day, window_days), day)
     if not files:
@@ -62,28 +65,22 @@ def window_stats(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: 
     with connect() as con:
         stats = con.read_parquet([str(p) for p in files], union_by_name=True, filename=True)
         con.register("stats", stats)
-        _refuse_other_score_bins(con, stats, model, files)
-        return con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA), len(files)
+        if "score_grid" not in stats.columns:  # not one file records its bins: all predate the named bins
+            raise _counted_on_other_bins(model, files)
+        merged = con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
+        if set(merged["score_grid"].unique().to_pylist()) - {SCORE_GRID}:
+            stale = con.sql(query("stale_eval_stats"), params={"grid": SCORE_GRID}).fetchall()
+            raise _counted_on_other_bins(model, [Path(name) for (name,) in stale])
+        return merged, len(files)
 
 
-def _refuse_other_score_bins(
-    con: duckdb.DuckDBPyConnection, stats: duckdb.DuckDBPyRelation, model: ModelSpec, files: list[Path]
-) -> None:
-    """Fail, naming the days, when partitions were counted on other score bins (by an older closedloop).
-
-    Their bin numbers mean other scores, so summing them with today's would misplace counts.
-    """
-    if "score_grid" in stats.columns:
-        stale = [Path(name) for (name,) in con.sql(query("stale_eval_stats"), params={"grid": SCORE_GRID}).fetchall()]
-    else:  # not one file records its bins: all were written before the bins had a name
-        stale = files
-    if stale:
-        days = [p.parent.name.removeprefix("date=") for p in stale]
-        raise LakeError(
-            f"{model.name}/eval_stats of {', '.join(days)} ({stale[0]}{' and others' if len(stale) > 1 else ''}) "
-            "was counted on other score bins than this version of closedloop uses; re-materialize eval_stats "
-            f"for those days, e.g. closedloop run --start {days[0]} --end {days[-1]} --model {model.name}"
-        )
+def _counted_on_other_bins(model: ModelSpec, stale: list[Path]) -> LakeError:
+    days = [p.parent.name.removeprefix("date=") for p in stale]
+    return LakeError(
+        f"{model.name}/eval_stats of {', '.join(days)} ({stale[0]}{' and others' if len(stale) > 1 else ''}) "
+        "was counted on other score bins than this version of closedloop uses; re-materialize eval_stats "
+        f"for those days, e.g. closedloop run --start {days[0]} --end {days[-1]} --model {model.name}"
+    )
 
 
 def pooled_threshold(model: ModelSpec, version: str) -> float | None:
