@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 from assets.policy import model_asset_args
 from closedloop.eval_stats import ALL, eval_stats
 from closedloop.lake import LakeError
-from closedloop.metrics import BINS
+from closedloop.metrics import BINS, SCORE_GRID
 from closedloop.registry import ModelSpec
 from orchestration.automation import downstream_condition
 from orchestration.partitions import run_days
@@ -21,10 +21,11 @@ def build_eval_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
         automation_condition=downstream_condition(model),
         description=(
             f"The day's {model.name} predictions counted per model version and segment on {BINS:,} fixed score "
-            "bins, split by label (positive, negative, not labeled yet), label maturity and decision. Any window "
-            "is the sum of its days, so rolling evaluations never re-read raw predictions; metrics from these "
-            "counts match exact ones within stated binning bounds (ROC AUC typically within 0.002). Follows "
-            "the day's outcomes as late labels arrive."
+            "bins (every 0.001, and finer below 0.01 and above 0.99), split by label (positive, negative, not "
+            "labeled yet), label maturity and decision. Any window is the sum of its days, so rolling evaluations "
+            "never re-read raw predictions; metrics from these counts match exact ones within stated binning "
+            "bounds (ROC AUC within 0.002, even for scores squeezed into a tail). Follows the day's outcomes as "
+            "late labels arrive."
         ),
     )
     def eval_stats_asset(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -43,6 +44,6 @@ def build_eval_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
                 f"| {day} | {pc.sum(whole['n']).as_py() or 0:,} | {pc.sum(labeled['n']).as_py() or 0:,} | "
                 f"{pc.sum(matured['n']).as_py() or 0:,} | {stats.num_rows:,} |"
             )
-        return dg.MaterializeResult(metadata={"bins": BINS, "per_day": dg.MetadataValue.md("\n".join(lines))})
+        return dg.MaterializeResult(metadata={"bins": BINS, "score_grid": SCORE_GRID, "per_day": dg.MetadataValue.md("\n".join(lines))})
 
     return eval_stats_asset

@@ -12,11 +12,12 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from closedloop.eval_stats import ALL, score_counts
 from closedloop.lake import Lake
-from closedloop.metrics import BINS, EDGES, ScoreCounts, ece, reliability_curve, threshold_curve, threshold_for_rate
+from closedloop.metrics import ScoreCounts, coarsen, ece, reliability_curve, threshold_curve, threshold_for_rate
 from closedloop.names import checked_day
 from closedloop.plotting import new_figure, to_png
 from closedloop.registry import ModelSpec
@@ -50,10 +51,9 @@ def score_histogram_figure(
 ) -> bytes:
     """Score distribution of positives, negatives and unlabeled rows (each normalised), with the threshold."""
     figure, axes = new_figure()
-    width = BINS // bins
-    edges = EDGES[::width]
+    edges = np.arange(bins + 1) / bins
     for name, values in (("positive", counts.pos), ("negative", counts.neg), ("unlabeled", counts.unlabeled.sum(axis=0))):
-        coarse = values.reshape(bins, width).sum(axis=1)
+        coarse = coarsen(values, bins)
         if coarse.sum() > 0:
             axes.stairs(coarse / coarse.sum(), edges, label=f"{name} ({int(coarse.sum()):,})")
     if threshold is not None:

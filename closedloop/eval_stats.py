@@ -9,12 +9,14 @@ Layout of an ``eval_stats`` partition (long and sparse; a cell absent from the t
     label_state      string   'positive', 'negative' or 'unlabeled' (as known when outcomes ran)
     matured          bool     the label was known at the day's maturity horizon (false if unlabeled)
     decision         int8     the service's decision (0/1)
-    bin              int16    score bin b: b/1000 <= score < (b+1)/1000 (bin 999 includes 1.0)
+    score_grid       string   the score bins counted on (``closedloop.metrics.SCORE_GRID``)
+    bin              int16    score bin b: EDGES[b] <= score < EDGES[b + 1] (the last bin includes 1.0)
     n                int64    rows in the cell
 
 Any window is the sum of its days (``merge_eval_stats``), so a 90-day report never re-reads
 raw predictions; ``score_counts`` turns a (merged) table into the dense per-population counts
-the metrics in ``closedloop.metrics`` are computed from.
+the metrics in ``closedloop.metrics`` are computed from. Counts stamped with another
+``score_grid`` (an older closedloop's bins) are refused, never summed with these.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.metrics import BINS, ScoreCounts
+from closedloop.metrics import BINS, SCORE_GRID, ScoreCounts, score_bins
 from closedloop.names import checked_day
 from closedloop.registry import ModelSpec
 from closedloop.sql import connect, query
@@ -40,6 +42,7 @@ _KEY_FIELDS = [
     ("label_state", pa.string()),
     ("matured", pa.bool_()),
     ("decision", pa.int8()),
+    ("score_grid", pa.string()),
     ("bin", pa.int16()),
     ("n", pa.int64()),
 ]
@@ -50,10 +53,11 @@ Group = tuple[str, str, str | None]  # (model_version, segment, segment_value)
 
 
 def eval_stats(outcomes: pa.Table, model: ModelSpec, day: str | dt.date) -> pa.Table:
-    """The day's evaluation statistics from its ``outcomes`` partition, in one DuckDB pass."""
+    """The day's evaluation statistics from its ``outcomes`` partition: scores binned on the edges, then one DuckDB pass."""
+    binned = outcomes.append_column("bin", pa.array(score_bins(outcomes["score"].to_numpy()), pa.int16()))
     with connect() as con:
-        con.register("outcomes", outcomes)
-        params = {"day": checked_day(day), "bins": BINS, "segments": [ALL, *model.segments]}
+        con.register("outcomes", binned)
+        params = {"day": checked_day(day), "grid": SCORE_GRID, "segments": [ALL, *model.segments]}
         return con.sql(query("eval_stats"), params=params).to_arrow_table().cast(EVAL_STATS_SCHEMA)
 
 
@@ -83,6 +87,12 @@ def score_counts(stats: pa.Table, labels: str = "matured", pool_versions: bool =
     """
     if labels not in _LABEL_STATES:
         raise ValueError(f"labels must be one of {list(_LABEL_STATES)}, got {labels!r}")
+    other_grids = set(stats["score_grid"].unique().to_pylist()) - {SCORE_GRID}
+    if other_grids:
+        raise ValueError(
+            f"statistics counted on other score bins ({', '.join(map(str, other_grids))}) than this closedloop's "
+            f"({SCORE_GRID}); re-materialize their eval_stats"
+        )
     frame = stats.select([*_GROUP, "label_state", "matured", "decision", "bin", "n"]).to_pandas()
     if not len(frame):
         return {}

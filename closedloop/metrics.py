@@ -1,50 +1,92 @@
 """Quality, calibration and threshold metrics computed from binned score counts.
 
 A window's scores are not kept row by row but counted on ``BINS`` fixed bins (bin ``b`` holds
-``b/BINS <= score < (b+1)/BINS``; the last bin also holds 1.0), split by label and decision, so
-any window is a sum of daily counts (see ``closedloop.eval_stats``). Every metric here is one
-function of a ``ScoreCounts``; each returns a ``MetricValue`` with its 95% interval where one is
-defined (Wilson for rates, DeLong for ROC AUC) and a bound on how far binning can move it from
-the same metric computed by scikit-learn on the raw rows:
+``EDGES[b] <= score < EDGES[b + 1]``; the last bin also holds 1.0), split by label and decision,
+so any window is a sum of daily counts (see ``closedloop.eval_stats``). The edges are every
+multiple of 0.001 (so thresholds like the registry's 0.5 and 0.6 split the bins exactly) and, in
+the tails below 0.01 and above 0.99, 50 edges per decade of the score (of 1 - score) down to
+1e-7, rounded to 3 significant digits: a logit step of about 0.046 where scores squeezed by a
+calibration shift pile up, and decimal numbers that are the same on every machine. The edges
+depend on nothing else (no data, no registry), so days always add up; ``SCORE_GRID`` names them,
+and statistics counted on other edges are refused rather than misread.
+
+Every metric here is one function of a ``ScoreCounts``; each returns a ``MetricValue`` with its
+95% interval where one is defined (Wilson for rates, DeLong for ROC AUC) and a bound on how far
+binning can move it from the same metric computed by scikit-learn on the raw rows:
 
 - ROC AUC: 0.5 x (share of positive/negative pairs that share a bin); only same-bin pairs are
-  treated as ties. On simulated windows whose scores spread over [0, 1] (fraud v11, ticket
-  triage) the bound is 5e-4 to 5e-3 and the actual gap to sklearn 2e-5 to 3e-4, well within
-  0.002. Scores squeezed into a few bins break that: fraud v12 under its calibration shift
-  (nearly all scores below 0.01) is 0.009 off, and its bound (0.04) says so.
+  treated as ties. On simulated windows (fraud v11; fraud v12 under its calibration shift, which
+  puts nearly all scores below 0.01; ticket triage) the bound is 5e-4 to 2.4e-3 and the actual
+  gap to sklearn 1e-6 to 1.2e-4, well within 0.002 (v12 was 0.018 off on 1/1000 bins alone).
+  Scores squeezed into [0, 0.01] or [0.99, 1] keep a bound of about 1.3e-3 (gap 3e-6); only
+  scores piled into a handful of bins (e.g. rounded to 2 decimals) make the bound large, and
+  then it says so.
 - PR AUC (average precision): sum over bins of (positives in the bin / positives) x
   (labeled rows in the bin - 1) / (labeled rows at or above the bin).
-- precision, recall, F1 and the shares above/below a threshold: exact at thresholds on the bin
-  grid (multiples of 1/BINS, like the registry's 0.5); otherwise the rows of the one bin that
+- precision, recall, F1 and the shares above/below a threshold: exact at thresholds on an edge
+  (any multiple of 0.001, like the registry's 0.5); otherwise the rows of the one bin that
   straddles the threshold bound the error (and precision is None when only that bin's rows
   could pass the threshold).
 - precision@K: the rows of the bin that straddles the K-th row (ties are split pro rata).
-- Brier score and log loss use bin midpoints: Brier is within 1/BINS (the stated bound is
-  data-dependent and usually about 1e-4); log loss within the mean of log(midpoint/edge) over
-  the labeled rows, which is large only for positives scored below 1/BINS (or negatives above
-  1 - 1/BINS), where sklearn clips to machine epsilon.
-- ECE and MCE: within 0.5/BINS (bin midpoints stand in for each bin's mean score); calibration
-  bins are [lo, hi) here and (lo, hi] in sklearn's ``calibration_curve``, so only scores lying
-  exactly on a calibration-bin edge are grouped differently.
+- Brier score and log loss use bin midpoints: Brier is within 0.001 (the widest bin; the stated
+  bound is data-dependent, 1e-5 to 2e-4 on simulated windows); log loss within the mean of
+  log(midpoint/edge) over the labeled rows, which is large only for positives scored below 1e-7
+  (or negatives above 1 - 1e-7), where sklearn clips to machine epsilon.
+- ECE and MCE: within 0.0005 (half the widest bin: bin midpoints stand in for each bin's mean
+  score); calibration bins are [lo, hi) here and (lo, hi] in sklearn's ``calibration_curve``, so
+  only scores lying exactly on a calibration-bin edge are grouped differently.
 
 Metrics that need labels are None (not an error) when the population has none of a class.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-BINS = 1000
-EDGES = np.arange(BINS + 1) / BINS
-MIDPOINTS = (np.arange(BINS) + 0.5) / BINS
+GRID = 1000  # every multiple of 1/GRID is an edge
+TAIL_EDGES_PER_DECADE = 50
+TAIL_DECADES = (2, 7)  # the tails are resolved from 1e-2 to 1e-7 away from 0 and from 1
+
+
+def _score_edges() -> np.ndarray:
+    """The uniform grid and both tails' decimal edges, computed exactly (no platform-dependent rounding)."""
+    first, last = (decades * TAIL_EDGES_PER_DECADE for decades in TAIL_DECADES)
+    tail = [Decimal(f"{10.0 ** (-k / TAIL_EDGES_PER_DECADE):.3g}") for k in range(first, last + 1)]
+    edges = [*(Decimal(k) / GRID for k in range(GRID + 1)), *tail, *(1 - d for d in tail)]
+    return np.unique(np.array([float(d) for d in edges]))
+
+
+EDGES = _score_edges()
+BINS = len(EDGES) - 1
+MIDPOINTS = (EDGES[:-1] + EDGES[1:]) / 2
+HALF_WIDTHS = np.diff(EDGES) / 2
+SCORE_GRID = hashlib.sha256(EDGES.astype("<f8").tobytes()).hexdigest()[:16]
+"""Names the edges: statistics stamped with another grid were counted on other bins."""
 CALIBRATION_BINS = 10
 Z95 = float(norm.ppf(0.975))
 _EPS = float(np.finfo(np.float64).eps)  # sklearn's log_loss clips probabilities to [eps, 1 - eps]
+
+
+def score_bins(scores: np.ndarray) -> np.ndarray:
+    """The bin of each score in [0, 1]: the b with EDGES[b] <= score < EDGES[b + 1], 1.0 in the last bin."""
+    return np.minimum(np.searchsorted(EDGES, scores, side="right") - 1, BINS - 1).astype(np.int16)
+
+
+def coarsen(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Per-bin values (last axis) summed onto ``n_bins`` equal-width bins, for calibration and histograms.
+
+    ``n_bins`` must divide ``GRID``: then every coarse edge is an edge, and no bin straddles two.
+    """
+    if n_bins < 1 or GRID % n_bins:
+        raise ValueError(f"n_bins must divide {GRID}, got {n_bins}")
+    return np.add.reduceat(values, np.searchsorted(EDGES, np.arange(n_bins) / n_bins), axis=-1)
 
 
 @dataclass(frozen=True)
@@ -130,19 +172,14 @@ def wilson(successes: float, trials: float) -> MetricValue:
 
 
 def threshold_bin(threshold: float) -> int:
-    """The first bin counted as "at or above" ``threshold``: the smallest b with b/BINS >= threshold."""
-    b = min(max(math.ceil(threshold * BINS), 0), BINS)
-    while b > 0 and (b - 1) / BINS >= threshold:
-        b -= 1
-    while b < BINS and b / BINS < threshold:
-        b += 1
-    return b
+    """The first bin counted as "at or above" ``threshold``: the first b with EDGES[b] >= threshold (BINS: none)."""
+    return min(int(np.searchsorted(EDGES, threshold, side="left")), BINS)
 
 
 def _straddled(threshold: float) -> int | None:
     """The bin that holds rows on both sides of ``threshold``, or None when it lies on the grid."""
     b = threshold_bin(threshold)
-    if b == 0 or threshold > 1 or (b < BINS and b / BINS == threshold):
+    if b == 0 or threshold > 1 or (b < BINS and EDGES[b] == threshold):
         return None
     return b - 1  # includes threshold 1.0: the last bin is closed, so a score of exactly 1.0 sits in it
 
@@ -291,9 +328,9 @@ def brier(c: ScoreCounts) -> MetricValue:
     if n == 0:
         return NOTHING
     value = float((p * (1 - MIDPOINTS) ** 2 + q * MIDPOINTS**2).sum() / n)
-    half = 0.5 / BINS
-    lo, hi = EDGES[:-1], EDGES[1:]
-    bound = float(half * (p * (2 - 2 * lo - half) + q * (2 * hi - half)).sum() / n)
+    # |s - midpoint| <= half a bin, times |2 - s - midpoint| (positives) or s + midpoint (negatives)
+    half, lo, hi = HALF_WIDTHS, EDGES[:-1], EDGES[1:]
+    bound = float((half * (p * (2 - 2 * lo - half) + q * (2 * hi - half))).sum() / n)
     return MetricValue(value, binning_error=bound)
 
 
@@ -312,14 +349,11 @@ def log_loss(c: ScoreCounts) -> MetricValue:
 
 def _reliability(c: ScoreCounts, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Index, labeled rows, mean score and positives of every non-empty calibration bin."""
-    if BINS % n_bins:
-        raise ValueError(f"n_bins must divide {BINS}, got {n_bins}")
-    positives = c.pos.reshape(n_bins, -1)
-    labeled = positives + c.neg.reshape(n_bins, -1)
-    n = labeled.sum(axis=1)
+    labeled = c.pos + c.neg
+    n = coarsen(labeled, n_bins)
     used = np.flatnonzero(n > 0)
-    mean_score = (labeled * MIDPOINTS.reshape(n_bins, -1)).sum(axis=1)[used] / n[used]
-    return used, n[used], mean_score, positives.sum(axis=1)[used]
+    mean_score = coarsen(labeled * MIDPOINTS, n_bins)[used] / n[used]
+    return used, n[used], mean_score, coarsen(c.pos, n_bins)[used]
 
 
 def reliability_curve(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> pd.DataFrame:
@@ -352,7 +386,7 @@ def ece(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> MetricValue:
     gaps, n = _calibration_gaps(c, n_bins)
     if n.sum() == 0:
         return NOTHING
-    return MetricValue(float((gaps * n).sum() / n.sum()), binning_error=0.5 / BINS)
+    return MetricValue(float((gaps * n).sum() / n.sum()), binning_error=float(HALF_WIDTHS.max()))
 
 
 def mce(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> MetricValue:
@@ -360,7 +394,7 @@ def mce(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> MetricValue:
     gaps, n = _calibration_gaps(c, n_bins)
     if n.sum() == 0:
         return NOTHING
-    return MetricValue(float(gaps.max()), binning_error=0.5 / BINS)
+    return MetricValue(float(gaps.max()), binning_error=float(HALF_WIDTHS.max()))
 
 
 # Threshold choice

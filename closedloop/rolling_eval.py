@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.eval_stats import ALL, LABEL_SETS, MERGED_SCHEMA, score_counts
-from closedloop.lake import Lake
-from closedloop.metrics import evaluate
+from closedloop.lake import Lake, LakeError
+from closedloop.metrics import SCORE_GRID, evaluate
 from closedloop.names import checked_day
 from closedloop.registry import ModelSpec
 from closedloop.sql import connect, query
@@ -52,14 +53,34 @@ def window_start(day: dt.date, window_days: int) -> dt.date:
 
 
 def window_stats(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int) -> tuple[pa.Table, int]:
-    """The window's daily ``eval_stats`` summed, and how many of its days had statistics."""
+    """The window's daily ``eval_stats`` summed, and how many of its days had statistics.
+
+    Partitions counted on other score bins (written by an older closedloop) are refused, naming
+    their days: their bin numbers mean other scores, so summing them would misplace counts.
+    """
     day = checked_day(day)
-    files = [str(p) for p in lake.partition_files(model.name, "eval_stats", window_start(day, window_days), day)]
+    files = lake.partition_files(model.name, "eval_stats", window_start(day, window_days), day)
     if not files:
         return MERGED_SCHEMA.empty_table(), 0
     with connect() as con:
-        con.register("stats", con.read_parquet(files))
-        return con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA), len(files)
+        stats = con.read_parquet([str(p) for p in files], union_by_name=True, filename=True)
+        con.register("stats", stats)
+        if "score_grid" not in stats.columns:  # not one file records its bins: all predate the named bins
+            raise _counted_on_other_bins(model, files)
+        merged = con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
+        if set(merged["score_grid"].unique().to_pylist()) - {SCORE_GRID}:
+            stale = con.sql(query("stale_eval_stats"), params={"grid": SCORE_GRID}).fetchall()
+            raise _counted_on_other_bins(model, [Path(name) for (name,) in stale])
+        return merged, len(files)
+
+
+def _counted_on_other_bins(model: ModelSpec, stale: list[Path]) -> LakeError:
+    days = [p.parent.name.removeprefix("date=") for p in stale]
+    return LakeError(
+        f"{model.name}/eval_stats of {', '.join(days)} ({stale[0]}{' and others' if len(stale) > 1 else ''}) "
+        "was counted on other score bins than this version of closedloop uses; re-materialize eval_stats "
+        f"for those days, e.g. closedloop run --start {days[0]} --end {days[-1]} --model {model.name}"
+    )
 
 
 def pooled_threshold(model: ModelSpec, version: str) -> float | None:
@@ -188,5 +209,6 @@ def daily_decision_rates(lake: Lake, model: ModelSpec, day: str | dt.date, days:
     if not files:
         return schema.empty_table()
     with connect() as con:
-        con.register("stats", con.read_parquet(files))
+        # Decisions do not depend on the score bins: partitions of any closedloop version add up here.
+        con.register("stats", con.read_parquet(files, union_by_name=True))
         return con.sql(query("daily_decision_rates")).to_arrow_table().cast(schema)

@@ -200,6 +200,33 @@ def test_a_window_without_statistics_is_empty_not_an_error(registry, lake):
         result.document(7)
 
 
+
+def test_statistics_counted_on_other_score_bins_are_refused_until_re_materialized(registry, lake):
+    """Partitions of a closedloop that binned scores differently (none stamped, or another grid)
+    would misplace every count: the window refuses them, naming the days, until they are rewritten."""
+    fraud = registry.model("fraud")
+    rows = {"scores": [0.2, 0.7, 0.9], "labels": [0, 1, 1]}
+    for offset in range(3):
+        write_stats(lake, fraud, day(offset), **rows)
+    old = lake.read_partition("fraud", "eval_stats", day(1)).drop_columns(["score_grid"])  # before grids were stamped
+    lake.write_partition("fraud", "eval_stats", day(1), old)
+    other = lake.read_partition("fraud", "eval_stats", day(2))
+    other = other.set_column(other.schema.get_field_index("score_grid"), "score_grid", pa.array(["uniform1000"] * other.num_rows))
+    lake.write_partition("fraud", "eval_stats", day(2), other)
+
+    with pytest.raises(LakeError, match=f"eval_stats of {day(1)}, {day(2)} .*re-materialize.*--start {day(1)} --end {day(2)}"):
+        rolling_eval(lake, fraud, day(2))
+    with pytest.raises(LakeError, match=f"eval_stats of {day(1)} "):
+        window_stats(lake, fraud, day(1), 2)  # the old partition alone: it has no score_grid column at all
+    with pytest.raises(ValueError, match="other score bins \\(uniform1000\\)"):
+        score_counts(other)
+    assert daily_decision_rates(lake, fraud, day(2), 3)["n"].to_pylist() == [3, 3, 3]  # decisions do not depend on bins
+
+    for offset in (1, 2):
+        write_stats(lake, fraud, day(offset), **rows)
+    assert rolling_eval(lake, fraud, day(2)).document(7)["versions"]["v11"]["n"] == 9
+
+
 # Simulated production
 
 

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 
 from closedloop import metrics
 from closedloop.eval_stats import eval_stats, score_counts
-from closedloop.metrics import BINS, MIDPOINTS, ScoreCounts
+from closedloop.metrics import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS, ScoreCounts
 from closedloop.outcomes import outcomes_schema
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 
@@ -114,8 +114,11 @@ def test_average_precision_matches_sklearn_within_its_bound(data):
     assert abs(result.value - exact) <= result.binning_error + SLACK
 
 
+ON_AN_EDGE = st.one_of(st.integers(0, GRID).map(lambda k: k / GRID), st.sampled_from(list(EDGES)))
+
+
 @settings(max_examples=60, deadline=None)
-@given(rows(), st.one_of(st.integers(0, BINS).map(lambda b: b / BINS), st.floats(0, 1)))
+@given(rows(), st.one_of(ON_AN_EDGE, st.floats(0, 1)))
 def test_threshold_metrics_match_sklearn_within_their_bound(data, threshold):
     scores, labels = data
     counts = binned(scores, labels)
@@ -133,8 +136,8 @@ def test_threshold_metrics_match_sklearn_within_their_bound(data, threshold):
     below = metrics.below_threshold(counts, threshold)
     assert abs(above.value - flagged.mean()) <= above.binning_error + SLACK
     assert below.value == pytest.approx(1 - above.value)
-    # On the grid the split is exact, except at 1.0: the last bin is closed, so it holds scores on both sides.
-    if threshold < 1 and threshold * BINS == round(threshold * BINS):
+    # On an edge the split is exact, except at 1.0: the last bin is closed, so it holds scores on both sides.
+    if threshold < 1 and threshold in EDGES:
         assert above.binning_error == 0 and above.value == pytest.approx(flagged.mean())
 
 
@@ -145,7 +148,7 @@ def test_brier_and_log_loss_match_sklearn_within_their_bound(data):
     counts = binned(scores, labels)
     result = metrics.brier(counts)
     assert abs(result.value - brier_score_loss(labels, scores, labels=[0, 1])) <= result.binning_error + SLACK
-    assert result.binning_error <= 1 / BINS
+    assert result.binning_error <= 2 * HALF_WIDTHS.max()
     result = metrics.log_loss(counts)
     assert abs(result.value - log_loss(labels, scores, labels=[0, 1])) <= result.binning_error + SLACK
 
@@ -158,7 +161,7 @@ def test_reliability_curve_ece_and_mce_match_sklearn_calibration_curve(data, n_b
     curve = metrics.reliability_curve(counts, n_bins)
     positive_share, mean_score = calibration_curve(labels, scores, n_bins=n_bins)
     np.testing.assert_allclose(curve["positive_share"], positive_share, atol=1e-12)
-    np.testing.assert_allclose(curve["mean_score"], mean_score, atol=0.5 / BINS + SLACK)
+    np.testing.assert_allclose(curve["mean_score"], mean_score, atol=HALF_WIDTHS.max() + SLACK)
     edges = np.linspace(0, 1, n_bins + 1)
     rows_per_bin = np.bincount(np.searchsorted(edges[1:-1], scores), minlength=n_bins)
     rows_per_bin = rows_per_bin[rows_per_bin > 0]
@@ -210,7 +213,7 @@ def test_auc_interval_is_delong_on_the_binned_scores(seed, n, prevalence, separa
     if min(labels.sum(), n - labels.sum()) < 2:
         labels[:2], labels[2:4] = 1, 0
     # scores on bin midpoints: binning loses nothing, so binned and raw DeLong must agree exactly
-    scores = MIDPOINTS[np.clip((rng.normal(separation * labels, 1) * 150 + 500).astype(int), 0, BINS - 1)]
+    scores = MIDPOINTS[np.clip((rng.normal(separation * labels, 1) * BINS / 7 + BINS / 2).astype(int), 0, BINS - 1)]
     result = metrics.roc_auc(binned(scores, labels))
     assert result.value == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
     half = metrics.Z95 * np.sqrt(delong_variance(scores, labels))
@@ -218,20 +221,46 @@ def test_auc_interval_is_delong_on_the_binned_scores(seed, n, prevalence, separa
     assert result.upper == pytest.approx(min(1.0, result.value + half), abs=1e-9)
 
 
-@pytest.mark.parametrize(("logit_shift", "within"), [(0.0, 0.002), (-2.5, None)], ids=["spread", "squeezed"])
-def test_auc_of_200k_fraud_like_rows_and_its_bound(logit_shift, within):
-    """2% positives with scores piled up near 0; shifted down by 2.5 (fraud v12's incident) they
-    crowd into a few bins: 0.002 no longer holds, and the bound must say so."""
+def fraud_like(where: str, n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+    """2% positives ranked as fraud v11 ranks them; ``where`` puts every score in [0, 1] ("spread"),
+    in [0, 0.01] ("low", as a calibration shift like v12's squeezes them) or in [0.99, 1] ("high")."""
     rng = np.random.default_rng(3)
-    labels = (rng.random(200_000) < 0.02).astype(int)
-    scores = 1 / (1 + np.exp(-rng.normal(-4.5 + logit_shift + 2.6 * labels, 1.2)))
-    result = metrics.roc_auc(binned(scores, labels))
-    gap = abs(result.value - roc_auc_score(labels, scores))
-    assert gap <= result.binning_error
-    if within is not None:
-        assert gap < within and result.binning_error < 0.005
-    else:
-        assert result.binning_error > 0.005
+    labels = (rng.random(n) < 0.02).astype(int)
+    if where == "spread":
+        return 1 / (1 + np.exp(-rng.normal(-4.5 + 2.6 * labels, 1.2))), labels
+    logits = rng.normal(-8.5 + 2.6 * labels, 1.0)
+    inside = logits <= np.log(0.01 / 0.99)
+    logits, labels = logits[inside], labels[inside]
+    if where == "low":
+        return 1 / (1 + np.exp(-logits)), labels
+    return 1 / (1 + np.exp(logits)), 1 - labels  # mirrored: the common class scores near 1
+
+
+@pytest.mark.parametrize(("where", "thresholds"), [("spread", (0.5, 0.1234)), ("low", (0.005, 0.00123)), ("high", (0.995, 0.99877))])
+def test_squeezed_scores_match_sklearn_as_closely_as_spread_ones(where, thresholds):
+    """The tails have bins of their own: squeezed into [0, 0.01] or [0.99, 1] (1/1000 bins put
+    them in ten, and ROC AUC was 0.06 off), every metric stays within its bound, AUC within 0.002."""
+    scores, labels = fraud_like(where)
+    assert where == "spread" or np.all((scores <= 0.01) | (scores >= 0.99))
+    counts = binned(scores, labels)
+
+    auc = metrics.roc_auc(counts)
+    gap = abs(auc.value - roc_auc_score(labels, scores))
+    assert gap <= auc.binning_error < 0.002
+    for name, reference in (
+        ("pr_auc", average_precision_score(labels, scores)),
+        ("brier", brier_score_loss(labels, scores)),
+        ("log_loss", log_loss(labels, scores)),
+    ):
+        result = getattr(metrics, name)(counts)
+        assert abs(result.value - reference) <= result.binning_error + SLACK, name
+    for threshold in thresholds:
+        exact = precision_recall_fscore_support(labels, scores >= threshold, average="binary")[:3]
+        for name, reference in zip(("precision", "recall", "f1"), exact):
+            result = getattr(metrics, name)(counts, threshold)
+            assert abs(result.value - reference) <= result.binning_error + SLACK, (name, threshold)
+            if threshold in EDGES:
+                assert result.binning_error == 0, (name, threshold)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +290,8 @@ def test_small_or_one_class_populations_give_none_not_errors(scores, labels):
 def test_scores_on_bin_edges_follow_score_at_or_above_threshold():
     scores = [0.0, 0.5, np.nextafter(0.5, 0), 0.117, np.nextafter(0.117, 0), 1.0]
     counts = binned(scores, [1, 0, 1, 0, 1, 0])
-    assert list(np.flatnonzero(counts.rows)) == [0, 116, 117, 499, 500, 999]
+    edge = {value: int(np.flatnonzero(EDGES == value)[0]) for value in (0.117, 0.5)}
+    assert list(np.flatnonzero(counts.rows)) == [0, edge[0.117] - 1, edge[0.117], edge[0.5] - 1, edge[0.5], BINS - 1]
     assert metrics.above_threshold(counts, 0.5).value == 2 / 6
     assert metrics.above_threshold(counts, 1.0).binning_error == 1 / 6  # 1.0 shares the last bin
 
@@ -274,5 +304,5 @@ def test_threshold_for_rate_is_the_lowest_grid_threshold_within_the_rate(data, r
     if threshold < 1:
         assert np.mean(scores >= threshold) <= rate + 1e-12
     if threshold > 0:
-        assert np.mean(scores >= threshold - 1 / BINS) > rate
+        assert np.mean(scores >= EDGES[metrics.threshold_bin(threshold) - 1]) > rate
 

@@ -2,24 +2,20 @@
 -- model version, segment value, label state, label maturity, decision and score bin, keeping
 -- only non-empty cells. Each outcome counts once under segment 'all' and once per segment column.
 -- Raw rows are scanned once (into `cells`); the segment split works on those counts.
--- Input: `outcomes`. Parameters: $day, $bins, $segments ('all' followed by the registry's
+-- Input: `outcomes` with each row's score bin in `bin` (closedloop.metrics.score_bins: the bin
+-- edges are not uniform, so they are looked up in numpy, not computed here). Parameters: $day,
+-- $grid (the edges' name, stamped on every row), $segments ('all' followed by the registry's
 -- segment columns; matched by name, never pasted into the SQL).
-WITH binned AS (
-    SELECT *, 'all' AS "all", CAST(floor(score * $bins) AS INTEGER) AS _floor
-    FROM outcomes
-),
-cells AS (
+WITH cells AS (
     SELECT
         model_version,
         COLUMNS(lambda c: list_contains($segments, c)),
         CASE WHEN label IS NULL THEN 'unlabeled' WHEN label = 1 THEN 'positive' ELSE 'negative' END AS label_state,
         label_matured AS matured,
         decision,
-        -- floor(score * bins) rounds up for scores just below an edge; the comparison puts every
-        -- score in the bin [b/bins, (b+1)/bins) that `score >= threshold` agrees with.
-        least(_floor - CAST(score < _floor / $bins AS INTEGER), $bins - 1) AS bin,
+        bin,
         count(*) AS n
-    FROM binned
+    FROM (SELECT *, 'all' AS "all" FROM outcomes)
     GROUP BY ALL
 )
 SELECT
@@ -30,7 +26,8 @@ SELECT
     label_state,
     matured,
     decision,
-    CAST(bin AS SMALLINT) AS bin,
+    $grid AS score_grid,
+    bin,
     CAST(sum(n) AS BIGINT) AS n
 FROM cells
 UNPIVOT INCLUDE NULLS (segment_value FOR segment IN (COLUMNS(lambda c: list_contains($segments, c))))

@@ -1,5 +1,5 @@
 -- Sum daily evaluation statistics (input: `stats`) into one window: counts add across days.
-SELECT model_version, segment, segment_value, label_state, matured, decision, bin, CAST(sum(n) AS BIGINT) AS n
+SELECT model_version, segment, segment_value, label_state, matured, decision, score_grid, bin, CAST(sum(n) AS BIGINT) AS n
 FROM stats
 GROUP BY ALL
 ORDER BY ALL
