@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from closedloop.control import ControlError
 from closedloop.lake import Lake
-from closedloop.metrics import EDGES, ScoreCounts, ece
+from closedloop.metrics import BINS, ScoreCounts, ece, score_bins
 from closedloop.names import checked_day, checked_name
 from closedloop.registry import ModelSpec
 
@@ -73,8 +73,8 @@ def _logit(scores: np.ndarray) -> np.ndarray:
 
 def _counts(scores: np.ndarray, labels: np.ndarray) -> ScoreCounts:
     """Labeled rows on the evaluation bins, so ECE here is the same ECE ``rolling_eval`` reports."""
-    bins = np.clip(np.searchsorted(EDGES, scores, side="right") - 1, 0, len(EDGES) - 2)
-    positive, negative = np.zeros((2, len(EDGES) - 1)), np.zeros((2, len(EDGES) - 1))
+    bins = score_bins(scores)
+    positive, negative = np.zeros((2, BINS)), np.zeros((2, BINS))
     np.add.at(positive[0], bins[labels == 1], 1)
     np.add.at(negative[0], bins[labels == 0], 1)
     return ScoreCounts(positive, negative, np.zeros_like(positive))

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from closedloop.drift import REPORT_SCHEMA
+from closedloop.metrics import SCORE_GRID
 from closedloop.ops_stats import compute_ops_stats
 from closedloop.profiles import ALL_VERSIONS
 from closedloop.registry import DEFAULT_CONFIG, ProductionMetric, RegistryError, SLOSpec, load_registry
@@ -320,7 +321,7 @@ def test_eval_metrics_come_from_the_days_eval_stats(registry, lake):
         "prediction_date": pa.array([DAY] * 3, pa.date32()), "model_version": ["v11", "v11", "v12"],
         "segment": ["all"] * 3, "segment_value": ["all"] * 3, "label_state": ["unlabeled"] * 3,
         "matured": [False] * 3, "decision": pa.array([1, 0, 0], pa.int8()), "bin": pa.array([900, 100, 100], pa.int16()),
-        "n": pa.array([30, 70, 100], pa.int64()),
+        "n": pa.array([30, 70, 100], pa.int64()), "score_grid": [SCORE_GRID] * 3,
     })  # fmt: skip
     lake.write_partition("fraud", "eval_stats", DAY, stats)
     metric = ProductionMetric(name="decisions", kind="business", source="eval.decision_rate", cadence="daily", owner="team:x")
