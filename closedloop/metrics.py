@@ -17,7 +17,7 @@ binning can move it from the same metric computed by scikit-learn on the raw row
 - ROC AUC: 0.5 x (share of positive/negative pairs that share a bin); only same-bin pairs are
   treated as ties. On simulated windows (fraud v11; fraud v12 under its calibration shift, which
   puts nearly all scores below 0.01; ticket triage) the bound is 5e-4 to 2.4e-3 and the actual
-  gap to sklearn 1e-6 to 1.2e-4, well within 0.002 (v12 was 0.018 off on 1/1000 bins alone).
+  gap to sklearn 1e-6 to 1.2e-4, well within 0.002 (on the former 1/1000 bins v12 was 0.018 off).
   Scores squeezed into [0, 0.01] or [0.99, 1] keep a bound of about 1.3e-3 (gap 3e-6); only
   scores piled into a handful of bins (e.g. rounded to 2 decimals) make the bound large, and
   then it says so.

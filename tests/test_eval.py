@@ -7,6 +7,7 @@ a model owner would look for them.
 
 import datetime as dt
 import json
+from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.estimation import clean_comparisons, daily_counts
 from closedloop import metrics
-from closedloop.estimation import estimate_performance, estimate_vs_realised, estimate_window
+from closedloop.estimation import ESTIMATED_METRICS, MIN_REFERENCE_LABELS, estimate_performance, estimate_vs_realised, estimate_window
 from closedloop.eval_figures import eval_figures, write_eval_figures
 from closedloop.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
 from closedloop.ingest import ingest_labels, ingest_predictions
@@ -26,7 +28,7 @@ from closedloop.registry import DEFAULT_CONFIG, EvaluationSpec, load_registry
 from closedloop.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
 from tests.conftest import at, fraud_rows, label_rows, land
-from tests.test_metrics import FRAUD, outcomes_table
+from tests.test_metrics import FRAUD, binned, outcomes_table
 
 DAY = "2026-09-03"
 
@@ -312,6 +314,34 @@ def test_estimated_performance_matches_matured_labels_on_a_clean_period_and_not_
             assert sum(expected.values()) == pytest.approx(target.n)
         else:  # the truth moved away from what the scores say: the estimate is confidently wrong
             assert comparison.loc["roc_auc", "error"] > 5 * comparison.loc["roc_auc", "standard_error"]
+
+
+def test_a_reference_with_too_few_labels_of_a_class_gets_no_estimate():
+    rng = np.random.default_rng(0)
+    scores = rng.random(20_000)
+    target = hidden_labels(binned(scores, [None] * len(scores)))
+    for positives, estimated in ((MIN_REFERENCE_LABELS - 1, False), (MIN_REFERENCE_LABELS, True)):
+        labels = np.zeros(len(scores), dtype=int)
+        labels[np.argsort(scores)[-positives:]] = 1  # the top scores are the positives
+        estimate = estimate_performance(binned(scores, labels), target, 0.5, replicates=20)
+        assert (estimate is not None) == estimated, positives
+
+
+@pytest.mark.slow
+def test_the_estimate_states_its_error_honestly_on_clean_simulated_windows(registry, tmp_path):
+    """Every ticket_triage window the pipeline estimates over 40 simulated days, estimated as on its
+    last day and compared with what its labels gave once they matured: on windows clear of
+    incidents the realised value is nearly always inside the stated 95% interval, never 3 standard
+    errors away."""
+    counts, truth = daily_counts(tmp_path, seed=7, days=40, fraud_rows=200, triage_rows=3000)
+    comparisons = defaultdict(list)
+    for comparison in clean_comparisons(7, registry.model("ticket_triage"), counts, truth, replicates=100):
+        comparisons[comparison.metric, comparison.window_days].append(comparison)
+    assert set(comparisons) == {(metric, days) for metric in ESTIMATED_METRICS for days in (7, 30)}
+    for key, windows in comparisons.items():
+        assert len(windows) >= 10, key
+        assert np.mean([c.inside for c in windows]) >= 0.85, key
+        assert max(abs(c.error_in_se) for c in windows) < 3, key
 
 
 @pytest.mark.slow

@@ -221,6 +221,14 @@ def test_auc_interval_is_delong_on_the_binned_scores(seed, n, prevalence, separa
     assert result.upper == pytest.approx(min(1.0, result.value + half), abs=1e-9)
 
 
+def test_the_edges_hold_every_thousandth_and_resolve_both_tails():
+    assert EDGES[0] == 0 and EDGES[-1] == 1 and np.all(np.diff(EDGES) > 0)
+    assert np.isin(np.arange(GRID + 1) / GRID, EDGES).all()  # thresholds such as 0.5 and 0.6 split bins exactly
+    for distance in (EDGES[(EDGES > 0) & (EDGES <= 0.01)], 1 - EDGES[(EDGES < 1) & (EDGES >= 0.99)]):
+        distance = np.sort(distance)
+        assert distance[0] <= 1.0000001e-7 and np.all(distance[1:] / distance[:-1] < 1.06)  # a logit step under 0.06
+
+
 def fraud_like(where: str, n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """2% positives ranked as fraud v11 ranks them; ``where`` puts every score in [0, 1] ("spread"),
     in [0, 0.01] ("low", as a calibration shift like v12's squeezes them) or in [0.99, 1] ("high")."""
