@@ -20,7 +20,7 @@ DAYS = 60
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
     root = tmp_path_factory.mktemp("closed_loop")
-    result = simulate(root / "landing", days=DAYS, seed=7, fraud_rows_per_day=3000, triage_rows_per_day=3000)
+    result = simulate(root / "landing", days=DAYS, seed=7, fraud_rows_per_day=1500, triage_rows_per_day=3000)
     registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
     instance = dg.DagsterInstance.ephemeral()
     runs = materialize_range(registry, list(registry.models), DEFAULT_START, result.end, instance)
