@@ -71,13 +71,13 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
         tag = context.run.tags.get(AS_OF_TAG)
         as_of = pd.Timestamp(tag).to_pydatetime() if tag else None
         now = dt.datetime.now(dt.timezone.utc)
-        rows = []
-        for key in run_days(context):
-            day = checked_day(key)
-            evaluations = evaluate_periods(store, model, [day, *hours_to_judge(day, as_of)], slos, now)
-            if evaluations.num_rows:
-                record_evaluations(store, model.name, evaluations)
-            rows += evaluations.to_pylist()
+        # One pass over the run's days and their hours, each state carried from the period before:
+        # the lake's earlier evaluations are read once, not once per day of a backfill.
+        periods = [p for key in run_days(context) for p in (checked_day(key), *hours_to_judge(checked_day(key), as_of))]
+        evaluations = evaluate_periods(store, model, periods, slos, now)
+        if evaluations.num_rows:
+            record_evaluations(store, model.name, evaluations)
+        rows = evaluations.to_pylist()
         for row in rows:
             if row["transition"]:
                 context.log.warning(f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = {row['value']:.4g})")
