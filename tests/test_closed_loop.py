@@ -1,9 +1,14 @@
 """End to end on the simulator: 60 days through the whole pipeline and the incident sensor, then
-every injected incident must be caught on its day and nothing may fire on a clean day."""
+every injected incident must be caught on its day, nothing may fire on a clean day, and every
+landed row must be accounted for."""
 
+import datetime as dt
 import json
+from types import SimpleNamespace
 
 import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from closedloop.incidents import read_incidents
@@ -29,13 +34,15 @@ def production(tmp_path_factory):
     incidents = {name: read_incidents(lake, name) for name in registry.models}
     maturity = {name: model.labels.maturity_days for name, model in registry.models.items()}
     card = score(json.loads(result.truth_path.read_text()), incidents, maturity)
-    return registry, runs, incident_runs, incidents, card
+    return SimpleNamespace(
+        registry=registry, instance=instance, runs=runs, incident_runs=incident_runs, incidents=incidents, card=card
+    )
 
 
 @pytest.mark.slow
 def test_every_injected_incident_is_caught_on_its_day_and_clean_days_stay_quiet(production):
-    _, runs, incident_runs, _, card = production
-    assert all(run.success for run in runs + incident_runs)
+    card = production.card
+    assert all(run.success for run in production.runs + production.incident_runs)
     assert card.recall == 1.0, [d for d in card.detections if d.caught_by is None]
     late = [d for d in card.detections if d.on_time is False]
     assert late == []
@@ -49,7 +56,7 @@ def test_every_injected_incident_is_caught_on_its_day_and_clean_days_stay_quiet(
 
 @pytest.mark.slow
 def test_incidents_act_and_recover_as_their_slos_say(production):
-    registry, _, _, incidents, _ = production
+    incidents = production.incidents
     fraud = {i["slo"]: i for i in incidents["fraud"]}
     assert fraud["review_rate_in_band"]["version"] == "v12" and fraud["review_rate_in_band"]["state"] == "open"
     assert fraud["review_rate_in_band"]["action_result"].startswith("pending approval: closedloop approve act_")
@@ -62,7 +69,7 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
 
 @pytest.mark.slow
 def test_status_and_approve_from_the_command_line(production, capsys, monkeypatch):
-    registry, _, _, incidents, _ = production
+    registry = production.registry
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))
     assert cli.main(["status", "--model", "fraud", "--json"]) == 0
@@ -77,3 +84,30 @@ def test_status_and_approve_from_the_command_line(production, capsys, monkeypatc
     assert applied["state"] == "applied" and json.loads(applied["after"])["active_version"] == "v11"
     assert cli.main(["approve", rollback["action_id"]]) == 2
     assert "is applied, not pending" in capsys.readouterr().err
+
+
+def _landed(landing, model, table) -> pd.DataFrame:
+    files = sorted(landing.glob(f"{model}/{table}/date=*/*.parquet"))
+    return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+
+
+@pytest.mark.slow
+def test_sixty_days_backfill_in_one_run_per_model_and_nothing_is_lost(production):
+    registry, instance = production.registry, production.instance
+    days = {(DEFAULT_START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)}
+    pipeline_runs = [r for r in instance.get_runs() if r.job_name.endswith("_pipeline")]
+    assert sorted(r.job_name for r in pipeline_runs) == ["fraud_pipeline", "ticket_triage_pipeline"]
+    lake = Lake(registry.lake, registry.landing)
+    for model in registry.models:
+        for table in ("predictions", "labels"):
+            assert instance.get_materialized_partitions(dg.AssetKey([model, table])) == days
+            accepted = sum(lake.row_count(lake.partition_path(model, table, d)) for d in sorted(days))
+            quarantined = sum(lake.row_count(lake.quarantine_path(model, table, d)) for d in sorted(days))
+            raw = _landed(registry.landing, model, table)
+            assert accepted + quarantined + int(raw.duplicated().sum()) == len(raw), (model, table)
+        predictions = pq.read_table(lake.partition_path(model, "predictions", min(days)).parent.parent).to_pandas()
+        assert predictions.prediction_id.is_unique
+
+    nan_scores = int(_landed(registry.landing, "fraud", "predictions").score.isna().sum())
+    reasons = pq.read_table(lake.root / "fraud" / "quarantine").to_pandas().reason.value_counts().to_dict()
+    assert reasons.get("score missing or NaN", 0) == nan_scores > 0
