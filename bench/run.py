@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 from closedloop.ingest import ingest_labels, ingest_predictions
 from closedloop.lake import Lake
 from closedloop.registry import DEFAULT_CONFIG, load_registry
@@ -106,6 +108,62 @@ def bench_contract(rows_per_day: int) -> list[str]:
     return lines
 
 
+WINDOW_DAYS = 90
+
+
+def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
+    """Time ``eval_stats`` of one day's outcomes, then the ``rolling_eval`` of a 90-day window.
+
+    Only the first day is simulated at full size. A day's statistics are counts per score bin,
+    version, segment, label state and decision, so the other days are its statistics written
+    again under their dates (the bins a million rows fill are the bins every such day fills):
+    matured up to ``maturity_days`` before the window's end, immature after, so that the window
+    is evaluated on its matured days and estimated from the 90 matured days before them.
+    """
+    from closedloop.eval_stats import eval_stats
+    from closedloop.evaluation import evaluate_day
+    from closedloop.outcomes import outcomes_for_day
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    for offset in range(LABEL_DAY + 1):
+        ingest_predictions(lake, fraud, DEFAULT_START + dt.timedelta(days=offset))
+        ingest_labels(lake, fraud, DEFAULT_START + dt.timedelta(days=offset))
+    immature = outcomes_for_day(lake, fraud, DEFAULT_START, DEFAULT_START + dt.timedelta(days=LABEL_DAY)).table
+    eval_stats(immature, fraud, DEFAULT_START)
+    started = time.perf_counter()
+    immature_stats = eval_stats(immature, fraud, DEFAULT_START)
+    stats_seconds = time.perf_counter() - started
+    maturity = fraud.labels.maturity_days
+    matured = outcomes_for_day(lake, fraud, DEFAULT_START, DEFAULT_START + dt.timedelta(days=maturity)).table
+    matured_stats = eval_stats(matured, fraud, DEFAULT_START)
+
+    window = fraud.model_copy(update={"evaluation": fraud.evaluation.model_copy(update={"windows_days": (WINDOW_DAYS,)})})
+    days = [DEFAULT_START + dt.timedelta(days=offset) for offset in range(WINDOW_DAYS + maturity)]
+    for day in days:
+        stats = matured_stats if day <= days[-1] - dt.timedelta(days=maturity) else immature_stats
+        dated = stats.set_column(0, "prediction_date", pa.array([day] * stats.num_rows, pa.date32()))
+        lake.write_partition("fraud", "eval_stats", day, dated)
+    evaluate_day(lake, window, days[-1], days[-1])
+    started = time.perf_counter()
+    evaluated = evaluate_day(lake, window, days[-1], days[-1])
+    window_seconds = time.perf_counter() - started
+    assert set(evaluated.table["labels"].to_pylist()) >= {"matured", "estimated"}, "the window must be evaluated and estimated"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((stats_seconds, immature.num_rows, immature_stats.num_rows, window_seconds, peak_mb))
+
+
+def bench_evaluation(rows_per_day: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as root:
+        simulate(Path(root) / "landing", days=LABEL_DAY + 1, fraud_rows_per_day=rows_per_day, triage_rows_per_day=10)
+        stats_seconds, rows, stats_rows, window_seconds, peak_mb = _in_fresh_process(_evaluate, root)
+    return [
+        f"| eval_stats of one day's outcomes | {rows:,} rows | {stats_seconds:.2f} s | {peak_mb:,.0f} MB |",
+        f"| rolling_eval of a {WINDOW_DAYS}-day window: every metric, interval and the estimate | "
+        f"{WINDOW_DAYS} x {stats_rows:,} stats rows | {window_seconds:.2f} s | {peak_mb:,.0f} MB |",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 1_000_000], help="fraud rows per day")
@@ -115,6 +173,8 @@ def main() -> None:
         for line in bench_ingest(rows):
             print(line, flush=True)
         for line in bench_contract(rows):
+            print(line, flush=True)
+        for line in bench_evaluation(rows):
             print(line, flush=True)
 
 
