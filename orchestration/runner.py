@@ -47,9 +47,12 @@ class RunOutcome:
 
 def _definitions(registry: Registry) -> dg.Definitions:
     # Single-run backfill policies are beta in Dagster 1.13 and used deliberately; say so once, here.
+    # Dagster resolves definitions lazily, and resolving repeats its beta notices: resolve them here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return build_definitions(registry)
+        defs = build_definitions(registry)
+        defs.get_repository_def()
+        return defs
 
 
 def count_steps(registry: Registry, models: list[str]) -> int:
