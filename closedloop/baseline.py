@@ -122,7 +122,7 @@ def freeze_baseline(lake: Lake, model: ModelSpec, *, reference: Path | None = No
         relation = con.read_parquet([str(f) for f in files])
         if "model_version" not in relation.columns:
             relation = relation.select(duckdb.StarExpression(), duckdb.ConstantExpression(REFERENCE_VERSION).alias("model_version"))
-        relation.create_view("predictions")
+        con.register("predictions", relation)
         available = set(relation.columns)
         numeric = [c for c in model.features.numeric + ("score", "decision") if c in available]
         categorical = [c for c in model.features.categorical + model.segments if c in available]

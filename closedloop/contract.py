@@ -216,9 +216,10 @@ def repeated_prediction_ids(lake: Lake, model: ModelSpec, days: list[dt.date]) -
     if not files:
         return counts
     with connect() as con:
-        con.read_parquet([str(f) for f in files], hive_partitioning=True).select(
-            "prediction_id, CAST(date AS DATE) AS day"
-        ).create_view("all_predictions")
+        con.register(
+            "all_predictions",
+            con.read_parquet([str(f) for f in files], hive_partitioning=True).select("prediction_id, CAST(date AS DATE) AS day"),
+        )
         for day, repeated in con.execute(query("repeated_prediction_ids"), {"days": days}).fetchall():
             counts[day] = repeated
     return counts

@@ -46,7 +46,7 @@ def sample_day(lake: Lake, model: ModelSpec, day: str | dt.date, size: int = SAM
     if not path.exists():
         raise LakeError(f"{path}: no predictions partition for {model.name} on {day}; ingest the day before sampling it")
     with connect() as con:
-        con.read_parquet(str(path)).create_view("predictions")
+        con.register("predictions", con.read_parquet(str(path)))
         params = {"columns": list(model.features.all + model.segments), "size": size}
         return con.sql(query("sample_predictions"), params=params).to_arrow_table()
 

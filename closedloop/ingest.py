@@ -101,8 +101,9 @@ def _classify(
     caller registered on ``con``, and gives every row a ``_status`` and, if held, a ``_reason``.
     """
     con.register("landing", landing)
-    con.sql(query("number_copies")).to_table("copies")
-    con.sql(query(classify_sql), params=_day_bounds(day)).to_table("classified")
+    # Temporary tables: they belong to this connection alone (see closedloop.sql.connect).
+    con.execute("CREATE TEMP TABLE copies AS " + query("number_copies"))
+    con.execute("CREATE TEMP TABLE classified AS " + query(classify_sql), _day_bounds(day))
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
     accepted = con.sql(
         "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
@@ -148,7 +149,7 @@ def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> Inge
     with connect() as con:
         con.register("versions", versions)
         if earlier:
-            con.read_parquet(earlier).select("prediction_id").create_view("earlier_ids")
+            con.register("earlier_ids", con.read_parquet(earlier).select("prediction_id"))
         else:
             con.register("earlier_ids", pa.table({"prediction_id": pa.array([], pa.string())}))
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
@@ -176,10 +177,10 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     with connect() as con:
         con.register("landing", landing)
         if prediction_files:
-            con.read_parquet(prediction_files).select("prediction_id, model_version, ts").create_view("history")
+            con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
         else:
             con.register("history", _KNOWN_PREDICTIONS_SCHEMA.empty_table())
-        con.sql(query("known_predictions")).create_view("known_predictions")
+        con.register("known_predictions", con.sql(query("known_predictions")))
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))

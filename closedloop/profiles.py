@@ -62,7 +62,7 @@ def profile_day(lake: Lake, model: ModelSpec, baseline: Baseline, day: str | dt.
     if not path.exists():
         raise LakeError(f"{path}: no predictions partition for {model.name} on {day}; ingest the day before profiling it")
     with connect() as con:
-        con.read_parquet(str(path)).create_view("predictions")
+        con.register("predictions", con.read_parquet(str(path)))
         return profile_predictions(con, baseline, day)
 
 

@@ -52,6 +52,6 @@ def quarantine_counts(lake: Lake, model: str, day: dt.date | None = None) -> lis
     if not files:
         return []
     with connect() as con:
-        con.read_parquet(files, hive_partitioning=True).create_view("quarantine")
+        con.register("quarantine", con.read_parquet(files, hive_partitioning=True))
         rows = con.sql(query("quarantine_counts")).fetchall()
     return [{"table": t, "date": d.isoformat(), "reason": r, "rows": n} for t, d, r, n in rows]

@@ -1,8 +1,13 @@
 """DuckDB: the named queries in this folder, and connections configured the same way everywhere."""
 
+import os
+import threading
 from importlib import resources
 
 import duckdb
+
+_lock = threading.Lock()
+_process_database: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 
 def query(name: str) -> str:
@@ -11,7 +16,27 @@ def query(name: str) -> str:
 
 
 def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection that prints nothing on its own (no progress bar in run logs or the CLI)."""
-    con = duckdb.connect(database, read_only=read_only)
-    con.execute("SET enable_progress_bar = false")
-    return con
+    """A connection that prints nothing on its own (no progress bar in run logs or the CLI).
+
+    In-memory work shares one database per process, each caller on a cursor of its own: opening
+    a database costs about 13 ms, a cursor 0.2 ms, and a backfill opens a thousand. What a caller
+    names (``register``, ``CREATE TEMP TABLE``) belongs to its cursor alone and goes when it is
+    closed, so in-memory work never creates catalog objects (no ``create_view``, no plain
+    ``CREATE TABLE``). A database file gets a connection of its own.
+    """
+    if database != ":memory:":
+        con = duckdb.connect(database, read_only=read_only)
+        con.execute("SET enable_progress_bar = false")
+        return con
+    return _in_memory().cursor()
+
+
+def _in_memory() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory database (a forked child opens its own)."""
+    global _process_database
+    with _lock:
+        if _process_database is None or _process_database[0] != os.getpid():
+            con = duckdb.connect(":memory:")
+            con.execute("SET enable_progress_bar = false")
+            _process_database = (os.getpid(), con)
+        return _process_database[1]
