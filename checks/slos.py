@@ -73,7 +73,8 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
         now = dt.datetime.now(dt.timezone.utc)
         # One pass over the run's days and their hours, each state carried from the period before:
         # the lake's earlier evaluations are read once, not once per day of a backfill.
-        periods = [p for key in run_days(context) for p in (checked_day(key), *hours_to_judge(checked_day(key), as_of))]
+        days = [checked_day(key) for key in run_days(context)]
+        periods = [period for day in days for period in (day, *hours_to_judge(day, as_of))]
         evaluations = evaluate_periods(store, model, periods, slos, now)
         if evaluations.num_rows:
             record_evaluations(store, model.name, evaluations)

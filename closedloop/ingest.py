@@ -97,13 +97,13 @@ def _classify(
 ) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
     """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason.
 
-    ``classify_sql`` reads the first copy of each landed row (``copies``) and whatever else the
-    caller registered on ``con``, and gives every row a ``_status`` and, if held, a ``_reason``.
+    ``classify_sql`` fills the temporary table ``classified`` from the first copy of each landed
+    row (``copies``) and whatever else the caller registered on ``con``, giving every row a
+    ``_status`` and, if held, a ``_reason``.
     """
     con.register("landing", landing)
-    # Temporary tables: they belong to this connection alone (see closedloop.sql.connect).
-    con.execute("CREATE TEMP TABLE copies AS " + query("number_copies"))
-    con.execute("CREATE TEMP TABLE classified AS " + query(classify_sql), _day_bounds(day))
+    con.execute(query("number_copies"))
+    con.execute(query(classify_sql), _day_bounds(day))
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
     accepted = con.sql(
         "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"

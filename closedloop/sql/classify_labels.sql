@@ -2,6 +2,8 @@
 -- labels to the predictions they refer to (null where the prediction is not in the lake yet).
 -- Inputs: `copies` (number_copies.sql), `known_predictions` (prediction_id, model_version,
 -- ts). Parameters: $day_start, $day_end.
+-- A temporary table: it belongs to the caller's connection alone (closedloop.sql.connect).
+CREATE TEMP TABLE classified AS
 WITH checked AS (
     SELECT
         c.*,

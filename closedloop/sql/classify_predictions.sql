@@ -2,6 +2,8 @@
 -- Inputs: `copies` (number_copies.sql), `versions` (model_version, threshold) from the
 -- registry, `earlier_ids` (prediction ids accepted on earlier days: the earliest day keeps an
 -- id). Parameters: $day_start, $day_end.
+-- A temporary table: it belongs to the caller's connection alone (closedloop.sql.connect).
+CREATE TEMP TABLE classified AS
 WITH checked AS (
     SELECT
         c.*,

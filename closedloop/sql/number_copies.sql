@@ -2,6 +2,8 @@
 -- retries that resent the whole row) follow in file and row order. Only rows whose
 -- prediction_id occurs more than once can be copies, so only those are compared whole.
 -- Input: `landing` (rows in closedloop's columns plus _source_file, _source_row).
+-- A temporary table: it belongs to the caller's connection alone (closedloop.sql.connect).
+CREATE TEMP TABLE copies AS
 WITH counted AS (
     SELECT *, count(*) OVER (PARTITION BY prediction_id) AS _same_id
     FROM landing
