@@ -7,16 +7,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.policy import figure_metadata, model_asset_args
-from closedloop.baseline import current_baseline
-from closedloop.domain_classifier import domain_classifier_auc
-from closedloop.drift import drift_report
-from closedloop.drift_figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.lake import Lake
-from closedloop.names import checked_day
-from closedloop.profiles import merge_profiles
-from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.drift.baseline import current_baseline
+from closedloop.drift.domain_classifier import domain_classifier_auc
+from closedloop.drift.report import drift_report
+from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
+from closedloop.core.lake import Lake
+from closedloop.core.names import checked_day
+from closedloop.drift.profiles import merge_profiles
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 WINDOW_DAYS = 7
 HEATMAP_DAYS = 30

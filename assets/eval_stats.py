@@ -4,13 +4,13 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from assets.policy import model_asset_args
-from closedloop.eval_stats import ALL, eval_stats
-from closedloop.lake import LakeError
-from closedloop.metrics import BINS, SCORE_GRID
-from closedloop.registry import ModelSpec
-from orchestration.automation import downstream_condition
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.evaluation.eval_stats import ALL, eval_stats
+from closedloop.core.lake import LakeError
+from closedloop.evaluation.metrics import BINS, SCORE_GRID
+from closedloop.core.registry import ModelSpec
+from wiring.automation import downstream_condition
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 
 def build_eval_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:

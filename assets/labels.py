@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.policy import ingest_run_days, model_asset_args
-from closedloop.ingest import ingest_labels
-from closedloop.registry import ModelSpec
-from orchestration.resources import LakeResource
+from closedloop.inputs.ingest import ingest_labels
+from closedloop.core.registry import ModelSpec
+from wiring.resources import LakeResource
 
 
 def build_labels_asset(model: ModelSpec) -> dg.AssetsDefinition:

@@ -5,12 +5,12 @@ import datetime as dt
 import dagster as dg
 
 from assets.policy import figure_metadata, model_asset_args
-from closedloop.names import checked_day
-from closedloop.ops_figures import fallback_figure, latency_cost_figure
-from closedloop.ops_stats import compute_ops_stats, ops_metrics, read_ops_stats
-from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.core.names import checked_day
+from closedloop.ops.figures import fallback_figure, latency_cost_figure
+from closedloop.ops.stats import compute_ops_stats, ops_metrics, read_ops_stats
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 FIGURE_DAYS = 7
 

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from assets.policy import model_asset_args
-from closedloop.evaluation import labels_known_through
-from closedloop.outcomes import outcomes_for_day
-from closedloop.registry import ModelSpec
-from orchestration.automation import outcomes_condition
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.evaluation.daily import labels_known_through
+from closedloop.evaluation.outcomes import outcomes_for_day
+from closedloop.core.registry import ModelSpec
+from wiring.automation import outcomes_condition
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 
 def _hours(value: float | None) -> str:

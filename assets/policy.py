@@ -8,10 +8,10 @@ from typing import Any
 
 import dagster as dg
 
-from closedloop.ingest import IngestResult
-from closedloop.lake import Lake
-from closedloop.registry import ModelSpec
-from orchestration.partitions import daily_partitions, run_days
+from closedloop.inputs.ingest import IngestResult
+from closedloop.core.lake import Lake
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import daily_partitions, run_days
 
 
 def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:

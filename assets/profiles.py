@@ -3,12 +3,12 @@
 import dagster as dg
 
 from assets.policy import model_asset_args
-from closedloop.baseline import current_baseline
-from closedloop.domain_classifier import sample_day
-from closedloop.profiles import profile_day
-from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.drift.baseline import current_baseline
+from closedloop.drift.domain_classifier import sample_day
+from closedloop.drift.profiles import profile_day
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 
 def build_profiles_asset(model: ModelSpec) -> dg.AssetsDefinition:

@@ -3,13 +3,13 @@
 import dagster as dg
 
 from assets.policy import figure_metadata, model_asset_args
-from closedloop.eval_figures import eval_figures
-from closedloop.evaluation import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
-from closedloop.registry import ModelSpec
-from closedloop.rolling_eval import RollingEval
-from orchestration.automation import downstream_condition
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.evaluation.figures import eval_figures
+from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
+from closedloop.core.registry import ModelSpec
+from closedloop.evaluation.rolling_eval import RollingEval
+from wiring.automation import downstream_condition
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 HEADLINE = (
     "| window | version | n | labeled | coverage | ROC AUC (95%) | ECE | decision rate | immature labels | "

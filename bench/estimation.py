@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from closedloop.estimation import ESTIMATED_METRICS, estimate_performance
-from closedloop.eval_stats import ALL, eval_stats, score_counts
-from closedloop.ingest import ingest_labels, ingest_predictions
-from closedloop.lake import Lake
-from closedloop.metrics import ScoreCounts, evaluate
-from closedloop.outcomes import outcomes_for_day
-from closedloop.registry import DEFAULT_CONFIG, ModelSpec, load_registry
+from closedloop.evaluation.estimation import ESTIMATED_METRICS, estimate_performance
+from closedloop.evaluation.eval_stats import ALL, eval_stats, score_counts
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.core.lake import Lake
+from closedloop.evaluation.metrics import ScoreCounts, evaluate
+from closedloop.evaluation.outcomes import outcomes_for_day
+from closedloop.core.registry import DEFAULT_CONFIG, ModelSpec, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 
 DailyCounts = dict[tuple[str, str, int], ScoreCounts]  # (model, version, day index) -> matured-label counts

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from closedloop.ingest import ingest_labels, ingest_predictions
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 
 
@@ -63,9 +63,9 @@ def bench_ingest(rows_per_day: int) -> list[str]:
 
 def _validate_day(root: str, queue: multiprocessing.Queue) -> None:
     """Time GX validation of the day after the baseline window with the full learned suite."""
-    from checks.gx_adapter import validate
-    from closedloop.contract import learn_contract
-    from closedloop.expectations import prediction_expectations
+    from closedloop.inputs.gx_adapter import validate
+    from closedloop.inputs.contract import learn_contract
+    from closedloop.inputs.expectations import prediction_expectations
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
@@ -83,8 +83,8 @@ def _validate_day(root: str, queue: multiprocessing.Queue) -> None:
 
 def _profile_day(root: str, queue: multiprocessing.Queue) -> None:
     """Time the daily profile of the day after the baseline window, on the frozen baseline."""
-    from closedloop.baseline import current_baseline
-    from closedloop.profiles import profile_day
+    from closedloop.drift.baseline import current_baseline
+    from closedloop.drift.profiles import profile_day
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
@@ -120,9 +120,9 @@ def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
     matured up to ``maturity_days`` before the window's end, immature after, so that the window
     is evaluated on its matured days and estimated from the 90 matured days before them.
     """
-    from closedloop.eval_stats import eval_stats
-    from closedloop.evaluation import evaluate_day
-    from closedloop.outcomes import outcomes_for_day
+    from closedloop.evaluation.eval_stats import eval_stats
+    from closedloop.evaluation.daily import evaluate_day
+    from closedloop.evaluation.outcomes import outcomes_for_day
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")

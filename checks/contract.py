@@ -1,7 +1,7 @@
 """Contract checks on each model's ``predictions`` and ``labels``: GX suites plus lake-wide facts.
 
 One multi-asset check per landing table validates every day of the run with the suite that
-``closedloop.expectations`` derives from the registry and the baseline window, stores GX's
+``closedloop.inputs.expectations`` derives from the registry and the baseline window, stores GX's
 full result beside the partition (``<lake>/<model>/validations/<table>/<day>.json``) and
 reports one result per predicate. Structural predicates are ERROR and block downstream
 assets; distribution predicates are WARN unless the registry sets ``contract.severity: error``.
@@ -14,15 +14,15 @@ from collections import defaultdict
 
 import dagster as dg
 
-from checks.gx_adapter import Outcome, validate
-from closedloop.contract import learn_contract, repeated_prediction_ids, unregistered_columns
-from closedloop.expectations import checks_for, label_expectations, prediction_expectations
-from closedloop.lake import Lake
-from closedloop.names import checked_day
-from closedloop.quarantine import quarantine_shares
-from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.inputs.gx_adapter import Outcome, validate
+from closedloop.inputs.contract import learn_contract, repeated_prediction_ids, unregistered_columns
+from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
+from closedloop.core.lake import Lake
+from closedloop.core.names import checked_day
+from closedloop.inputs.quarantine import quarantine_shares
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.drift import ALL_INPUTS
-from closedloop.names import checked_day
-from closedloop.registry import DRIFT_OUTPUT_COLUMNS, ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.drift.report import ALL_INPUTS
+from closedloop.core.names import checked_day
+from closedloop.core.registry import DRIFT_OUTPUT_COLUMNS, ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 _SHOWN = 15
 CHECKS = {

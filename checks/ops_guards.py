@@ -10,14 +10,15 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from closedloop.names import checked_day
-from closedloop.ops_guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
-from closedloop.ops_stats import read_ops_stats
-from closedloop.registry import ModelSpec
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from closedloop.core.names import checked_day
+from closedloop.core.periods import hours_to_judge
+from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
+from closedloop.ops.stats import read_ops_stats
+from closedloop.core.registry import ModelSpec
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
+from wiring.tags import AS_OF_TAG
 
-AS_OF_TAG = "closedloop/as_of"
 BUDGET_HISTORY_DAYS = 7
 _CHECK_NAMES = {
     "latency_p95_ms": "latency_p95_within_ceiling",
@@ -34,16 +35,6 @@ def configured_guards(model: ModelSpec) -> list[str]:
     scopes = [model.ops, *model.ops.routes.values()]
     guards = [g for g, field in CEILINGS.items() if any(getattr(scope, field) is not None for scope in scopes)]
     return guards + ([BUDGET_GUARD] if model.ops.daily_budget_usd is not None else [])
-
-
-def hours_to_judge(day: dt.date, as_of: dt.datetime | None) -> list[dt.datetime]:
-    """Every hour of ``day``, or only the latest hour that had ended by ``as_of`` if it falls in the day."""
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
-    hours = [start + dt.timedelta(hours=h) for h in range(24)]
-    if as_of is None or not start <= as_of < start + dt.timedelta(days=1, hours=1):
-        return hours
-    ended = [h for h in hours if h + dt.timedelta(hours=1) <= as_of]
-    return ended[-1:]
 
 
 def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.AssetCheckResult:

@@ -14,12 +14,13 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from checks.ops_guards import AS_OF_TAG, hours_to_judge
-from closedloop.names import checked_day
-from closedloop.registry import ModelSpec, SLOSpec
-from closedloop.slo import evaluate_periods, metric_table, record_evaluations
-from orchestration.partitions import run_days
-from orchestration.resources import LakeResource
+from wiring.tags import AS_OF_TAG
+from closedloop.core.names import checked_day
+from closedloop.core.periods import hours_to_judge
+from closedloop.core.registry import ModelSpec, SLOSpec
+from closedloop.control.slo import evaluate_periods, metric_table, record_evaluations
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
 
 _SEVERITY = {"page": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 

@@ -13,11 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from closedloop.environment import prepare_environment
-from closedloop.lake import Lake, LakeError
-from closedloop.names import InvalidNameError, checked_day
-from closedloop.registry import Registry, RegistryError, registry_from_environment
-from closedloop.summary import ingest_summary
+from closedloop.core.environment import prepare_environment
+from closedloop.core.lake import Lake, LakeError
+from closedloop.core.names import InvalidNameError, checked_day
+from closedloop.core.registry import Registry, RegistryError, registry_from_environment
+from closedloop.inputs.summary import ingest_summary
 
 DEMO_DAYS = 60
 DEMO_SEED = 7
@@ -36,7 +36,7 @@ def _date(value: str) -> dt.date:
 
 def _registry(args: argparse.Namespace) -> Registry:
     """The registry, with every SLO's metric source and business SQL checked."""
-    from closedloop.slo import check_registry
+    from closedloop.control.slo import check_registry
 
     return check_registry(registry_from_environment(args.config))
 
@@ -147,8 +147,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     outcomes = _materialize(registry, models, start, end, args.json)
     incident_runs = _handle_incidents(registry)
     lake = _lake(registry)
-    from closedloop.catalog import refresh_catalog
-    from closedloop.scorecard import score
+    from closedloop.core.sql_views import refresh_catalog
+    from closedloop.control.scorecard import score
 
     refresh_catalog(lake, registry)
     summary = ingest_summary(lake, models, start, end)
@@ -232,7 +232,7 @@ INCIDENT_FIELDS = (
 
 
 def _incidents(lake: Lake, models: list[str]) -> list[dict]:
-    from closedloop.incidents import read_incidents
+    from closedloop.control.incidents import read_incidents
 
     return [{key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)]
 
@@ -309,7 +309,7 @@ def _summary_text(summary: dict) -> str:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from closedloop.catalog import query, refresh_catalog
+    from closedloop.core.sql_views import query, refresh_catalog
 
     registry = _registry(args)
     lake = _lake(registry)
@@ -326,7 +326,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from closedloop.quarantine import quarantine_counts
+    from closedloop.inputs.quarantine import quarantine_counts
 
     registry = _registry(args)
     registry.model(args.model)
@@ -345,7 +345,7 @@ METRICS_TEXT = (
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from closedloop.evaluation import ESTIMATED, read_rolling_eval
+    from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 
     registry = _registry(args)
     model = registry.model(args.model)
@@ -384,7 +384,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from closedloop.slo import period_start, read_evaluations
+    from closedloop.control.slo import read_evaluations
+    from closedloop.core.periods import period_start
 
     registry = _registry(args)
     models = [registry.model(args.model).name] if args.model else list(registry.models)
@@ -435,7 +436,7 @@ def _action_line(row: dict) -> str:
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
-    from closedloop.control import read_actions
+    from closedloop.control.serving import read_actions
 
     registry = _registry(args)
     models = [registry.model(args.model).name] if args.model else list(registry.models)
@@ -446,7 +447,7 @@ def cmd_actions(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from closedloop.control import ControlError, approve, read_actions, reject
+    from closedloop.control.serving import ControlError, approve, read_actions, reject
 
     registry = _registry(args)
     lake = _lake(registry)
@@ -467,8 +468,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from closedloop.control import ControlError, request_action
-    from closedloop.registry import RunbookAction
+    from closedloop.control.serving import ControlError, request_action
+    from closedloop.core.registry import RunbookAction
 
     registry = _registry(args)
     model = registry.model(args.model)

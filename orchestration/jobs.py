@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from closedloop.registry import ModelSpec
+from closedloop.core.registry import ModelSpec
+from wiring.tags import MODEL_TAG
 
-MODEL_TAG = "closedloop/model"  # on every run of a model's jobs, so failure reports can name the model
 
 
 def pipeline_job_name(model: ModelSpec) -> str:

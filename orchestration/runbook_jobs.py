@@ -11,13 +11,14 @@ from typing import Literal
 import dagster as dg
 import pyarrow.compute as pc
 
-from closedloop.control import ControlError, approve, reject
-from closedloop.incidents import OPENED, apply_transition
-from closedloop.lake import Lake
-from closedloop.registry import Registry
-from closedloop.runbook import carry_out, notify
-from closedloop.slo import SLO_EVALUATIONS_SCHEMA, period_start
-from orchestration.resources import LakeResource, WebhookResource
+from closedloop.control.serving import ControlError, approve, reject
+from closedloop.control.incidents import OPENED, apply_transition
+from closedloop.core.lake import Lake
+from closedloop.core.registry import Registry
+from closedloop.control.runbook import carry_out, notify
+from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA
+from closedloop.core.periods import period_start
+from wiring.resources import LakeResource, WebhookResource
 
 INCIDENT_JOB = "incident"
 DECIDE_ACTION_JOB = "decide_action"

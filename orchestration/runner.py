@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from closedloop.registry import Registry
+from closedloop.core.registry import Registry
 from orchestration.definitions import build_definitions
-from orchestration.jobs import MODEL_TAG, pipeline_job_name
+from orchestration.jobs import pipeline_job_name
+from wiring.tags import MODEL_TAG
 from orchestration.runbook_jobs import INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR
 

@@ -10,9 +10,10 @@ import datetime as dt
 
 import dagster as dg
 
-from checks.ops_guards import AS_OF_TAG
-from closedloop.registry import ModelSpec
-from orchestration.jobs import MODEL_TAG, pipeline_job_name
+from wiring.tags import AS_OF_TAG
+from closedloop.core.registry import ModelSpec
+from orchestration.jobs import pipeline_job_name
+from wiring.tags import MODEL_TAG
 
 HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
 DAILY_TIME = (0, 30)  # UTC hour and minute after midnight

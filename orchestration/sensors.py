@@ -15,11 +15,11 @@ import json
 
 import dagster as dg
 
-from closedloop.incidents import transition_incident_id, transitions, unhandled
-from closedloop.registry import Registry
-from closedloop.webhook import run_failure_message
-from orchestration.resources import LakeResource, WebhookResource
-from orchestration.jobs import MODEL_TAG
+from closedloop.control.incidents import transition_incident_id, transitions, unhandled
+from closedloop.core.registry import Registry
+from closedloop.control.webhook import run_failure_message
+from wiring.resources import LakeResource, WebhookResource
+from wiring.tags import MODEL_TAG
 
 INCIDENT_SENSOR = "closedloop_incidents"
 # One SLO's incident runs must run in the order they were requested (an opening before its

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, Registry, load_registry
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, Registry, load_registry
 
 UTC = dt.timezone.utc
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import simulate
 from orchestration import cli
 from tests.test_pipeline import day
@@ -105,8 +105,8 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
 
 
 def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):
-    from closedloop.ingest import ingest_predictions
-    from closedloop.lake import Lake
+    from closedloop.inputs.ingest import ingest_predictions
+    from closedloop.core.lake import Lake
     from tests.conftest import fraud_rows, land
 
     lake = Lake(registry.lake, tmp_path / "own_landing")

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.incidents import read_incidents
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
-from closedloop.scorecard import score
+from closedloop.control.incidents import read_incidents
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.control.scorecard import score
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
 from orchestration.runner import handle_incidents, materialize_range

@@ -9,10 +9,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.contract import learn_contract
-from closedloop.expectations import CONTRACT_CHECKS, prediction_expectations
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, ColumnContract, load_registry
+from closedloop.inputs.contract import learn_contract
+from closedloop.inputs.expectations import CONTRACT_CHECKS, prediction_expectations
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, ColumnContract, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions

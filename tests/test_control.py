@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from closedloop.control import (
+from closedloop.control.serving import (
     ControlError,
     approve,
     changed_serving,
@@ -15,8 +15,8 @@ from closedloop.control import (
     reject,
     request_action,
 )
-from closedloop.names import InvalidNameError
-from closedloop.registry import RunbookAction
+from closedloop.core.names import InvalidNameError
+from closedloop.core.registry import RunbookAction
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)

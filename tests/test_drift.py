@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from closedloop import drift
-from closedloop.baseline import freeze_baseline
-from closedloop.domain_classifier import domain_classifier_auc, sample_day
-from closedloop.drift import ALL_INPUTS, ColumnProfile, Comparison, drift_report, expected_distinct
-from closedloop.drift_figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.ingest import ingest_predictions
-from closedloop.lake import Lake
-from closedloop.profiles import ALL_VERSIONS, merge_profiles, profile_day, profile_table
-from closedloop.registry import DEFAULT_CONFIG, DRIFT_METRICS, DriftSpec, load_registry
+from closedloop.drift import report as drift
+from closedloop.drift.baseline import freeze_baseline
+from closedloop.drift.domain_classifier import domain_classifier_auc, sample_day
+from closedloop.drift.report import ALL_INPUTS, ColumnProfile, Comparison, drift_report, expected_distinct
+from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
+from closedloop.inputs.ingest import ingest_predictions
+from closedloop.core.lake import Lake
+from closedloop.drift.profiles import ALL_VERSIONS, merge_profiles, profile_day, profile_table
+from closedloop.core.registry import DEFAULT_CONFIG, DRIFT_METRICS, DriftSpec, load_registry
 from closedloop.simulator import simulate
 from tests.test_profiles import DAY, hand_made_baseline
 

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 
 from assets.drift import drift_of_day
-from closedloop.baseline import baseline_name, current_baseline
-from closedloop.drift import drift_report
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.drift.baseline import baseline_name, current_baseline
+from closedloop.drift.report import drift_report
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions

@@ -16,16 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.estimation import clean_comparisons, daily_counts
-from closedloop import metrics
-from closedloop.estimation import ESTIMATED_METRICS, MIN_REFERENCE_LABELS, estimate_performance, estimate_vs_realised, estimate_window
-from closedloop.eval_figures import eval_figures, write_eval_figures
-from closedloop.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
-from closedloop.ingest import ingest_labels, ingest_predictions
-from closedloop.lake import Lake, LakeError
-from closedloop.metrics import ScoreCounts
-from closedloop.outcomes import outcomes_for_day
-from closedloop.registry import DEFAULT_CONFIG, EvaluationSpec, load_registry
-from closedloop.rolling_eval import daily_decision_rates, rolling_eval, window_stats
+from closedloop.evaluation import metrics
+from closedloop.evaluation.estimation import ESTIMATED_METRICS, MIN_REFERENCE_LABELS, estimate_performance, estimate_vs_realised, estimate_window
+from closedloop.evaluation.figures import eval_figures, write_eval_figures
+from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.core.lake import Lake, LakeError
+from closedloop.evaluation.metrics import ScoreCounts
+from closedloop.evaluation.outcomes import outcomes_for_day
+from closedloop.core.registry import DEFAULT_CONFIG, EvaluationSpec, load_registry
+from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
 from tests.conftest import at, fraud_rows, label_rows, land
 from tests.test_metrics import FRAUD, binned, outcomes_table

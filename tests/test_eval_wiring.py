@@ -12,13 +12,13 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.evaluation import ESTIMATED, read_rolling_eval
-from closedloop.lake import Lake
-from closedloop.metrics import wilson
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
+from closedloop.core.lake import Lake
+from closedloop.evaluation.metrics import wilson
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
-from orchestration.automation import SENSOR_NAME
+from wiring.automation import SENSOR_NAME
 from orchestration.definitions import build_definitions
 
 MODEL = "ticket_triage"

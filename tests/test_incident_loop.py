@@ -8,11 +8,11 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from closedloop.control import read_actions, read_serving
-from closedloop.incidents import read_incidents
-from closedloop.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
+from closedloop.control.serving import read_actions, read_serving
+from closedloop.control.incidents import read_incidents
+from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
 from orchestration.definitions import build_definitions
-from orchestration.resources import WebhookResource
+from wiring.resources import WebhookResource
 from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR, RUN_FAILURE_SENSOR
 
@@ -152,7 +152,7 @@ def test_the_sensor_reads_only_partitions_written_since_its_cursor(loop, lake, m
     _, cursor = tick(None)
     read = []
     original = lake.read_files
-    monkeypatch.setattr("closedloop.lake.Lake.read_files", staticmethod(lambda paths, schema: read.extend(paths) or original(paths, schema)))
+    monkeypatch.setattr("closedloop.core.lake.Lake.read_files", staticmethod(lambda paths, schema: read.extend(paths) or original(paths, schema)))
     later = HOUR + dt.timedelta(days=3)
     record(lake, evaluation("p95_latency_ceiling", later, "ok", 2_000.0, "recovered", HOUR))
     requests, _ = tick(cursor)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from closedloop.contract import ContractError
-from closedloop.ingest import ingest_labels, ingest_predictions
+from closedloop.inputs.contract import ContractError
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from tests.conftest import at, fraud_rows, label_rows, land
 
 DAY = "2026-09-03"

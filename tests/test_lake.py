@@ -5,8 +5,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from closedloop.lake import Lake, LakeError
-from closedloop.names import InvalidNameError, checked_day, checked_name
+from closedloop.core.lake import Lake, LakeError
+from closedloop.core.names import InvalidNameError, checked_day, checked_name
 
 
 @pytest.mark.parametrize("name", ["..", "a/b", "a\\b", "", "1abc", "fraud.v2", "x" * 65, "ab c", None])
@@ -50,7 +50,7 @@ def test_write_replaces_atomically_and_cleans_up_after_a_failure(tmp_path, monke
         open(where, "wb").write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr("closedloop.lake.pq.write_table", broken_write)
+    monkeypatch.setattr("closedloop.core.lake.pq.write_table", broken_write)
     with pytest.raises(OSError, match="disk full"):
         lake.write_partition("fraud", "predictions", "2026-09-01", pa.table({"x": [4]}))
     monkeypatch.undo()

@@ -12,11 +12,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from closedloop.ingest import ingest_predictions
-from closedloop.lake import Lake
-from closedloop.ops_figures import fallback_figure, latency_cost_figure
-from closedloop.ops_guards import OpsGuards, RouteGuards, evaluate_guards
-from closedloop.ops_stats import (
+from closedloop.inputs.ingest import ingest_predictions
+from closedloop.core.lake import Lake
+from closedloop.ops.figures import fallback_figure, latency_cost_figure
+from closedloop.core.registry import OpsGuards, RouteGuards
+from closedloop.ops.guards import evaluate_guards
+from closedloop.ops.stats import (
     KEYS,
     LATENCY_BIN_RATIO,
     LATENCY_BINS,
@@ -29,7 +30,7 @@ from closedloop.ops_stats import (
     projected_daily_spend,
     read_ops_stats,
 )
-from closedloop.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from closedloop.core.registry import DEFAULT_CONFIG, RegistryError, load_registry
 from closedloop.simulator import simulate
 
 UTC = dt.timezone.utc

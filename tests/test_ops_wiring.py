@@ -7,9 +7,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from checks.ops_guards import AS_OF_TAG, hours_to_judge
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.periods import hours_to_judge
+from wiring.tags import AS_OF_TAG
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions

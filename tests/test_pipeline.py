@@ -6,8 +6,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions
 from orchestration.runner import count_steps, materialize_range

@@ -1,6 +1,6 @@
 """Figures render to PNG without a display."""
 
-from closedloop.plotting import new_figure, to_png
+from closedloop.core.plotting import new_figure, to_png
 
 
 def test_a_figure_renders_to_png_bytes():

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closedloop.baseline import BINS, Baseline, CategoricalBaseline, NumericBaseline, freeze_baseline, load_baseline, save_baseline
-from closedloop.profiles import ALL_VERSIONS, MERGED_SCHEMA, hll_estimate, merge_profiles, profile_day, profile_table
+from closedloop.drift.baseline import BINS, Baseline, CategoricalBaseline, NumericBaseline, freeze_baseline, load_baseline, save_baseline
+from closedloop.drift.profiles import ALL_VERSIONS, MERGED_SCHEMA, hll_estimate, merge_profiles, profile_day, profile_table
 
 DAY = dt.date(2026, 9, 3)
 

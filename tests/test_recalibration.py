@@ -9,14 +9,14 @@ import pyarrow as pa
 import pytest
 from sklearn.calibration import calibration_curve
 
-from closedloop.control import read_actions, read_serving
-from closedloop.incidents import record_incident
-from closedloop.lake import Lake
-from closedloop.ingest import ingest_labels, ingest_predictions
-from closedloop.outcomes import outcomes_for_day, outcomes_schema
-from closedloop.recalibration import HOLDOUT_EVERY, RecalibrationError, apply_calibrator, recalibrate
-from closedloop.registry import DEFAULT_CONFIG, load_registry
-from closedloop.runbook import carry_out
+from closedloop.control.serving import read_actions, read_serving
+from closedloop.control.incidents import record_incident
+from closedloop.core.lake import Lake
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.evaluation.outcomes import outcomes_for_day, outcomes_schema
+from closedloop.evaluation.recalibration import HOLDOUT_EVERY, RecalibrationError, apply_calibrator, recalibrate
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.control.runbook import carry_out
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.fraud import V12_FULL_DAY
 from closedloop.simulator.incidents import INCIDENTS

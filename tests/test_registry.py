@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from closedloop.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from closedloop.core.registry import DEFAULT_CONFIG, RegistryError, load_registry
 
 GOOD_MODEL = {
     "owner": "team:risk-ml",

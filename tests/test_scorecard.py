@@ -1,6 +1,6 @@
 """The scorecard: which injected incidents were caught, on time or late, and which alerts were false."""
 
-from closedloop.scorecard import score
+from closedloop.control.scorecard import score
 
 TRUTH = {
     "incidents": [

@@ -8,13 +8,13 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from closedloop.drift import REPORT_SCHEMA
-from closedloop.metrics import SCORE_GRID
-from closedloop.ops_stats import compute_ops_stats
-from closedloop.profiles import ALL_VERSIONS
-from closedloop.registry import DEFAULT_CONFIG, ProductionMetric, RegistryError, SLOSpec, load_registry
-from closedloop.rolling_eval import ROLLING_EVAL_SCHEMA
-from closedloop.slo import (
+from closedloop.drift.report import REPORT_SCHEMA
+from closedloop.evaluation.metrics import SCORE_GRID
+from closedloop.ops.stats import compute_ops_stats
+from closedloop.drift.profiles import ALL_VERSIONS
+from closedloop.core.registry import DEFAULT_CONFIG, ProductionMetric, RegistryError, SLOSpec, load_registry
+from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA
+from closedloop.control.slo import (
     Reading,
     SLOError,
     SLOState,
@@ -30,7 +30,8 @@ from closedloop.slo import (
     record_evaluations,
     validate_business_sql,
 )
-from closedloop.webhook import incident_message, post_json, webhook_url
+from closedloop.control.webhook import incident_message, post_json, webhook_url
+from closedloop.core.periods import PeriodError
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 10, 7)
@@ -248,7 +249,7 @@ def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
     rows = evaluate_slos(lake, triage, at, [], NOW).to_pylist()
     assert {r["slo"]: r["state"] for r in rows} == {"p95_latency_ceiling": "breached", "cost_ceiling": "ok"}
     assert rows[0]["period"] == "2026-10-07T10:00:00+00:00" and rows[0]["cadence"] == "hourly"
-    with pytest.raises(SLOError, match="on the hour"):
+    with pytest.raises(PeriodError, match="on the hour"):
         evaluate_slos(lake, triage, at.replace(minute=5), [], NOW)
 
 

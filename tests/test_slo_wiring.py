@@ -7,13 +7,13 @@ import json
 import dagster as dg
 import pytest
 
-from closedloop.control import read_serving
-from closedloop.incidents import read_incidents
-from closedloop.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.control.serving import read_serving
+from closedloop.control.incidents import read_incidents
+from closedloop.core.lake import Lake
+from closedloop.core.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
-from closedloop.slo import read_evaluations
+from closedloop.control.slo import read_evaluations
 from orchestration import cli
 from orchestration.definitions import build_definitions
 from orchestration.runner import handle_incidents

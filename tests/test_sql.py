@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from closedloop.simulator import DEFAULT_START, simulate
-from closedloop.sql import connect
+from closedloop.core.sql import connect
 from orchestration.runner import materialize_range
 
 

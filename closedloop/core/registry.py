@@ -1,0 +1,584 @@
+"""The model registry: which models closedloop watches and everything it must know about each.
+
+The registry is data (``config/models.yaml``), loaded once into typed objects. A mistake in it
+is reported with the file and the dotted path of the bad key, so that the owner of the YAML can
+fix it without reading closedloop's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from closedloop.core.names import NAME_PATTERN
+
+CANONICAL_PREDICTION_COLUMNS = (
+    "prediction_id",
+    "model_version",
+    "ts",
+    "score",
+    "decision",
+    "latency_ms",
+    "cost_usd",
+    "route",
+    "is_fallback",
+    "error",
+)
+CANONICAL_LABEL_COLUMNS = ("label", "label_ts")
+CANONICAL_COLUMNS = CANONICAL_PREDICTION_COLUMNS + CANONICAL_LABEL_COLUMNS
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+# Dagster accepts an email address or "team:<name>" as an owner.
+OWNER_PATTERN = r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+Owner = Annotated[str, StringConstraints(pattern=OWNER_PATTERN)]
+
+
+class RegistryError(ValueError):
+    """The registry file cannot be used; the message names the file and the bad keys."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LabelSource(_Strict):
+    source: str
+    maturity_days: int = Field(ge=0, description="Days after which a prediction's label is considered final.")
+
+
+class VersionSpec(_Strict):
+    threshold: float = Field(ge=0.0, le=1.0)
+    released: dt.date | None = None
+
+
+class FeatureSpec(_Strict):
+    numeric: tuple[Name, ...] = ()
+    categorical: tuple[Name, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+
+class BaselineWindow(_Strict):
+    start: dt.date
+    end: dt.date
+    reference: Path | None = Field(
+        default=None,
+        description="A training set (Parquet file or folder, closedloop's column names) to freeze the baseline from "
+        "instead of the window, to measure training-serving skew.",
+    )
+    trailing_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="Compare each day with the N days before it instead of the frozen window (bins and values stay "
+        "the window's, so the comparison is still stable); for models whose inputs move slowly by design.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BaselineWindow:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class EvaluationSpec(_Strict):
+    windows_days: tuple[Annotated[int, Field(ge=1, le=366)], ...] = (7, 30)
+    precision_at_k: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        default=(100,), description="Queue sizes K for precision@K: how many top-scored rows a team can review per window."
+    )
+    approved_decision_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Share of rows the owners approved acting on (e.g. the review queue's capacity); evaluation "
+        "reports mark it and propose the threshold that keeps it.",
+    )
+
+
+class ColumnContract(_Strict):
+    """Overrides of the learned contract for one feature or segment column."""
+
+    max_null_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    new_value_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    range_margin: float | None = Field(default=None, ge=0.0)
+
+
+class ContractSpec(_Strict):
+    """How strict the input contract is; the bounds themselves are learned from the baseline window."""
+
+    max_quarantine_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of a partition's rows that may be quarantined before ingest is blocked."
+    )
+    null_rate_margin: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="A column's null-rate ceiling is its baseline null rate plus this."
+    )
+    range_margin: float = Field(
+        default=0.25, ge=0.0, description="Numeric bounds are the baseline min/max widened by this share of the range."
+    )
+    out_of_range_share: float = Field(default=0.01, ge=0.0, le=1.0, description="Share of values allowed outside the bounds.")
+    new_value_share: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Share of categorical values never seen in the baseline that is tolerated."
+    )
+    max_unknown_label_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of a day's labels whose prediction is not in the lake yet."
+    )
+    severity: Literal["warn", "error"] = Field(
+        default="warn", description="Severity of the distribution checks (null rates, ranges, new values); error blocks."
+    )
+    columns: dict[Name, ColumnContract] = Field(default_factory=dict)
+
+
+class ProductionMetric(_Strict):
+    """A number the model's owners watch in production, with who owns it and how often it moves."""
+
+    name: Name
+    kind: Literal["business", "quality", "operational"]
+    source: str
+    cadence: Literal["hourly", "daily"]
+    owner: Owner
+    description: str = ""
+    sql: str | None = Field(default=None, description="DuckDB SQL aggregate over the source table, for business metrics.")
+
+
+RUNBOOK_PARAMS = {
+    "notify": (),
+    "rollback": ("to",),
+    "dial": ("weights",),
+    "fallback": ("enabled",),
+    "recalibrate": ("method", "window_days"),  # the incident job adds the fitted calibrator and threshold
+}
+
+
+class RunbookAction(_Strict):
+    """What an incident does to the serving file: ``auto`` at once, ``propose`` after a person approves.
+
+    ``rollback`` to the previous version (or ``params.to``); ``dial`` traffic to ``params.weights``;
+    ``fallback`` (kill switch; ``params.enabled: false`` turns it off again); ``recalibrate``
+    (``params.method``: isotonic or platt, ``params.window_days`` of matured labels to fit on).
+    """
+
+    type: Literal["notify", "rollback", "dial", "fallback", "recalibrate"]
+    mode: Literal["auto", "propose"] = "propose"
+    params: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit_the_type(self) -> RunbookAction:
+        allowed = set(RUNBOOK_PARAMS[self.type]) | ({"calibrator", "threshold"} if self.type == "recalibrate" else set())
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(f"a {self.type!r} action takes params {list(RUNBOOK_PARAMS[self.type])}, not {unknown}")
+        if self.type == "dial":
+            weights = self.params.get("weights")
+            if not isinstance(weights, dict) or not weights:
+                raise ValueError("a 'dial' action needs params.weights, e.g. {v11: 0.9, v12: 0.1}")
+            if abs(sum(float(w) for w in weights.values()) - 1.0) > 1e-6:
+                raise ValueError(f"params.weights must sum to 1, got {weights}")
+        if self.type == "recalibrate":
+            if self.params.get("method", "isotonic") not in ("isotonic", "platt"):
+                raise ValueError(f"params.method must be isotonic or platt, got {self.params['method']!r}")
+            days = self.params.get("window_days", 30)
+            if not isinstance(days, int) or not 1 <= days <= 366:
+                raise ValueError(f"params.window_days must be a whole number of days from 1 to 366, got {days!r}")
+        return self
+
+
+class SLOSpec(_Strict):
+    """A promise about one production metric: breached after ``for`` consecutive bad periods."""
+
+    name: Name
+    metric: Name
+    comparison: Literal["<", "<=", ">", ">="] | None = None
+    threshold: float | None = None
+    band: tuple[float, float] | None = None
+    for_periods: int = Field(default=1, ge=1, alias="for")
+    recovery_periods: int = Field(default=1, ge=1)
+    severity: Literal["warn", "page"]
+    owner: Owner | None = None
+    action: RunbookAction = Field(default_factory=lambda: RunbookAction(type="notify"))
+    per_version: bool = Field(
+        default=False,
+        description="Judge every model version on its own and hold the SLO to the worst one, so a canary's "
+        "collapse is not averaged away by the traffic still on the old version.",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="A period (or, with per_version, a version's period) with fewer rows behind the value is not "
+        "judged: a handful of rows is noise, not a breach.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_bound(self) -> SLOSpec:
+        has_threshold = self.comparison is not None or self.threshold is not None
+        if has_threshold and self.band is not None:
+            raise ValueError("give either comparison + threshold or band, not both")
+        if self.band is None and (self.comparison is None or self.threshold is None):
+            raise ValueError("needs comparison and threshold (e.g. comparison: '>=', threshold: 0.8) or band: [low, high]")
+        if self.band is not None and self.band[0] > self.band[1]:
+            raise ValueError(f"band low {self.band[0]} is above high {self.band[1]}")
+        return self
+
+
+# Drift metrics (closedloop.drift.report) a registry may give limits to; "score" and "decision" are the
+# output columns drift watches beside the features and segments.
+DRIFT_METRICS = (
+    "mean_shift",
+    "std_shift",
+    "missing_rate_delta",
+    "psi",
+    "js_distance",
+    "wasserstein",
+    "ks",
+    "new_category_share",
+    "cardinality_ratio",
+    "share_above_threshold",
+    "share_above_threshold_delta",
+    "decision_rate",
+    "decision_rate_ratio",
+    "domain_classifier_auc",
+)
+DRIFT_OUTPUT_COLUMNS = ("score", "decision")
+
+
+class _DriftLimits(_Strict):
+    warn: float | None = Field(default=None, ge=0.0)
+    error: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _DriftLimits:
+        if self.warn is not None and self.error is not None and self.warn > self.error:
+            raise ValueError(f"warn {self.warn} is above error {self.error}")
+        return self
+
+    def level(self, value: float) -> Literal["ok", "warn", "error"]:
+        """``error`` or ``warn`` once the value is beyond that limit, else ``ok``."""
+        magnitude = self.magnitude(value)
+        if self.error is not None and magnitude > self.error:
+            return "error"
+        if self.warn is not None and magnitude > self.warn:
+            return "warn"
+        return "ok"
+
+    def limit(self, level: str) -> float | None:
+        """The limit a value at ``level`` is judged against: the error limit once it errs, else the warn limit."""
+        if level == "error" or self.warn is None:
+            return self.error
+        return self.warn
+
+    def severity(self, value: float) -> float | None:
+        """How far the value has gone toward the error limit (1.0 = at it), to rank columns by."""
+        limit = self.error if self.error is not None else self.warn
+        return None if limit is None else self._fraction(self.magnitude(value), limit)
+
+    @staticmethod
+    def _fraction(magnitude: float, limit: float) -> float:
+        return magnitude / limit if limit > 0 else float("inf")
+
+
+class UpperDriftLimit(_DriftLimits):
+    """Alert when a distance or share rises above a limit (PSI, Jensen-Shannon, share of new values)."""
+
+    type: Literal["upper"] = "upper"
+
+    def magnitude(self, value: float) -> float:
+        return value
+
+
+class AbsoluteDriftLimit(_DriftLimits):
+    """Alert when a signed change goes beyond a limit either way (mean shift, missing-rate delta)."""
+
+    type: Literal["absolute"] = "absolute"
+
+    def magnitude(self, value: float) -> float:
+        return abs(value)
+
+
+class RatioDriftLimit(_DriftLimits):
+    """Alert when a ratio moves by more than a factor either way (cardinality, decision rate)."""
+
+    type: Literal["ratio"] = "ratio"
+    warn: float | None = Field(default=None, ge=1.0)
+    error: float | None = Field(default=None, ge=1.0)
+
+    def magnitude(self, value: float) -> float:
+        return float("inf") if value <= 0 else max(value, 1.0 / value)
+
+    @staticmethod
+    def _fraction(magnitude: float, limit: float) -> float:
+        # Factors compare on a log scale: 2x up and 2x down are equally far.
+        return float("inf") if limit == 1.0 else math.log(magnitude) / math.log(limit)
+
+
+DriftLimit = Annotated[UpperDriftLimit | AbsoluteDriftLimit | RatioDriftLimit, Field(discriminator="type")]
+
+# closedloop's defaults; a model's ``drift.thresholds`` and ``drift.columns`` override them.
+DEFAULT_DRIFT_LIMITS: dict[str, DriftLimit] = {
+    "mean_shift": AbsoluteDriftLimit(warn=0.25, error=0.5),
+    "missing_rate_delta": AbsoluteDriftLimit(warn=0.02, error=0.05),
+    "psi": UpperDriftLimit(warn=0.1, error=0.25),
+    "js_distance": UpperDriftLimit(warn=0.1, error=0.2),
+    "new_category_share": UpperDriftLimit(warn=0.02, error=0.05),
+    "cardinality_ratio": RatioDriftLimit(warn=1.5, error=2.0),
+    "decision_rate_ratio": RatioDriftLimit(warn=1.5, error=2.0),
+    "domain_classifier_auc": UpperDriftLimit(warn=0.6, error=0.7),
+}
+
+
+def _known_drift_metrics(limits: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
+    unknown = sorted(set(limits) - set(DRIFT_METRICS))
+    if unknown:
+        raise ValueError(f"unknown drift metric(s) {unknown}; known metrics are {list(DRIFT_METRICS)}")
+    return limits
+
+
+class DriftSpec(_Strict):
+    """How drift against the baseline is judged: limits are data, overridable per model and per column.
+
+    A limit is ``{type: upper|absolute|ratio, warn: x, error: y}``; one without ``warn`` and
+    ``error`` turns the metric's alert off. A column's limits win over the model's, which win
+    over closedloop's defaults.
+    """
+
+    min_rows: int = Field(
+        default=500, ge=1, description="A version's window with fewer rows is 'not enough data' and never alerts."
+    )
+    thresholds: dict[str, DriftLimit] = Field(default_factory=dict, description="Metric -> limits for every column.")
+    columns: dict[Name, dict[str, DriftLimit]] = Field(
+        default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, thresholds: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
+        return _known_drift_metrics(thresholds)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_column_metrics(cls, columns: dict[str, dict[str, DriftLimit]]) -> dict[str, dict[str, DriftLimit]]:
+        for limits in columns.values():
+            _known_drift_metrics(limits)
+        return columns
+
+    def limit(self, metric: str, column: str) -> DriftLimit | None:
+        """The limits that judge ``metric`` on ``column``, or None when the metric is only reported."""
+        for limits in (self.columns.get(column, {}), self.thresholds, DEFAULT_DRIFT_LIMITS):
+            if metric in limits:
+                return limits[metric]
+        return None
+
+
+Severity = Literal["warn", "page"]
+
+
+class RouteGuards(_Strict):
+    """Ceilings for one route's own traffic; a missing ceiling is not checked."""
+
+    max_latency_p95_ms: float | None = Field(default=None, gt=0)
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    max_fallback_rate: float | None = Field(default=None, ge=0, le=1)
+    max_cost_per_1k: float | None = Field(default=None, ge=0, description="US dollars per 1,000 predictions.")
+
+
+class OpsGuards(RouteGuards):
+    """A model's operational guards, checked every hour; every ceiling is optional."""
+
+    daily_budget_usd: float | None = Field(default=None, gt=0, description="Fails when the projected daily spend exceeds it.")
+    min_requests_per_hour: int = Field(
+        default=50, ge=1, description="Hours with fewer requests are 'not enough data' and never alert."
+    )
+    severity: Severity = "page"
+    routes: dict[str, RouteGuards] = Field(default_factory=dict)
+
+
+
+class ModelSpec(_Strict):
+    """Everything closedloop knows about one deployed model."""
+
+    name: Name
+    description: str = ""
+    owner: Owner
+    tags: dict[str, str] = Field(default_factory=dict)
+    task: Literal["binary"] = "binary"
+    start_date: dt.date = Field(description="First day of the prediction log; the daily partitions start here.")
+    labels: LabelSource
+    versions: dict[Name, VersionSpec] = Field(min_length=1)
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="closedloop column name -> the name used in the model's own log."
+    )
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    segments: tuple[Name, ...] = ()
+    baseline: BaselineWindow
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    contract: ContractSpec = Field(default_factory=ContractSpec)
+    metrics: tuple[ProductionMetric, ...] = ()
+    slos: tuple[SLOSpec, ...] = ()
+    ops: OpsGuards = Field(default_factory=OpsGuards)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_canonical_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown closedloop column(s) {unknown}; mappable columns are {list(CANONICAL_COLUMNS)}")
+        sources = list(columns.values())
+        repeated = sorted({s for s in sources if sources.count(s) > 1})
+        if repeated:
+            raise ValueError(f"source column(s) {repeated} are mapped more than once")
+        return columns
+
+    @field_validator("segments", "versions")
+    @classmethod
+    def _all_is_reserved(cls, names):
+        # Evaluation names the whole population segment 'all' and all versions pooled 'all'.
+        if "all" in names:
+            raise ValueError("'all' is reserved for the whole population (all rows, all versions); rename it")
+        return names
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        problems = []
+        declared = list(self.features.all) + list(self.segments)
+        repeated = sorted({c for c in declared if declared.count(c) > 1})
+        if repeated:
+            problems.append(f"column(s) {repeated} declared more than once across features and segments")
+        clashes = sorted(set(declared) & set(CANONICAL_COLUMNS))
+        if clashes:
+            problems.append(f"feature/segment column(s) {clashes} clash with closedloop's own column names")
+        metric_names = [m.name for m in self.metrics]
+        if len(set(metric_names)) != len(metric_names):
+            problems.append("metric names must be unique")
+        if not 3 <= len(self.metrics) <= 5 and self.metrics:
+            problems.append(f"declare 3 to 5 production metrics, got {len(self.metrics)}")
+        for slo in self.slos:
+            if slo.metric not in metric_names:
+                problems.append(f"SLO {slo.name!r} watches unknown metric {slo.metric!r}; declared metrics: {metric_names}")
+        slo_names = [s.name for s in self.slos]
+        if len(set(slo_names)) != len(slo_names):
+            problems.append("SLO names must be unique")
+        unknown_overrides = sorted(set(self.contract.columns) - set(self.features.all + self.segments))
+        if unknown_overrides:
+            problems.append(f"contract.columns names {unknown_overrides}, which are not features or segments")
+        if self.baseline.start < self.start_date:
+            problems.append(f"baseline starts {self.baseline.start}, before the model's start_date {self.start_date}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _drift_columns_known(self) -> ModelSpec:
+        watched = self.features.all + self.segments + DRIFT_OUTPUT_COLUMNS
+        unknown = sorted(set(self.drift.columns) - set(watched))
+        if unknown:
+            raise ValueError(f"drift.columns names {unknown}, which are not features, segments, score or decision")
+        return self
+
+    def source_column(self, canonical: str) -> str:
+        """The name the model's own log uses for one of closedloop's columns."""
+        return self.columns.get(canonical, canonical)
+
+    def threshold(self, version: str) -> float | None:
+        spec = self.versions.get(version)
+        return spec.threshold if spec else None
+
+
+class Registry(_Strict):
+    """The whole registry: where data lands, where the lake is, and the models."""
+
+    path: Path
+    landing: Path
+    lake: Path
+    models: dict[str, ModelSpec]
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise RegistryError(f"{self.path}: no model named {name!r}; known models: {sorted(self.models)}") from None
+
+
+class _RegistryFile(_Strict):
+    landing: Path = Path("landing")
+    lake: Path = Path("lake")
+    models: dict[Name, dict] = Field(min_length=1)
+
+
+_PATTERN_MEANINGS = {
+    NAME_PATTERN: "not a valid name: use letters, digits and underscores, starting with a letter (at most 64)",
+    OWNER_PATTERN: "not a valid owner: use an email address or team:<name>",
+}
+
+
+def _describe(error: ValidationError, prefix: tuple = ()) -> str:
+    lines = []
+    for problem in error.errors():
+        location = tuple(part for part in prefix + tuple(problem["loc"]) if part != "[key]")
+        where = ".".join(str(part) for part in location) or "(top level)"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        elif problem["type"] == "string_pattern_mismatch":
+            pattern = problem.get("ctx", {}).get("pattern")
+            message = f"{problem['input']!r} is " + _PATTERN_MEANINGS.get(pattern, message)
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_registry(path: str | os.PathLike, *, landing: str | None = None, lake: str | None = None) -> Registry:
+    """Read and validate a registry file; ``landing``/``lake`` override the file's roots."""
+    path = Path(path).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: registry file not found (set --config or CLOSEDLOOP_CONFIG)") from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with a 'models' key at the top level")
+    try:
+        top = _RegistryFile.model_validate(raw)
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: invalid registry\n{_describe(exc)}") from None
+
+    models: dict[str, ModelSpec] = {}
+    problems = []
+    for name, body in top.models.items():
+        try:
+            models[name] = ModelSpec.model_validate({"name": name, **body})
+        except ValidationError as exc:
+            problems.append(_describe(exc, ("models", name)))
+    if problems:
+        raise RegistryError(f"{path}: invalid registry\n" + "\n".join(problems))
+
+    base = path.parent
+    return Registry(
+        path=path,
+        landing=(base / (landing or top.landing)).resolve(),
+        lake=(base / (lake or top.lake)).resolve(),
+        models=models,
+    )
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
+
+
+def registry_from_environment(config: str | os.PathLike | None = None) -> Registry:
+    """The registry named by ``config``, else ``CLOSEDLOOP_CONFIG``, else the project's own."""
+    path = config or os.environ.get("CLOSEDLOOP_CONFIG") or DEFAULT_CONFIG
+    return load_registry(path, landing=os.environ.get("CLOSEDLOOP_LANDING"), lake=os.environ.get("CLOSEDLOOP_LAKE"))

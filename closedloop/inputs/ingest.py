@@ -1,0 +1,195 @@
+"""Ingest: one day of a model's landed log into the lake, with nothing the user gave us lost.
+
+Every landed row ends in exactly one place: the accepted partition, the quarantine (with the
+reason and the original row as JSON), or the count of exact duplicates dropped (client retries
+that resent a row). ``landing rows = accepted + quarantined + duplicates`` always holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
+from closedloop.core.lake import Lake
+from closedloop.core.names import checked_day
+from closedloop.core.registry import ModelSpec
+from closedloop.core.sql import connect, query
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("partition_date", pa.date32()),
+        ("source_file", pa.string()),
+        ("source_row", pa.int64()),
+        ("prediction_id", pa.string()),
+        ("reason", pa.string()),
+        ("original", pa.string()),
+    ]
+)
+_KNOWN_PREDICTIONS_SCHEMA = pa.schema([("prediction_id", pa.string()), ("model_version", pa.string()), ("ts", TIMESTAMP)])
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one landing partition."""
+
+    model: str
+    table: str
+    day: dt.date
+    files: tuple[str, ...]
+    landing_rows: int
+    accepted: int
+    quarantined: int
+    duplicates_dropped: int
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    unknown_predictions: int = 0
+
+    def describe(self) -> str:
+        """One line for a run's log."""
+        line = (
+            f"{self.model}/{self.table} {self.day}: {self.landing_rows} landed in {len(self.files)} file(s), "
+            f"{self.accepted} accepted, {self.quarantined} quarantined, {self.duplicates_dropped} exact duplicates"
+        )
+        if self.unknown_predictions:
+            line += f"; {self.unknown_predictions} labels for predictions not in the lake yet"
+        return line
+
+
+def _day_bounds(day: dt.date) -> dict[str, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return {"day_start": start, "day_end": start + dt.timedelta(days=1)}
+
+
+def _read_landing(
+    lake: Lake, model: ModelSpec, table: str, day: dt.date, types: dict[str, pa.DataType]
+) -> tuple[pa.Table, list[Path]]:
+    """The day's landed files conformed to the contract and stacked, each row tagged with its origin."""
+    files = lake.landing_files(model.name, table, day)
+    parts = []
+    for path in files:
+        where = f"{model.name}/{table} partition {day}, file {path}"
+        try:
+            raw = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise ContractError(
+                f"{where}: cannot read this landing file as Parquet ({exc}); fix or remove it and re-run "
+                f"{model.name}/{table} for {day}. No part of the partition was written."
+            ) from None
+        conformed = conform(raw, model, table, where)
+        source = str(path.relative_to(lake.landing))
+        conformed = conformed.append_column("_source_file", pa.array([source] * conformed.num_rows, pa.string()))
+        conformed = conformed.append_column("_source_row", pa.array(range(conformed.num_rows), pa.int64()))
+        parts.append(conformed)
+    if not parts:
+        empty = pa.schema([pa.field(name, kind) for name, kind in types.items()])
+        empty = empty.append(pa.field("_source_file", pa.string())).append(pa.field("_source_row", pa.int64()))
+        return empty.empty_table(), files
+    return pa.concat_tables(parts, promote_options="permissive"), files
+
+
+def _classify(
+    con: duckdb.DuckDBPyConnection, landing: pa.Table, classify_sql: str, day: dt.date
+) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
+    """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason.
+
+    ``classify_sql`` fills the temporary table ``classified`` from the first copy of each landed
+    row (``copies``) and whatever else the caller registered on ``con``, giving every row a
+    ``_status`` and, if held, a ``_reason``.
+    """
+    con.register("landing", landing)
+    con.execute(query("number_copies"))
+    con.execute(query(classify_sql), _day_bounds(day))
+    [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
+    accepted = con.sql(
+        "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
+    ).to_arrow_table()
+    quarantine = con.sql(query("quarantined_rows"), params={"day": day}).to_arrow_table()
+    reasons = con.sql(
+        "SELECT _reason, count(*) FROM classified WHERE _status = 'quarantined' GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return accepted, quarantine.cast(QUARANTINE_SCHEMA), duplicates, dict(reasons)
+
+
+def _result(
+    model: ModelSpec, table: str, day: dt.date, files: list[Path], landing_rows: int, accepted: int, quarantined: int, duplicates: int, reasons: dict[str, int], unknown_predictions: int = 0
+) -> IngestResult:
+    result = IngestResult(
+        model=model.name,
+        table=table,
+        day=day,
+        files=tuple(str(p) for p in files),
+        landing_rows=landing_rows,
+        accepted=accepted,
+        quarantined=quarantined,
+        duplicates_dropped=duplicates,
+        quarantine_reasons=reasons,
+        unknown_predictions=unknown_predictions,
+    )
+    if result.accepted + result.quarantined + result.duplicates_dropped != landing_rows:
+        raise AssertionError(f"ingest of {model.name}/{table} {day} would lose rows: {result}")
+    return result
+
+
+def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
+    """Replace the day's ``predictions`` and its quarantine with what has landed so far."""
+    day = checked_day(day)
+    landing, files = _read_landing(lake, model, "predictions", day, prediction_types(model))
+    versions = pa.table(
+        {
+            "model_version": list(model.versions),
+            "threshold": [spec.threshold for spec in model.versions.values()],
+        }
+    )
+    earlier = [str(p) for p in lake.partition_files(model.name, "predictions", end=day - dt.timedelta(days=1))]
+    with connect() as con:
+        con.register("versions", versions)
+        if earlier:
+            con.register("earlier_ids", con.read_parquet(earlier).select("prediction_id"))
+        else:
+            con.register("earlier_ids", pa.table({"prediction_id": pa.array([], pa.string())}))
+        accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
+    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
+    accepted = accepted.select(schema.names).cast(schema)
+    accepted = accepted.sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
+    result = _result(
+        model, "predictions", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
+    )
+    lake.write_partition(model.name, "predictions", day, accepted)
+    lake.write_quarantine(model.name, "predictions", day, quarantine)
+    return result
+
+
+def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
+    """Replace the day's label arrivals, joined to the predictions they refer to.
+
+    A label whose prediction is not in the lake (yet) is kept with a null ``model_version`` and
+    counted; it is joined later, when the prediction arrives, by whoever reads the labels.
+    Label partitions are written even for days when nothing arrived, so that every day exists.
+    """
+    day = checked_day(day)
+    landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
+    prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
+    with connect() as con:
+        con.register("landing", landing)
+        if prediction_files:
+            con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
+        else:
+            con.register("history", _KNOWN_PREDICTIONS_SCHEMA.empty_table())
+        con.register("known_predictions", con.sql(query("known_predictions")))
+        accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
+    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
+    schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))
+    accepted = accepted.select(schema.names).cast(schema)
+    accepted = accepted.sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
+    unknown = accepted.column("model_version").null_count
+    result = _result(
+        model, "labels", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons, unknown
+    )
+    lake.write_partition(model.name, "labels", day, accepted)
+    lake.write_quarantine(model.name, "labels", day, quarantine)
+    return result

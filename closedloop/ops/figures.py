@@ -1,0 +1,90 @@
+"""Figures of the operational guards over a window of hours (the report draws the last 7 days).
+
+Hours with fewer requests than the guards' ``min_requests_per_hour`` are gaps in the lines, as
+the guards ignore them too: a p95 over a handful of requests is noise, not a trend.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from closedloop.core.registry import OpsGuards, RouteGuards
+from closedloop.ops.guards import ALL_ROUTES
+from closedloop.ops.stats import ops_metrics
+from closedloop.core.plotting import new_figure, to_png
+
+
+def _hourly(metrics: pd.DataFrame, guards: OpsGuards, hours: pd.DatetimeIndex) -> pd.DataFrame:
+    """One row per hour of ``hours``, metrics blank where an hour lacks enough requests (a gap in the line)."""
+    enough = metrics[metrics["requests"] >= guards.min_requests_per_hour]
+    return enough.set_index("hour").reindex(hours).rename_axis("hour").reset_index()
+
+
+def _window(stats: pa.Table) -> pd.DatetimeIndex:
+    """Every hour from the first to the last hour of ``stats``."""
+    hours = pd.DatetimeIndex(stats.column("hour").to_pandas())
+    return pd.date_range(hours.min(), hours.max(), freq="h") if len(hours) else hours
+
+
+def _per_scope(stats: pa.Table, guards: OpsGuards) -> list[tuple[str, RouteGuards, pd.DataFrame]]:
+    """("all", model-level ceilings, hourly metrics), then one entry per route when there are several."""
+    hours = _window(stats)
+    scopes = [(ALL_ROUTES, guards, _hourly(ops_metrics(stats, by=("hour",)), guards, hours))]
+    routes = sorted(set(stats.column("route").to_pylist()))
+    if len(routes) > 1:
+        by_route = ops_metrics(stats, by=("hour", "route"))
+        scopes += [
+            (r, guards.routes.get(r, RouteGuards()), _hourly(by_route[by_route["route"] == r].drop(columns="route"), guards, hours))
+            for r in routes
+        ]
+    return scopes
+
+
+def _ceiling(axes, value: float | None, label: str) -> None:
+    if value is not None:
+        axes.axhline(value, color="tab:red", linestyle="--", linewidth=1, label=label)
+
+
+def latency_cost_figure(stats: pa.Table, guards: OpsGuards, title: str = "") -> bytes:
+    """Hourly latency p50/p95/p99 (top) and cost per 1k predictions (bottom), all routes and per route.
+
+    One column per scope; the dashed red lines are the ceilings that apply to that scope.
+    """
+    scopes = _per_scope(stats, guards)
+    figure, axes = new_figure(2, len(scopes), figsize=(4.5 * len(scopes), 6.5), sharex=True, squeeze=False)
+    for column, (route, ceilings, metrics) in enumerate(scopes):
+        top, bottom = axes[0][column], axes[1][column]
+        for q, style in (("50", ":"), ("95", "-"), ("99", "--")):
+            top.plot(metrics["hour"], metrics[f"latency_p{q}_ms"], style, marker=".", markersize=3, label=f"p{q}")
+        _ceiling(top, ceilings.max_latency_p95_ms, "p95 ceiling")
+        top.set_yscale("log")
+        top.set_title(route)
+        top.set_ylabel("latency (ms)")
+        top.legend(loc="best", fontsize=7)
+        bottom.plot(metrics["hour"], metrics["cost_per_1k"], marker=".", markersize=3, label="cost per 1k")
+        _ceiling(bottom, ceilings.max_cost_per_1k, "ceiling")
+        if metrics["cost_per_1k"].isna().all():
+            bottom.text(0.5, 0.5, "no cost logged", ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_ylabel("USD per 1,000 predictions")
+        bottom.tick_params(axis="x", labelrotation=30)
+    if title:
+        figure.suptitle(title)
+    return to_png(figure)
+
+
+def fallback_figure(stats: pa.Table, guards: OpsGuards, title: str = "") -> bytes:
+    """Hourly fallback and error rates of all routes together, with their ceilings."""
+    metrics = _hourly(ops_metrics(stats, by=("hour",)), guards, _window(stats))
+    figure, axes = new_figure()
+    axes.plot(metrics["hour"], metrics["fallback_rate"], marker=".", markersize=3, label="fallback rate")
+    axes.plot(metrics["hour"], metrics["error_rate"], marker=".", markersize=3, label="error rate")
+    _ceiling(axes, guards.max_fallback_rate, "fallback ceiling")
+    if guards.max_error_rate is not None:
+        axes.axhline(guards.max_error_rate, color="tab:orange", linestyle="--", linewidth=1, label="error ceiling")
+    axes.set_ylabel("share of requests")
+    axes.legend(loc="best", fontsize=7)
+    axes.tick_params(axis="x", labelrotation=30)
+    if title:
+        axes.set_title(title)
+    return to_png(figure)
