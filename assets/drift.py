@@ -8,46 +8,14 @@ import pyarrow.compute as pc
 
 from assets.policy import figure_metadata, model_asset_args
 from closedloop.drift.baseline import current_baseline
-from closedloop.drift.domain_classifier import domain_classifier_auc
-from closedloop.drift.report import drift_report
+from closedloop.drift.daily import WINDOW_DAYS, baseline_sample, drift_of_day
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
-from closedloop.drift.profiles import merge_profiles
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
-WINDOW_DAYS = 7
 HEATMAP_DAYS = 30
-
-
-def _baseline_sample(lake: Lake, model: ModelSpec) -> pa.Table | None:
-    return lake.read_range(model.name, "samples", model.baseline.start, model.baseline.end)
-
-
-def drift_of_day(lake: Lake, model: ModelSpec, baseline, reference_sample, day: dt.date) -> pa.Table:
-    """The drift report of one day and its trailing week (profiles only, never raw predictions).
-
-    With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
-    merged, their samples for the domain classifier) rather than the frozen window, when they exist.
-    """
-    window = lake.read_range(model.name, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
-    today = lake.read_partition(model.name, "profiles", day)
-    sample = lake.read_partition(model.name, "samples", day)
-    reference_profile = None
-    if model.baseline.trailing_days:
-        first, last = day - dt.timedelta(days=model.baseline.trailing_days), day - dt.timedelta(days=1)
-        trailing = lake.read_range(model.name, "profiles", first, last)
-        if trailing is not None:
-            reference_profile = merge_profiles([trailing], across_versions=True)
-            reference_sample = lake.read_range(model.name, "samples", first, last)
-    domain_auc = None
-    if reference_sample is not None and sample is not None and sample.num_rows:
-        domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
-    return drift_report(
-        model, baseline, today, window, window=f"{WINDOW_DAYS}d", day=day, domain_auc=domain_auc, reference_profile=reference_profile
-    )
 
 
 def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
@@ -71,7 +39,7 @@ def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
     def drift(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         baseline = current_baseline(store, model)
-        reference_sample = _baseline_sample(store, model)
+        reference_sample = baseline_sample(store, model)
         days = [checked_day(key) for key in run_days(context)]
         for day in days:
             report = drift_of_day(store, model, baseline, reference_sample, day)

@@ -4,10 +4,11 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from assets.policy import model_asset_args
-from closedloop.evaluation.eval_stats import ALL, eval_stats
+from closedloop.evaluation.eval_stats import eval_stats
+from closedloop.core.names import ALL
 from closedloop.core.lake import LakeError
 from closedloop.evaluation.metrics import BINS, SCORE_GRID
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.automation import downstream_condition
 from wiring.partitions import run_days
 from wiring.resources import LakeResource

@@ -12,7 +12,7 @@ from assets.outcomes import build_outcomes_asset
 from assets.predictions import build_predictions_asset
 from assets.profiles import build_profiles_asset
 from assets.rolling_eval import build_rolling_eval_asset
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 
 
 def build_model_assets(model: ModelSpec) -> list[dg.AssetsDefinition]:

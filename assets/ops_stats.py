@@ -8,7 +8,7 @@ from assets.policy import figure_metadata, model_asset_args
 from closedloop.core.names import checked_day
 from closedloop.ops.figures import fallback_figure, latency_cost_figure
 from closedloop.ops.stats import compute_ops_stats, ops_metrics, read_ops_stats
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 

@@ -10,7 +10,7 @@ import dagster as dg
 
 from closedloop.inputs.ingest import IngestResult
 from closedloop.core.lake import Lake
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import daily_partitions, run_days
 
 

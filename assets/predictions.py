@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.policy import ingest_run_days, model_asset_args
 from closedloop.inputs.ingest import ingest_predictions
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.resources import LakeResource
 
 

@@ -6,7 +6,7 @@ from assets.policy import model_asset_args
 from closedloop.drift.baseline import current_baseline
 from closedloop.drift.domain_classifier import sample_day
 from closedloop.drift.profiles import profile_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 

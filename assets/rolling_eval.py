@@ -5,7 +5,7 @@ import dagster as dg
 from assets.policy import figure_metadata, model_asset_args
 from closedloop.evaluation.figures import eval_figures
 from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.rolling_eval import RollingEval
 from wiring.automation import downstream_condition
 from wiring.partitions import run_days

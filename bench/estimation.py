@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from closedloop.evaluation.estimation import ESTIMATED_METRICS, estimate_performance
-from closedloop.evaluation.eval_stats import ALL, eval_stats, score_counts
+from closedloop.evaluation.eval_stats import eval_stats, score_counts
+from closedloop.core.names import ALL
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import ScoreCounts, evaluate
 from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.core.registry import DEFAULT_CONFIG, ModelSpec, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import ModelSpec
 from closedloop.simulator import DEFAULT_START, simulate
 
 DailyCounts = dict[tuple[str, str, int], ScoreCounts]  # (model, version, day index) -> matured-label counts

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 
 

@@ -20,7 +20,7 @@ from closedloop.inputs.expectations import checks_for, label_expectations, predi
 from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
 from closedloop.inputs.quarantine import quarantine_shares
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 

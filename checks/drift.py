@@ -7,48 +7,23 @@ so a large day does not alert on a trivial shift. Metadata lists the worst drift
 """
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.drift.report import ALL_INPUTS
+from closedloop.drift.report import figures_of, judged_rows
 from closedloop.core.names import checked_day
-from closedloop.core.registry import DRIFT_OUTPUT_COLUMNS, ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
 _SHOWN = 15
+# check name -> (the figures it judges, what it promises)
 CHECKS = {
-    "features_within_drift_limits": "Every feature and segment stays within its drift limits (day and trailing week).",
-    "score_within_drift_limits": "The score distribution of every version stays within its drift limits.",
-    "decision_rate_within_drift_limits": "The decision rate of every version stays within its drift limits.",
-    "inputs_indistinguishable_from_baseline": "A classifier cannot tell the day's inputs from the baseline's (domain AUC).",
+    "features_within_drift_limits": ("features", "Every feature and segment stays within its drift limits (day and trailing week)."),
+    "score_within_drift_limits": ("score", "The score distribution of every version stays within its drift limits."),
+    "decision_rate_within_drift_limits": ("decision", "The decision rate of every version stays within its drift limits."),
+    "inputs_indistinguishable_from_baseline": ("inputs_together", "A classifier cannot tell the day's inputs from the baseline's (domain AUC)."),
 }
-
-
-def judged_rows(report: pa.Table) -> pa.Table:
-    """The day's figures, and the trailing week's where the day alone had too few rows (a small canary).
-
-    A trailing window keeps an incident in view for a week after it ended; judging it every day
-    would alert on clean days, so it stands in only where the day cannot speak for itself.
-    """
-    frame = report.to_pandas()
-    day = frame[frame["window"] == "day"]
-    thin = day[day["status"] == "not_enough_data"][["day", "column", "version", "metric"]]
-    week = frame[frame["window"] != "day"].merge(thin, on=["day", "column", "version", "metric"])
-    judged = day[day["status"] != "not_enough_data"]
-    return pa.Table.from_pandas(pd.concat([judged, week], ignore_index=True), schema=report.schema, preserve_index=False)
-
-
-def _rows_of(check: str, report: pa.Table) -> pa.Table:
-    column = report.column("column")
-    if check == "score_within_drift_limits":
-        return report.filter(pc.equal(column, "score"))
-    if check == "decision_rate_within_drift_limits":
-        return report.filter(pc.equal(column, "decision"))
-    if check == "inputs_indistinguishable_from_baseline":
-        return report.filter(pc.equal(column, ALL_INPUTS))
-    return report.filter(pc.invert(pc.is_in(column, pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS]))))
 
 
 def _result(model: ModelSpec, check: str, rows: pa.Table) -> dg.AssetCheckResult:
@@ -88,7 +63,7 @@ def build_drift_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
 
     @dg.multi_asset_check(
         name=f"{model.name}__drift_limits",
-        specs=[dg.AssetCheckSpec(name, asset=asset, description=text) for name, text in CHECKS.items()],
+        specs=[dg.AssetCheckSpec(name, asset=asset, description=text) for name, (_, text) in CHECKS.items()],
         description=f"Drift of {model.name} judged against the registry's drift: limits.",
     )
     def drift_limits(context: dg.AssetCheckExecutionContext, lake: LakeResource):
@@ -96,7 +71,7 @@ def build_drift_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
         reports = [store.read_partition(model.name, "drift", checked_day(key)) for key in run_days(context)]
         report = pa.concat_tables([r for r in reports if r is not None])
         judged = judged_rows(report)
-        for check in CHECKS:
-            yield _result(model, check, _rows_of(check, judged))
+        for check, (figures, _) in CHECKS.items():
+            yield _result(model, check, figures_of(judged, figures))
 
     return [drift_limits]

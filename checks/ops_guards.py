@@ -14,7 +14,7 @@ from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
 from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
 from closedloop.ops.stats import read_ops_stats
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 from wiring.tags import AS_OF_TAG

@@ -17,8 +17,9 @@ import pandas as pd
 from wiring.tags import AS_OF_TAG
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
-from closedloop.core.registry import ModelSpec, SLOSpec
-from closedloop.control.slo import evaluate_periods, metric_table, record_evaluations
+from closedloop.core.specs import ModelSpec, SLOSpec
+from closedloop.control.metric_catalog import metric_table
+from closedloop.control.slo import evaluate_periods, record_evaluations
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -92,5 +93,5 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
 def build_slo_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
     by_table: dict[str, list[SLOSpec]] = {}
     for slo in model.slos:
-        by_table.setdefault(metric_table(model, slo), []).append(slo)
+        by_table.setdefault(metric_table(model, slo.metric), []).append(slo)
     return [_slo_check(model, table, slos) for table, slos in by_table.items()]

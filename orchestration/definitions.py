@@ -9,8 +9,8 @@ from checks.contract import build_contract_checks
 from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
 from checks.slos import build_slo_checks
-from closedloop.core.registry import Registry, registry_from_environment
-from closedloop.control.slo import check_registry
+from closedloop.registry import registry_from_environment
+from closedloop.core.specs import Registry
 from wiring.automation import build_automation_sensor
 from orchestration.jobs import build_pipeline_job
 from wiring.resources import LakeResource, WebhookResource
@@ -20,7 +20,6 @@ from orchestration.sensors import build_incident_sensor, closedloop_run_failures
 
 
 def build_definitions(registry: Registry) -> dg.Definitions:
-    check_registry(registry)
     assets, checks, jobs, schedules = [], [], [], []
     for model in registry.models.values():
         assets += build_model_assets(model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from wiring.tags import MODEL_TAG
 
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from closedloop.control.serving import ControlError, approve, reject
 from closedloop.control.incidents import OPENED, apply_transition
 from closedloop.core.lake import Lake
-from closedloop.core.registry import Registry
+from closedloop.core.specs import Registry
 from closedloop.control.runbook import carry_out, notify
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA
 from closedloop.core.periods import period_start

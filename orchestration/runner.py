@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from closedloop.core.registry import Registry
+from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job_name
 from wiring.tags import MODEL_TAG

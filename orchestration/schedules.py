@@ -11,7 +11,7 @@ import datetime as dt
 import dagster as dg
 
 from wiring.tags import AS_OF_TAG
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from orchestration.jobs import pipeline_job_name
 from wiring.tags import MODEL_TAG
 

@@ -16,7 +16,7 @@ import json
 import dagster as dg
 
 from closedloop.control.incidents import transition_incident_id, transitions, unhandled
-from closedloop.core.registry import Registry
+from closedloop.core.specs import Registry
 from closedloop.control.webhook import run_failure_message
 from wiring.resources import LakeResource, WebhookResource
 from wiring.tags import MODEL_TAG

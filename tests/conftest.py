@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, Registry, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import Registry
 
 UTC = dt.timezone.utc
 

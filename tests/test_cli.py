@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import simulate
 from orchestration import cli
 from tests.test_pipeline import day

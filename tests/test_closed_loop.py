@@ -13,7 +13,7 @@ import pytest
 
 from closedloop.control.incidents import read_incidents
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.control.scorecard import score
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli

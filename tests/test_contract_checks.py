@@ -12,7 +12,8 @@ import pytest
 from closedloop.inputs.contract import learn_contract
 from closedloop.inputs.expectations import CONTRACT_CHECKS, prediction_expectations
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, ColumnContract, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import ColumnContract
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions

@@ -16,7 +16,7 @@ from closedloop.control.serving import (
     request_action,
 )
 from closedloop.core.names import InvalidNameError
-from closedloop.core.registry import RunbookAction
+from closedloop.core.specs import RunbookAction
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)

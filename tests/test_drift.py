@@ -28,8 +28,11 @@ from closedloop.drift.report import ALL_INPUTS, ColumnProfile, Comparison, drift
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
 from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.lake import Lake
-from closedloop.drift.profiles import ALL_VERSIONS, merge_profiles, profile_day, profile_table
-from closedloop.core.registry import DEFAULT_CONFIG, DRIFT_METRICS, DriftSpec, load_registry
+from closedloop.drift.profiles import merge_profiles, profile_day, profile_table
+from closedloop.core.names import ALL
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import DriftSpec
+from closedloop.registry import drift_limit_problems
 from closedloop.simulator import simulate
 from tests.test_profiles import DAY, hand_made_baseline
 
@@ -162,10 +165,10 @@ def test_share_above_threshold_is_exact_at_an_edge():
 
 def test_every_metric_is_one_function_the_registry_knows():
     computed = {m.__name__ for metrics in drift.ROLE_METRICS.values() for m in metrics}
-    assert computed | {"domain_classifier_auc"} == set(DRIFT_METRICS)
+    assert computed | {"domain_classifier_auc"} == {m.name for m in drift.DRIFT_METRICS}
 
 
-def test_limits_are_data_a_column_wins_over_the_model_which_wins_over_the_defaults():
+def test_limits_are_data_a_column_wins_over_the_model_which_wins_over_the_defaults(registry):
     spec = DriftSpec.model_validate(
         {
             "thresholds": {"psi": {"type": "upper", "warn": 0.2, "error": 0.3}},
@@ -181,8 +184,9 @@ def test_limits_are_data_a_column_wins_over_the_model_which_wins_over_the_defaul
     absolute = DriftSpec().limit("missing_rate_delta", "x")
     assert [absolute.level(v) for v in (0.01, -0.03, 0.06)] == ["ok", "warn", "error"]
     assert absolute.severity(-0.05) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="unknown drift metric"):
-        DriftSpec.model_validate({"thresholds": {"psy": {"type": "upper", "warn": 0.1}}})
+    typo = registry.model("fraud").model_copy(update={"drift": DriftSpec.model_validate({"thresholds": {"psy": {"type": "upper", "warn": 0.1}}})})
+    [problem] = drift_limit_problems(typo)  # load_registry refuses the registry with this message
+    assert "models.fraud.drift.thresholds: unknown drift metric(s) ['psy']" in problem and "'psi'" in problem
     with pytest.raises(ValueError, match="warn 0.3 is above error 0.2"):
         DriftSpec.model_validate({"thresholds": {"psi": {"type": "upper", "warn": 0.3, "error": 0.2}}})
 
@@ -217,7 +221,7 @@ def production(tmp_path_factory):
     return SimpleNamespace(lake=lake, fraud=fraud, days=days, baseline=baseline, profiles=profiles, reports=reports, truth=truth)
 
 
-def status(report, column, metric, version=ALL_VERSIONS, window="day"):
+def status(report, column, metric, version=ALL, window="day"):
     [value] = report[(report["column"] == column) & (report["metric"] == metric) & (report["version"] == version) & (report["window"] == window)]["status"]
     return value
 

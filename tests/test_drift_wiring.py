@@ -7,11 +7,11 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.drift import drift_of_day
+from closedloop.drift.daily import drift_of_day
 from closedloop.drift.baseline import baseline_name, current_baseline
 from closedloop.drift.report import drift_report
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions
@@ -104,7 +104,7 @@ def test_a_trailing_window_baseline_compares_each_day_with_the_days_before_it(dr
 
     def missing_delta(model, offset: int) -> float:
         report = drift_of_day(lake, model, baseline, None, DEFAULT_START + dt.timedelta(days=offset)).to_pandas()
-        row = report[(report.column == "avg_amount_30d") & (report.version == "(all)") & (report.window == "day")]
+        row = report[(report.column == "avg_amount_30d") & (report.version == "all") & (report.window == "day")]
         return float(row[row.metric == "missing_rate_delta"].value.iloc[0])
 
     first, last = incident.start_day, incident.end_day

@@ -24,7 +24,8 @@ from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake, LakeError
 from closedloop.evaluation.metrics import ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.core.registry import DEFAULT_CONFIG, EvaluationSpec, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import EvaluationSpec
 from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
 from tests.conftest import at, fraud_rows, label_rows, land

@@ -15,7 +15,7 @@ import pytest
 from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import wilson
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
 from wiring.automation import SENSOR_NAME

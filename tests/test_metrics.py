@@ -25,7 +25,7 @@ from closedloop.evaluation import metrics
 from closedloop.evaluation.eval_stats import eval_stats, score_counts
 from closedloop.evaluation.metrics import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS, ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_schema
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 
 FRAUD = load_registry(DEFAULT_CONFIG).models["fraud"]
 DAY = dt.date(2026, 9, 1)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.lake import Lake
 from closedloop.ops.figures import fallback_figure, latency_cost_figure
-from closedloop.core.registry import OpsGuards, RouteGuards
+from closedloop.core.specs import OpsGuards, RouteGuards
 from closedloop.ops.guards import evaluate_guards
 from closedloop.ops.stats import (
     KEYS,
@@ -30,7 +30,8 @@ from closedloop.ops.stats import (
     projected_daily_spend,
     read_ops_stats,
 )
-from closedloop.core.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.core.specs import RegistryError
 from closedloop.simulator import simulate
 
 UTC = dt.timezone.utc

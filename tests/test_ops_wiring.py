@@ -10,7 +10,7 @@ import pytest
 from closedloop.core.periods import hours_to_judge
 from wiring.tags import AS_OF_TAG
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions
 from orchestration.runner import count_steps, materialize_range

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closedloop.drift.baseline import BINS, Baseline, CategoricalBaseline, NumericBaseline, freeze_baseline, load_baseline, save_baseline
-from closedloop.drift.profiles import ALL_VERSIONS, MERGED_SCHEMA, hll_estimate, merge_profiles, profile_day, profile_table
+from closedloop.drift.profiles import MERGED_SCHEMA, hll_estimate, merge_profiles, profile_day, profile_table
+from closedloop.core.names import ALL
 
 DAY = dt.date(2026, 9, 3)
 
@@ -141,7 +142,7 @@ def test_merged_daily_profiles_equal_profiling_the_window_at_once(registry, lake
                 assert mine[field] == theirs[field], field
             for field in ("sum", "sum_sq"):  # float sums depend on the order of addition
                 assert mine[field] == (None if theirs[field] is None else pytest.approx(theirs[field], rel=1e-12))
-    assert {r["model_version"] for r in merge_profiles(daily, across_versions=True).to_pylist()} == {ALL_VERSIONS}
+    assert {r["model_version"] for r in merge_profiles(daily, across_versions=True).to_pylist()} == {ALL}
 
 
 def test_profiles_of_different_baselines_are_not_merged(registry):

@@ -15,7 +15,7 @@ from closedloop.core.lake import Lake
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.evaluation.outcomes import outcomes_for_day, outcomes_schema
 from closedloop.evaluation.recalibration import HOLDOUT_EVERY, RecalibrationError, apply_calibrator, recalibrate
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.control.runbook import carry_out
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.fraud import V12_FULL_DAY

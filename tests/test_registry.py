@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from closedloop.core.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
+
+from closedloop.core.specs import RegistryError
 
 GOOD_MODEL = {
     "owner": "team:risk-ml",

@@ -10,7 +10,7 @@ import pytest
 from closedloop.control.serving import read_serving
 from closedloop.control.incidents import read_incidents
 from closedloop.core.lake import Lake
-from closedloop.core.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from closedloop.control.slo import read_evaluations

@@ -24,7 +24,7 @@ import datetime as dt
 
 import dagster as dg
 
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 
 SENSOR_NAME = "closedloop_automation"
 

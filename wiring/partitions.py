@@ -11,7 +11,7 @@ from functools import cache
 
 import dagster as dg
 
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 
 
 @cache

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.core.lake import Lake
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.control.slo import BREACHED, RECOVERED, SLO_EVALUATIONS_SCHEMA
 from closedloop.core.periods import period_start
 

@@ -17,8 +17,8 @@ from closedloop.control.serving import ControlError, read_serving, request_actio
 from closedloop.control.incidents import record_incident
 from closedloop.core.lake import Lake
 from closedloop.evaluation.recalibration import RecalibrationError, recalibrate
-from closedloop.core.registry import ModelSpec, RunbookAction
-from closedloop.control.slo import ALL
+from closedloop.core.specs import ModelSpec, RunbookAction
+from closedloop.core.names import ALL
 from closedloop.control.webhook import Delivery, incident_message
 
 INCIDENT_ACTOR = "closedloop incident job"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.core.lake import Lake
-from closedloop.core.registry import ModelSpec, RunbookAction
+from closedloop.core.specs import ModelSpec, RunbookAction
 
 SUPPORTED_ACTIONS = ("notify", "rollback", "dial", "fallback", "recalibrate")
 

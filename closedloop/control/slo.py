@@ -1,23 +1,6 @@
 """SLOs: a production metric's value for a period, judged against its SLO, with memory.
 
-A metric's ``source`` names where closedloop already keeps it (the metric catalog):
-
-- ``rolling_eval.<metric>[<N>d]``: the N-day window (whole population, matured labels). A
-  metric that needs labels is read for the latest window whose labels had all matured when the
-  day began (labels through the day before: the window ending ``labels.maturity_days + 1``
-  days earlier), so the value judged on a day is what was knowable that day and the same in a
-  backfill as in the daily run; label-free metrics (decision rate, ...) are read for the
-  window ending on the day.
-- ``eval.<metric>``: a label-free metric of the day's ``eval_stats`` (decision rate, rows, ...).
-- ``drift.<column>_<metric>`` (optionally ``[<N>d]`` for the window instead of the day): e.g.
-  ``drift.score_psi`` is the PSI of column ``score``; ``drift.drifting_inputs`` counts the
-  feature and segment columns with a figure past its error limit.
-- ``outcomes.label_coverage[<K>d]``: the share of the predictions made K days before the day
-  whose label had arrived by the end of the day (a point-in-time fact: later labels do not
-  change it, so a label outage shows on the day it happens).
-- ``ops.<metric>``: a metric of ``ops_metrics`` over the hour (hourly cadence) or the day.
-- ``predictions`` with ``sql``: a DuckDB aggregate expression over the period's predictions.
-
+The value comes from ``control.readings`` (the sources are listed in ``control.metric_catalog``).
 Every source reads all versions pooled and each version on its own; an SLO with
 ``per_version`` is held to its worst version. A value backed by fewer than the SLO's
 ``min_rows`` rows is no data. An SLO is breached after ``for`` consecutive breaching periods
@@ -30,43 +13,18 @@ where the state turns breached or back to ok carry the ``transition`` the sensor
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.evaluation import metrics as quality
-from closedloop.inputs.contract import prediction_types
-from closedloop.drift.report import ALL_INPUTS
-from closedloop.evaluation.eval_stats import score_counts
+from closedloop.control.readings import Reading, metric_readings
 from closedloop.core.lake import Lake
-from closedloop.core.periods import UTC, period_bounds, period_key, period_start
-from closedloop.ops.stats import OPS_STATS_SCHEMA, ops_metrics
-from closedloop.drift.profiles import ALL_VERSIONS
-from closedloop.core.registry import DRIFT_METRICS, DRIFT_OUTPUT_COLUMNS, ModelSpec, ProductionMetric, Registry, RegistryError, SLOSpec
-from closedloop.evaluation.rolling_eval import LABEL_FREE_METRICS, pooled_threshold
-from closedloop.core.sql import connect, query
+from closedloop.core.names import ALL
+from closedloop.core.periods import period_bounds, period_key, period_start
+from closedloop.core.specs import ModelSpec, SLOSpec
 
-ALL = "all"  # rolling_eval's and eval_stats' name for all versions pooled and the whole population
-# Metrics closedloop.evaluation.metrics.evaluate reports per window (precision_at_<k> comes from the registry).
-ROLLING_EVAL_METRICS = (
-    "n", "n_labeled", "n_positive", "coverage", "positive_rate", "decision_rate", "above_threshold",
-    "below_threshold", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece", "mce",
-)  # fmt: skip
-EVAL_METRICS = LABEL_FREE_METRICS
-OUTCOME_METRICS = ("label_coverage",)
-DRIFTING_INPUTS = "drifting_inputs"
-OPS_METRICS = (
-    "requests", "errors", "fallbacks", "error_rate", "fallback_rate", "latency_p50_ms", "latency_p95_ms",
-    "latency_p99_ms", "latency_mean_ms", "cost_usd", "cost_per_1k",
-)  # fmt: skip
-BUSINESS_SOURCES = ("predictions",)
 BREACHED, RECOVERED = "breached", "recovered"  # transitions
 
 SLO_EVALUATIONS_SCHEMA = pa.schema(
@@ -99,13 +57,6 @@ SLO_EVALUATIONS_SCHEMA = pa.schema(
 )
 
 
-class SLOError(ValueError):
-    """An SLO or production metric that closedloop cannot evaluate; the message names it."""
-
-
-# The metric catalog
-
-
 @dataclass(frozen=True)
 class MetricSource:
     """A parsed ``source``: which lake table, which metric in it, and the qualifiers."""
@@ -116,293 +67,12 @@ class MetricSource:
     window: str | None = None  # rolling_eval: window days; drift: "day" or "<N>d"; outcomes: days back
 
 
-@dataclass(frozen=True)
-class Reading:
-    """A metric's value for one period and one population: a version, or all versions pooled."""
-
-    version: str
-    value: float | None
-    rows: int | None = None  # rows behind the value, where the source counts them
-    detail: str | None = None
-
-
-_WINDOWED = re.compile(r"^(?P<name>[a-z0-9_]+)(\[(?P<days>[1-9][0-9]*)d\])?$")
-
-
-def known_sources(model: ModelSpec) -> list[str]:
-    """The source names (patterns where a family is large) a metric of ``model`` may use, for error messages."""
-    windows = list(model.evaluation.windows_days)
-    quality_metrics = list(ROLLING_EVAL_METRICS) + [f"precision_at_{k}" for k in model.evaluation.precision_at_k]
-    columns = list(model.features.all + model.segments + DRIFT_OUTPUT_COLUMNS)
-    return [
-        f"rolling_eval.<metric>[<N>d] with N in {windows} and metric in {quality_metrics}",
-        f"eval.<metric> with metric in {list(EVAL_METRICS)}",
-        f"drift.<column>_<metric> (optionally [<N>d]) with column in {columns} and metric in {list(DRIFT_METRICS)}",
-        f"drift.{DRIFTING_INPUTS} (optionally [<N>d])",
-        "outcomes.label_coverage[<K>d] (predictions of K days before, labeled by the end of the day)",
-        f"ops.<metric> with metric in {list(OPS_METRICS)}",
-        f"{' or '.join(BUSINESS_SOURCES)} with sql: <DuckDB aggregate expression>",
-    ]
-
-
-def parse_source(model: ModelSpec, metric: ProductionMetric) -> MetricSource:
-    """Where ``metric`` lives; SLOError (naming the metric and the known sources) if nowhere."""
-    source = metric.source
-    family, _, rest = source.partition(".")
-    match = _WINDOWED.match(rest)
-    parsed = None
-    if metric.sql is not None:
-        if source in BUSINESS_SOURCES:
-            parsed = MetricSource("business", metric.name)
-    elif family == "rolling_eval" and match and match["days"]:
-        names = ROLLING_EVAL_METRICS + tuple(f"precision_at_{k}" for k in model.evaluation.precision_at_k)
-        if match["name"] in names and int(match["days"]) in model.evaluation.windows_days:
-            parsed = MetricSource("rolling_eval", match["name"], window=match["days"])
-    elif family == "eval" and rest in EVAL_METRICS:
-        parsed = MetricSource("eval", rest)
-    elif family == "outcomes" and match and match["days"] and match["name"] in OUTCOME_METRICS:
-        parsed = MetricSource("outcomes", match["name"], window=match["days"])
-    elif family == "drift" and match:
-        window = f"{match['days']}d" if match["days"] else "day"
-        if match["name"] == DRIFTING_INPUTS:
-            parsed = MetricSource("drift", DRIFTING_INPUTS, window=window)
-        columns = model.features.all + model.segments + DRIFT_OUTPUT_COLUMNS
-        for name in DRIFT_METRICS:
-            column = match["name"].removesuffix(f"_{name}")
-            if column != match["name"] and column in columns:
-                parsed = MetricSource("drift", name, column, window)
-    elif family == "ops" and rest in OPS_METRICS:
-        parsed = MetricSource("ops", rest)
-    if parsed is None:
-        raise SLOError(f"unknown source {source!r}" + (" for a metric with sql" if metric.sql is not None else ""))
-    return parsed
-
-
-def validate_business_sql(model: ModelSpec, expression: str) -> None:
-    """Prepare the expression against an empty predictions table with the contract's columns.
-
-    Catches unknown columns, syntax and type errors, and expressions that are not one aggregate
-    value, at registry load instead of at the first evaluation.
-    """
-    if ";" in expression:
-        raise SLOError(f"sql {expression!r} must be a single expression (no ';')")
-    empty = pa.schema(list(prediction_types(model).items())).empty_table()
-    start, end, _ = period_bounds(model.start_date)
-    try:
-        with connect() as con:
-            con.register("predictions", empty)
-            result = con.execute(_business_sql(expression), {"start": start, "end": end}).fetchall()
-    except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        if "GROUP BY" in message:
-            raise SLOError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))") from None
-        raise SLOError(f"sql {expression!r} does not run on the predictions table: {message}") from None
-    if len(result) != 1:
-        raise SLOError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))")
-
-
-def _business_sql(expression: str) -> str:
-    return query("business_metric").replace("{expression}", expression)
-
-
-def validate_model_slos(model: ModelSpec) -> list[str]:
-    """Problems with the sources of the metrics that ``model``'s SLOs watch (empty when none)."""
-    metrics = {m.name: m for m in model.metrics}
-    problems = []
-    for slo in model.slos:
-        metric = metrics[slo.metric]  # the registry already checked the name
-        try:
-            parse_source(model, metric)
-            if metric.sql is not None:
-                validate_business_sql(model, metric.sql)
-        except SLOError as exc:
-            known = "; ".join(known_sources(model))
-            problems.append(f"models.{model.name}.slos.{slo.name}: metric {metric.name!r}: {exc}; known sources: {known}")
-    return problems
-
-
-def check_registry(registry: Registry) -> Registry:
-    """``registry`` if every SLO's metric can be evaluated, else RegistryError listing each bad SLO."""
-    problems = [problem for model in registry.models.values() for problem in validate_model_slos(model)]
-    if problems:
-        raise RegistryError(f"{registry.path}: invalid SLOs\n" + "\n".join(f"  {p}" for p in problems))
-    return registry
-
-
-def metric_readings(lake: Lake, model: ModelSpec, metric: ProductionMetric, period: dt.date | dt.datetime) -> list[Reading]:
-    """The metric for the period (a day, or an hour for ops and business metrics): all versions
-    pooled (version ``all``) and each version; empty without data."""
-    source = parse_source(model, metric)
-    start, end, cadence = period_bounds(period)
-    day = start.date()
-    if source.kind == "rolling_eval":
-        return _rolling_eval_readings(lake, model, day, source)
-    if source.kind == "eval":
-        return _eval_readings(lake, model, day, source.metric)
-    if source.kind == "outcomes":
-        return _coverage_readings(lake, model, day, int(source.window))
-    if source.kind == "drift":
-        return _drift_readings(lake, model, day, source)
-    if source.kind == "ops":
-        return _ops_readings(lake, model, start, end, cadence, source.metric)
-    return _business_readings(lake, model, metric.sql, start, end)
-
-
-def _number(value: object) -> float | None:
-    return None if value is None or math.isnan(float(value)) else float(value)
-
-
-def label_lag_days(model: ModelSpec) -> int:
-    """How many days before a period the latest fully matured evaluation window ends."""
-    return model.labels.maturity_days + 1
-
-
-def _rolling_eval_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSource) -> list[Reading]:
-    needs_labels = source.metric not in LABEL_FREE_METRICS
-    window_end = day - dt.timedelta(days=label_lag_days(model) if needs_labels else 0)
-    table = lake.read_partition(model.name, "rolling_eval", window_end)
-    if table is None:
-        return []
-    mask = pc.and_(pc.equal(table["window_days"], int(source.window)), pc.equal(table["segment"], ALL))
-    rows = table.filter(pc.and_(mask, pc.equal(table["labels"], "matured"))).to_pylist()
-    values = {(r["model_version"], r["metric"]): r["value"] for r in rows}
-    count = "n_labeled" if needs_labels else "n"
-    return [
-        Reading(version, _number(value), int(values.get((version, count)) or 0), f"window ending {window_end}")
-        for (version, name), value in sorted(values.items())
-        if name == source.metric
-    ]
-
-
-def _eval_readings(lake: Lake, model: ModelSpec, day: dt.date, name: str) -> list[Reading]:
-    stats = lake.read_partition(model.name, "eval_stats", day)
-    if stats is None:
-        return []
-    readings = []
-    for (version, segment, _), counts in sorted(score_counts(stats).items(), key=lambda kv: str(kv[0])):
-        if segment != ALL:
-            continue
-        threshold = pooled_threshold(model, version)
-        if name == "n":
-            value = counts.n
-        elif name == "decision_rate":
-            value = quality.decision_rate(counts).value
-        elif threshold is None:
-            value = None  # versions with different thresholds have no pooled share above "the" threshold
-        else:
-            value = getattr(quality, name)(counts, threshold).value
-        readings.append(Reading(version, _number(value), int(counts.n)))
-    return readings
-
-
-def _coverage_readings(lake: Lake, model: ModelSpec, day: dt.date, days_back: int) -> list[Reading]:
-    predicted = day - dt.timedelta(days=days_back)
-    table = lake.read_partition(model.name, "outcomes", predicted, columns=["model_version", "label_ts"])
-    if table is None:
-        return []
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=UTC)
-    known = pc.fill_null(pc.less(table["label_ts"], pa.scalar(end, table.schema.field("label_ts").type)), False)
-    table = table.append_column("known", pc.cast(known, pa.int64()))
-    pooled = table.group_by([]).aggregate([("known", "sum"), ("known", "count")]).to_pylist()
-    versions = table.group_by("model_version").aggregate([("known", "sum"), ("known", "count")]).to_pylist()
-    detail = f"predictions of {predicted} labeled by the end of {day}"
-    return [
-        Reading(row.get("model_version", ALL), row["known_sum"] / row["known_count"], row["known_count"], detail)
-        for row in pooled + sorted(versions, key=lambda r: r["model_version"])
-        if row["known_count"]
-    ]
-
-
-def _drift_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSource) -> list[Reading]:
-    table = lake.read_partition(model.name, "drift", day)
-    if table is None:
-        return []
-    table = table.filter(pc.equal(table["window"], source.window))
-    if source.metric == DRIFTING_INPUTS:
-        return _drifting_inputs(table)
-    rows = table.filter(pc.and_(pc.equal(table["column"], source.column), pc.equal(table["metric"], source.metric)))
-    return [
-        Reading(ALL if r["version"] == ALL_VERSIONS else r["version"], None if r["status"] == "not_enough_data" else _number(r["value"]), r["rows"])
-        for r in rows.to_pylist()
-    ]
-
-
-def _drifting_inputs(table: pa.Table) -> list[Reading]:
-    """Per version: how many feature and segment columns have a figure past its error limit, and which."""
-    outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
-    inputs = table.filter(pc.invert(pc.is_in(table["column"], outputs))).to_pylist()
-    readings = []
-    for version in sorted({r["version"] for r in inputs}):
-        mine = [r for r in inputs if r["version"] == version]
-        judged = [r for r in mine if r["status"] != "not_enough_data"]
-        if not judged:
-            readings.append(Reading(ALL if version == ALL_VERSIONS else version, None))
-            continue
-        worst: dict[str, dict] = {}
-        for r in sorted((r for r in judged if r["status"] == "error"), key=lambda r: -(r["severity"] or 0)):
-            worst.setdefault(r["column"], r)
-        detail = ", ".join(f"{c} ({r['metric']} {r['value']:.3g}, limit {r['threshold']:.3g})" for c, r in worst.items())
-        rows = max(r["rows"] for r in judged)
-        readings.append(Reading(ALL if version == ALL_VERSIONS else version, float(len(worst)), rows, detail or None))
-    return readings
-
-
-def _ops_readings(lake: Lake, model: ModelSpec, start: dt.datetime, end: dt.datetime, cadence: str, metric: str) -> list[Reading]:
-    files = lake.partition_files(model.name, "ops_stats", start.date(), start.date())
-    if not files:
-        return []
-    readings = []
-    for row in _ops_metrics_of_day(files[0], files[0].stat().st_mtime_ns, cadence):
-        if row["period"] != start:
-            continue
-        # Like the ops guards: a quiet hour's p95 is a handful of requests, not a measurement.
-        enough = cadence != "hourly" or row["requests"] >= model.ops.min_requests_per_hour
-        readings.append(Reading(row["model_version"], _number(row[metric]) if enough else None, int(row["requests"])))
-    return readings
-
-
-@functools.lru_cache(maxsize=4)
-def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str) -> list[dict]:
-    """Every hour's (or the whole day's) ops metrics of one ``ops_stats`` partition, pooled and per version.
-
-    Judging a day's 24 hours reads and merges the partition once, not 24 times; the file's
-    modification time is part of the key, so a refreshed partition is read again.
-    """
-    stats = Lake.read_files([path], OPS_STATS_SCHEMA)
-    if cadence == "daily":
-        day = stats["hour"][0].as_py().replace(hour=0) if stats.num_rows else None
-        stats = stats.set_column(0, "hour", pa.array([day] * stats.num_rows, stats.schema.field("hour").type))
-    pooled = ops_metrics(stats, by=("hour",)).assign(model_version=ALL)
-    per_version = ops_metrics(stats, by=("hour", "model_version"))
-    return [{**row, "period": row["hour"].to_pydatetime()} for row in [*pooled.to_dict("records"), *per_version.to_dict("records")]]
-
-
-def _business_readings(lake: Lake, model: ModelSpec, expression: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
-    files = lake.partition_files(model.name, "predictions", start.date(), start.date())
-    if not files:
-        return []
-    with connect() as con:
-        con.register("predictions", con.read_parquet([str(f) for f in files]))
-        rows = con.execute(_business_sql(expression), {"start": start, "end": end}).fetchall()
-    return [Reading(version or ALL, _number(value), int(n)) for version, value, n in sorted(rows, key=lambda r: r[0] or "") if n]
-
-
 # Judging and the state machine
 
 
 def is_breach(slo: SLOSpec, value: float) -> bool:
     """True when ``value`` breaks the SLO: outside the band, or failing the comparison with the threshold."""
-    if slo.band is not None:
-        return not slo.band[0] <= value <= slo.band[1]
-    holds = {"<": value < slo.threshold, "<=": value <= slo.threshold, ">": value > slo.threshold, ">=": value >= slo.threshold}
-    return not holds[slo.comparison]
-
-
-def shortfall(slo: SLOSpec, value: float) -> float:
-    """How far ``value`` lies on the bad side of the SLO's bound (negative: the margin left), to rank versions by."""
-    if slo.band is not None:
-        return max(slo.band[0] - value, value - slo.band[1])
-    return slo.threshold - value if slo.comparison in (">", ">=") else value - slo.threshold
+    return slo.bound.breaks(value)
 
 
 def judged_reading(slo: SLOSpec, readings: Iterable[Reading]) -> Reading | None:
@@ -417,7 +87,7 @@ def judged_reading(slo: SLOSpec, readings: Iterable[Reading]) -> Reading | None:
     ]  # fmt: skip
     if not usable:
         return None
-    worst = max(usable, key=lambda r: shortfall(slo, r.value))
+    worst = max(usable, key=lambda r: slo.bound.shortfall(r.value))
     if not slo.per_version:
         return worst
     others = "; ".join(f"{r.version} {r.value:.4g}" for r in sorted(usable, key=lambda r: r.version))
@@ -462,11 +132,21 @@ def transition(before: SLOState, after: SLOState) -> str | None:
     return None
 
 
-def _previous_states(previous: Iterable[Mapping] | pa.Table | None) -> dict[str, SLOState]:
-    rows = previous.to_pylist() if isinstance(previous, pa.Table) else list(previous or [])
+def latest_per_slo(
+    rows: Iterable[Mapping], *, before: dt.datetime | None = None, judged_only: bool = False
+) -> dict[str, Mapping]:
+    """Each SLO's latest evaluation among ``rows`` (by period), optionally only those of periods
+    starting before ``before`` or only those that had data (a period without data changes no state)."""
     latest: dict[str, Mapping] = {}
     for row in sorted(rows, key=lambda r: period_start(r["period"])):
-        latest[row["slo"]] = row
+        if (before is None or period_start(row["period"]) < before) and (not judged_only or row["value"] is not None):
+            latest[row["slo"]] = row
+    return latest
+
+
+def _previous_states(previous: Iterable[Mapping] | pa.Table | None) -> dict[str, SLOState]:
+    rows = previous.to_pylist() if isinstance(previous, pa.Table) else list(previous or [])
+    latest = latest_per_slo(rows)
     return {
         name: SLOState(
             row["state"],
@@ -555,13 +235,6 @@ def evaluate_periods(
     return pa.concat_tables(tables)
 
 
-def metric_table(model: ModelSpec, slo: SLOSpec) -> str:
-    """The lake table (and Dagster asset) an SLO's metric is computed from: its check lives there."""
-    metric = next(m for m in model.metrics if m.name == slo.metric)
-    kind = parse_source(model, metric).kind
-    return {"business": "predictions", "eval": "eval_stats", "ops": "ops_stats"}.get(kind, kind)
-
-
 # The lake record
 
 
@@ -577,11 +250,7 @@ def latest_evaluations(lake: Lake, model: str, period: dt.date | dt.datetime, lo
     """
     start, _, _ = period_bounds(period)
     table = read_evaluations(lake, model, start.date() - dt.timedelta(days=lookback_days), start.date())
-    latest: dict[str, dict] = {}
-    for row in sorted(table.to_pylist(), key=lambda r: period_start(r["period"])):
-        if period_start(row["period"]) < start:
-            latest[row["slo"]] = row
-    return list(latest.values())
+    return list(latest_per_slo(table.to_pylist(), before=start).values())
 
 
 def record_evaluations(lake: Lake, model: str, rows: pa.Table) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+ALL = "all"  # the whole population: every version pooled, every segment value, every route; never a valid name
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 

@@ -7,7 +7,7 @@ with a glob, so partitions written after the catalog was refreshed show up on th
 import pandas as pd
 
 from closedloop.core.lake import LAKE_TABLES, Lake
-from closedloop.core.registry import Registry
+from closedloop.core.specs import Registry
 from closedloop.core.sql import connect
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from closedloop.core.lake import Lake, LakeError
 from closedloop.drift.profiles import MERGED_SCHEMA, merge_profiles, profile_predictions
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 BINS = 20  # quantile bins per numeric column (fewer when values repeat), plus under/overflow
@@ -66,7 +66,7 @@ class Baseline:
     numeric: dict[str, NumericBaseline]
     categorical: dict[str, CategoricalBaseline]
     hash: str
-    profile: pa.Table  # profiles.MERGED_SCHEMA, one row per column, model_version "(all)"
+    profile: pa.Table  # profiles.MERGED_SCHEMA, one row per column, model_version "all"
 
     def require_model(self, model: ModelSpec) -> None:
         """Refuse to measure one model's data against another model's baseline."""

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from closedloop.drift.baseline import Baseline
 from closedloop.core.lake import Lake, LakeError
 from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 SAMPLE_SIZE = 2_000

@@ -13,9 +13,10 @@ import pyarrow as pa
 
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.report import DAY_WINDOW, ColumnProfile
-from closedloop.drift.profiles import ALL_VERSIONS, merge_profiles
+from closedloop.drift.profiles import merge_profiles
+from closedloop.core.names import ALL
 from closedloop.core.plotting import new_figure, to_png
-from closedloop.core.registry import DRIFT_OUTPUT_COLUMNS, ModelSpec
+from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec
 
 TOP_VALUES_SHOWN = 12
 
@@ -31,7 +32,7 @@ PSI_COLOUR_CAP = 0.5
 def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     """PSI of every watched column by day (all versions) over the last ``days`` days; warn ``o``, error ``x``."""
     psi = _rows(history, "psi")
-    psi = psi[psi["version"] == ALL_VERSIONS]
+    psi = psi[psi["version"] == ALL]
     last = pd.Timestamp(psi["day"].max()) if len(psi) else pd.Timestamp.today().normalize()
     psi = psi[pd.to_datetime(psi["day"]) > last - pd.Timedelta(days=days)]
     values = psi.pivot_table(index="column", columns="day", values="value", aggfunc="first")
@@ -77,7 +78,7 @@ def _shares(profile: ColumnProfile) -> np.ndarray:
 def distribution_figure(baseline: Baseline, profiles: pa.Table, history: pa.Table, *, top: int = 4) -> bytes:
     """Baseline against current distribution of the ``top`` input columns with the highest PSI on the last day."""
     psi = _rows(history, "psi")
-    psi = psi[(psi["version"] == ALL_VERSIONS) & (psi["day"] == psi["day"].max()) & ~psi["column"].isin(DRIFT_OUTPUT_COLUMNS)]
+    psi = psi[(psi["version"] == ALL) & (psi["day"] == psi["day"].max()) & ~psi["column"].isin(DRIFT_OUTPUT_COLUMNS)]
     columns = psi.sort_values("value", ascending=False)["column"].head(top).tolist()
     current = {row["column"]: ColumnProfile.from_row(row) for row in merge_profiles([profiles], across_versions=True).to_pylist()}
     reference = {row["column"]: ColumnProfile.from_row(row) for row in baseline.profile.to_pylist()}
@@ -118,7 +119,7 @@ def decision_rate_figure(model: ModelSpec, baseline: Baseline, history: pa.Table
     figure, axes = new_figure()
     for version, rows in rates.groupby("version"):
         rows = rows.sort_values("day")
-        axes.plot(pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, linewidth=2 if version == ALL_VERSIONS else 1)
+        axes.plot(pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, linewidth=2 if version == ALL else 1)
     base = baseline.numeric["decision"].mean
     limit = model.drift.limit("decision_rate_ratio", "decision")
     if base is not None:

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from closedloop.core.lake import Lake, LakeError
-from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.names import ALL, checked_day
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 
@@ -34,7 +34,6 @@ class Buckets(Protocol):
     def require_model(self, model: ModelSpec) -> None: ...
 
 
-ALL_VERSIONS = "(all)"  # model_version of rows merged across versions; never a valid version name
 REGISTER_BITS = 12  # HyperLogLog precision: 4,096 registers, ~1.6% standard error on distinct counts
 
 _KEY_FIELDS = [
@@ -123,7 +122,7 @@ def merge_profiles(tables: Iterable[pa.Table], *, across_versions: bool = False)
         return MERGED_SCHEMA.empty_table()
     frame = table.drop_columns(["bins", "top_counts", "hll"]).to_pandas()
     if across_versions:
-        frame["model_version"] = ALL_VERSIONS
+        frame["model_version"] = ALL
     keys = ["model_version", "column", "kind", "baseline_hash"]
     groups = frame.groupby(keys, sort=False)
     merged = groups[_SUMMED].sum(min_count=1)

@@ -21,11 +21,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from closedloop.drift.baseline import Baseline, CategoricalBaseline, NumericBaseline
-from closedloop.drift.profiles import ALL_VERSIONS, hll_estimate, merge_profiles
-from closedloop.core.registry import DRIFT_OUTPUT_COLUMNS, DriftSpec, ModelSpec
+from closedloop.drift.profiles import hll_estimate, merge_profiles
+from closedloop.core.names import ALL
+from closedloop.core.metric import Metric
+from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, DriftSpec, ModelSpec
 
 DAY_WINDOW = "day"
 ALL_INPUTS = "(inputs)"  # the column of multivariate rows; never a valid column name
@@ -259,13 +263,35 @@ def decision_rate_ratio(c: Comparison) -> float:
     return _divide(c.current.mean, c.reference.mean)
 
 
-Metric = Callable[[Comparison], float | None]
-ROLE_METRICS: dict[str, tuple[Metric, ...]] = {
+MetricFunction = Callable[[Comparison], float | None]
+ROLE_METRICS: dict[str, tuple[MetricFunction, ...]] = {
     "numeric": (mean_shift, std_shift, missing_rate_delta, psi, js_distance, wasserstein, ks),
     "categorical": (missing_rate_delta, psi, js_distance, new_category_share, cardinality_ratio),
     "score": (mean_shift, std_shift, psi, js_distance, wasserstein, ks, share_above_threshold, share_above_threshold_delta),
     "decision": (decision_rate, decision_rate_ratio),
 }
+
+
+# Every drift figure, as the metric catalog and the registry's drift limits know it.
+DRIFT_METRICS = (
+    Metric("mean_shift", "baseline std", "neither", description=mean_shift.__doc__),
+    Metric("std_shift", "baseline std", "neither", description=std_shift.__doc__),
+    Metric("missing_rate_delta", "share", "neither", description=missing_rate_delta.__doc__),
+    Metric("psi", "psi", "lower", description=psi.__doc__),
+    Metric("js_distance", "distance", "lower", description=js_distance.__doc__),
+    Metric("wasserstein", "baseline std", "lower", description=wasserstein.__doc__),
+    Metric("ks", "distance", "lower", description=ks.__doc__),
+    Metric("new_category_share", "share", "lower", description=new_category_share.__doc__),
+    Metric("cardinality_ratio", "ratio", "neither", description=cardinality_ratio.__doc__),
+    Metric("share_above_threshold", "share", "neither", description=share_above_threshold.__doc__),
+    Metric("share_above_threshold_delta", "share", "neither", description=share_above_threshold_delta.__doc__),
+    Metric("decision_rate", "share", "neither", description=decision_rate.__doc__),
+    Metric("decision_rate_ratio", "ratio", "neither", description=decision_rate_ratio.__doc__),
+    Metric("domain_classifier_auc", "auc", "lower", description="How well a classifier tells the inputs from the baseline's."),
+)
+DRIFTING_INPUTS = Metric(
+    "drifting_inputs", "columns", "lower", description="Feature and segment columns with a figure past its error limit."
+)
 
 
 def drift_report(
@@ -305,7 +331,7 @@ def drift_report(
         everything = {row["column"]: row for row in merge_profiles([profiles], across_versions=True).to_pylist()}
         for column, ref in reference.items():
             current = ColumnProfile.from_row(everything[column]) if column in everything else ColumnProfile.empty(ref)
-            rows += _column_rows(model, baseline, column, kinds[column], ALL_VERSIONS, label, current, ref)
+            rows += _column_rows(model, baseline, column, kinds[column], ALL, label, current, ref)
         for row in merged:
             if row["column"] in reference:
                 current = ColumnProfile.from_row(row)
@@ -313,7 +339,7 @@ def drift_report(
         if domain_auc and label in domain_auc:
             window_rows = max((r["rows"] for r in everything.values()), default=0)
             enough = window_rows >= model.drift.min_rows
-            rows.append(_judged(model.drift, ALL_INPUTS, ALL_VERSIONS, label, "domain_classifier_auc", domain_auc[label], window_rows, enough))
+            rows.append(_judged(model.drift, ALL_INPUTS, ALL, label, "domain_classifier_auc", domain_auc[label], window_rows, enough))
     table = pa.Table.from_pylist(rows, schema=REPORT_SCHEMA.remove(0))
     return table.add_column(0, "day", pa.array([day] * table.num_rows, pa.date32()))
 
@@ -323,7 +349,7 @@ def _column_rows(
 ) -> list[dict]:
     role = column if column in DRIFT_OUTPUT_COLUMNS else kind
     spec = baseline.numeric.get(column) or baseline.categorical.get(column)
-    threshold = model.threshold(version) if version != ALL_VERSIONS else None
+    threshold = model.threshold(version) if version != ALL else None
     comparison = Comparison(column, current, reference, spec, threshold)
     enough = min(current.rows, reference.rows) >= model.drift.min_rows
     rows = []
@@ -344,3 +370,64 @@ def _judged(spec: DriftSpec, column: str, version: str, window: str, metric: str
         return {**row, "value": value, "threshold": None, "severity": None, "status": "ok"}
     level = limit.level(value)
     return {**row, "value": value, "threshold": limit.limit(level), "severity": limit.severity(value), "status": level}
+
+
+def judged_rows(report: pa.Table) -> pa.Table:
+    """The day's figures, and the trailing week's where the day alone had too few rows (a small canary).
+
+    A trailing window keeps an incident in view for a week after it ended; judging it every day
+    would alert on clean days, so it stands in only where the day cannot speak for itself.
+    """
+    frame = report.to_pandas()
+    day = frame[frame["window"] == "day"]
+    thin = day[day["status"] == "not_enough_data"][["day", "column", "version", "metric"]]
+    week = frame[frame["window"] != "day"].merge(thin, on=["day", "column", "version", "metric"])
+    judged = day[day["status"] != "not_enough_data"]
+    return pa.Table.from_pandas(pd.concat([judged, week], ignore_index=True), schema=report.schema, preserve_index=False)
+
+
+FIGURE_GROUPS = ("features", "score", "decision", "inputs_together")
+
+
+def figures_of(report: pa.Table, group: str) -> pa.Table:
+    """The rows of one group of figures: the features and segments, the score, the decision, or
+    the inputs taken together (the domain classifier)."""
+    column = report.column("column")
+    if group == "score":
+        return report.filter(pc.equal(column, "score"))
+    if group == "decision":
+        return report.filter(pc.equal(column, "decision"))
+    if group == "inputs_together":
+        return report.filter(pc.equal(column, ALL_INPUTS))
+    if group != "features":
+        raise ValueError(f"unknown group of drift figures {group!r}; groups are {list(FIGURE_GROUPS)}")
+    return report.filter(pc.invert(pc.is_in(column, pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS]))))
+
+
+@dataclass(frozen=True)
+class DriftingInputs:
+    """For one version (or ALL): the feature and segment columns with a figure past its error limit."""
+
+    version: str
+    count: int | None  # None: no input figure could be judged (not enough data)
+    rows: int | None = None
+    detail: str | None = None  # each drifting column with its worst figure and limit
+
+
+def drifting_inputs(report: pa.Table) -> list[DriftingInputs]:
+    """Per version of one window's drift report: how many input columns drift past an error limit, and which."""
+    outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
+    inputs = report.filter(pc.invert(pc.is_in(report["column"], outputs))).to_pylist()
+    found = []
+    for version in sorted({r["version"] for r in inputs}):
+        mine = [r for r in inputs if r["version"] == version]
+        judged = [r for r in mine if r["status"] != "not_enough_data"]
+        if not judged:
+            found.append(DriftingInputs(version, None))
+            continue
+        worst: dict[str, dict] = {}
+        for r in sorted((r for r in judged if r["status"] == "error"), key=lambda r: -(r["severity"] or 0)):
+            worst.setdefault(r["column"], r)
+        detail = ", ".join(f"{c} ({r['metric']} {r['value']:.3g}, limit {r['threshold']:.3g})" for c, r in worst.items())
+        found.append(DriftingInputs(version, len(worst), max(r["rows"] for r in judged), detail or None))
+    return found

@@ -17,11 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.evaluation.estimation import PerformanceEstimate, estimate_window
-from closedloop.evaluation.eval_stats import ALL, score_counts
+from closedloop.evaluation.eval_stats import score_counts
+from closedloop.core.names import ALL
 from closedloop.core.lake import Lake, LakeError
 from closedloop.evaluation.metrics import threshold_for_rate
 from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA, RollingEval, rolling_eval, window_start, window_stats
 
 ESTIMATED = "estimated"

@@ -34,7 +34,8 @@ import numpy as np
 import pyarrow as pa
 from sklearn.isotonic import IsotonicRegression
 
-from closedloop.evaluation.eval_stats import ALL, score_counts
+from closedloop.evaluation.eval_stats import score_counts
+from closedloop.core.names import ALL
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import (
     MIDPOINTS,
@@ -48,7 +49,7 @@ from closedloop.evaluation.metrics import (
     threshold_bin,
 )
 from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.rolling_eval import window_stats
 
 ESTIMATED_METRICS = {"roc_auc": roc_auc, "precision": precision, "recall": recall, "f1": f1, "positive_rate": positive_rate}

@@ -29,11 +29,10 @@ import pandas as pd
 import pyarrow as pa
 
 from closedloop.evaluation.metrics import BINS, SCORE_GRID, ScoreCounts, score_bins
-from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.names import ALL, checked_day
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
-ALL = "all"
 LABEL_SETS = ("matured", "immature")  # reported separately by rolling_eval
 _KEY_FIELDS = [
     ("model_version", pa.string()),

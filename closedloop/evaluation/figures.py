@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from closedloop.evaluation.eval_stats import ALL, score_counts
+from closedloop.evaluation.eval_stats import score_counts
+from closedloop.core.names import ALL
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import ScoreCounts, coarsen, ece, reliability_curve, threshold_curve, threshold_for_rate
 from closedloop.core.names import checked_day
 from closedloop.core.plotting import new_figure, to_png
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.rolling_eval import daily_decision_rates, pooled_threshold, window_stats
 
 

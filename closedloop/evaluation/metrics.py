@@ -50,6 +50,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from closedloop.core.metric import Metric
+
 GRID = 1000  # every multiple of 1/GRID is an edge
 TAIL_EDGES_PER_DECADE = 50
 TAIL_DECADES = (2, 7)  # the tails are resolved from 1e-2 to 1e-7 away from 0 and from 1
@@ -435,6 +437,33 @@ def threshold_for_rate(c: ScoreCounts, rate: float) -> float | None:
 # Everything at once
 
 
+# What ``evaluate`` reports for every population, as the metric catalog knows it.
+WINDOW_METRICS = (
+    Metric("n", "rows", "neither", description="Predictions in the window."),
+    Metric("n_labeled", "rows", "higher", needs_labels=True, description="Predictions whose label has arrived."),
+    Metric("n_positive", "rows", "neither", needs_labels=True, description="Labeled predictions that were positive."),
+    Metric("coverage", "share", "higher", needs_labels=True, description="Share of predictions with a label."),
+    Metric("positive_rate", "share", "neither", needs_labels=True, description="Share of labeled predictions that were positive."),
+    Metric("decision_rate", "share", "neither", description="Share of predictions decided positive."),
+    Metric("above_threshold", "share", "neither", description="Share of scores at or above the version's threshold."),
+    Metric("below_threshold", "share", "neither", description="Share of scores below the version's threshold."),
+    Metric("roc_auc", "auc", "higher", needs_labels=True, description="Area under the ROC curve."),
+    Metric("pr_auc", "auc", "higher", needs_labels=True, description="Area under the precision-recall curve."),
+    Metric("precision", "share", "higher", needs_labels=True, description="Precision at the version's threshold."),
+    Metric("recall", "share", "higher", needs_labels=True, description="Recall at the version's threshold."),
+    Metric("f1", "share", "higher", needs_labels=True, description="F1 at the version's threshold."),
+    Metric("brier", "score", "lower", needs_labels=True, description="Brier score (binned)."),
+    Metric("log_loss", "nats", "lower", needs_labels=True, description="Log loss (binned)."),
+    Metric("ece", "share", "lower", needs_labels=True, description="Expected calibration error."),
+    Metric("mce", "share", "lower", needs_labels=True, description="Maximum calibration error."),
+)
+
+
+def precision_at_k_metric(k: int) -> Metric:
+    """Precision among the K top-scored predictions (a review queue of K)."""
+    return Metric(f"precision_at_{k}", "share", "higher", needs_labels=True, description=f"Precision of the {k} top scores.")
+
+
 def evaluate(c: ScoreCounts, threshold: float | None, ks: tuple[int, ...] = ()) -> dict[str, MetricValue]:
     """Every metric of one population: counts, rates, quality and calibration.
 
@@ -464,5 +493,5 @@ def evaluate(c: ScoreCounts, threshold: float | None, ks: tuple[int, ...] = ()) 
         "ece": ece(c),
         "mce": mce(c),
     }
-    values.update({f"precision_at_{k}": precision_at_k(c, k) for k in ks})
+    values.update({precision_at_k_metric(k).name: precision_at_k(c, k) for k in ks})
     return values

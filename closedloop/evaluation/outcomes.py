@@ -14,11 +14,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, prediction_types
 from closedloop.core.lake import Lake, LakeError
-from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.metric import Metric
+from closedloop.core.names import ALL, checked_day
+from closedloop.core.periods import day_start
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 OUTCOME_PREDICTION_COLUMNS = ("prediction_id", "model_version", "ts", "score", "decision")
@@ -116,3 +119,45 @@ def outcomes_for_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: st
         label_delay_p90_hours=p90,
     )
     return DayOutcomes(table, summary)
+
+
+LABEL_COVERAGE = Metric(
+    "label_coverage",
+    "share",
+    "higher",
+    description="Share of a day's predictions whose label had arrived K days later (a label outage shows the day it happens).",
+)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The labels known for one population of a prediction day, as of the end of a later day."""
+
+    version: str  # a version, or ALL
+    labeled: int
+    predictions: int
+
+    @property
+    def share(self) -> float:
+        return self.labeled / self.predictions
+
+
+def label_coverage(lake: Lake, model: ModelSpec, day: dt.date, days_back: int) -> list[Coverage]:
+    """For the predictions made ``days_back`` days before ``day``: how many had a label by the end of ``day``.
+
+    A point-in-time fact: labels that arrive later do not change it. All versions first, then each version.
+    """
+    predicted = day - dt.timedelta(days=days_back)
+    table = lake.read_partition(model.name, "outcomes", predicted, columns=["model_version", "label_ts"])
+    if table is None:
+        return []
+    end = day_start(day + dt.timedelta(days=1))
+    known = pc.fill_null(pc.less(table["label_ts"], pa.scalar(end, table.schema.field("label_ts").type)), False)
+    table = table.append_column("known", pc.cast(known, pa.int64()))
+    pooled = table.group_by([]).aggregate([("known", "sum"), ("known", "count")]).to_pylist()
+    versions = table.group_by("model_version").aggregate([("known", "sum"), ("known", "count")]).to_pylist()
+    return [
+        Coverage(row.get("model_version", ALL), row["known_sum"], row["known_count"])
+        for row in pooled + sorted(versions, key=lambda r: r["model_version"])
+        if row["known_count"]
+    ]

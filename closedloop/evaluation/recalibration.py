@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import BINS, ScoreCounts, ece, score_bins
 from closedloop.core.names import checked_day, checked_name
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 
 METHODS = ("isotonic", "platt")
 HOLDOUT_EVERY = 5  # one prediction in five is held back

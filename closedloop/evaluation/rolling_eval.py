@@ -19,11 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.evaluation.eval_stats import ALL, LABEL_SETS, MERGED_SCHEMA, score_counts
+from closedloop.evaluation.eval_stats import LABEL_SETS, MERGED_SCHEMA, score_counts
+from closedloop.core.names import ALL
 from closedloop.core.lake import Lake, LakeError
-from closedloop.evaluation.metrics import SCORE_GRID, evaluate
+from closedloop.evaluation.metrics import SCORE_GRID, WINDOW_METRICS, evaluate
 from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 ROLLING_EVAL_SCHEMA = pa.schema(
@@ -45,7 +46,8 @@ ROLLING_EVAL_SCHEMA = pa.schema(
     ]
 )
 COUNT_METRICS = ("n", "n_labeled", "n_positive")
-LABEL_FREE_METRICS = ("n", "decision_rate", "above_threshold", "below_threshold")
+# Metrics that need no labels: a window reports them for the days up to its end, matured or not.
+LABEL_FREE_METRICS = tuple(m.name for m in WINDOW_METRICS if not m.needs_labels)
 
 
 def window_start(day: dt.date, window_days: int) -> dt.date:

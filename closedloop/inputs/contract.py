@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from closedloop.core.lake import Lake
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from closedloop.inputs.contract import REQUIRED_LABEL_COLUMNS, LearnedContract, required_prediction_columns
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
 from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
-from closedloop.core.registry import ModelSpec
+from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.core.registry import OpsGuards, RouteGuards
-from closedloop.ops.guards import ALL_ROUTES
+from closedloop.core.specs import OpsGuards, RouteGuards
+from closedloop.core.names import ALL
 from closedloop.ops.stats import ops_metrics
 from closedloop.core.plotting import new_figure, to_png
 
@@ -30,7 +30,7 @@ def _window(stats: pa.Table) -> pd.DatetimeIndex:
 def _per_scope(stats: pa.Table, guards: OpsGuards) -> list[tuple[str, RouteGuards, pd.DataFrame]]:
     """("all", model-level ceilings, hourly metrics), then one entry per route when there are several."""
     hours = _window(stats)
-    scopes = [(ALL_ROUTES, guards, _hourly(ops_metrics(stats, by=("hour",)), guards, hours))]
+    scopes = [(ALL, guards, _hourly(ops_metrics(stats, by=("hour",)), guards, hours))]
     routes = sorted(set(stats.column("route").to_pylist()))
     if len(routes) > 1:
         by_route = ops_metrics(stats, by=("hour", "route"))

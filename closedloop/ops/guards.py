@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from closedloop.core.names import ALL
 from closedloop.core.periods import hour_has_ended
-from closedloop.core.registry import OpsGuards, Severity
+from closedloop.core.specs import OpsGuards, Severity
 from closedloop.ops.stats import ops_metrics, projected_daily_spend
 
-ALL_ROUTES = "all"
 BUDGET_GUARD = "daily_budget_usd"
 # guard name (= the metric it bounds) -> the field holding its ceiling
 CEILINGS = {
@@ -70,7 +70,7 @@ def evaluate_guards(
     if hours is None:
         latest = latest_complete_hour(stats, now)
         hours = [] if latest is None else [latest]
-    scopes = [(ALL_ROUTES, guards, ops_metrics(stats, by=("hour",)))]
+    scopes = [(ALL, guards, ops_metrics(stats, by=("hour",)))]
     if guards.routes:
         by_route = ops_metrics(stats, by=("hour", "route"))
         scopes += [(route, ceilings, by_route[by_route["route"] == route]) for route, ceilings in guards.routes.items()]
@@ -84,7 +84,7 @@ def evaluate_guards(
                 if ceiling is not None:
                     observed = float(row[guard].iloc[0]) if len(row) else None
                     results.append(_result(guards, guard, route, hour, ceiling, observed, requests))
-            if route == ALL_ROUTES and guards.daily_budget_usd is not None:
+            if route == ALL and guards.daily_budget_usd is not None:
                 spend = projected_daily_spend(stats, hour.to_pydatetime(), history)
                 results.append(_result(guards, BUDGET_GUARD, route, hour, guards.daily_budget_usd, spend, requests))
     return results

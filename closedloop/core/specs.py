@@ -8,7 +8,6 @@ fix it without reading closedloop's code.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from closedloop.core.bounds import Bound
 from closedloop.core.names import NAME_PATTERN
 
 CANONICAL_PREDICTION_COLUMNS = (
@@ -234,148 +234,50 @@ class SLOSpec(_Strict):
             raise ValueError(f"band low {self.band[0]} is above high {self.band[1]}")
         return self
 
+    @property
+    def bound(self) -> Bound:
+        """The SLO's promise as a bound: its one level is the error level, its severity says who is woken."""
+        if self.band is not None:
+            return Bound(type="band", error=self.band)
+        kind = "lower" if self.comparison in (">", ">=") else "upper"
+        return Bound(type=kind, error=self.threshold, strict=self.comparison in ("<", ">"))
 
-# Drift metrics (closedloop.drift.report) a registry may give limits to; "score" and "decision" are the
-# output columns drift watches beside the features and segments.
-DRIFT_METRICS = (
-    "mean_shift",
-    "std_shift",
-    "missing_rate_delta",
-    "psi",
-    "js_distance",
-    "wasserstein",
-    "ks",
-    "new_category_share",
-    "cardinality_ratio",
-    "share_above_threshold",
-    "share_above_threshold_delta",
-    "decision_rate",
-    "decision_rate_ratio",
-    "domain_classifier_auc",
-)
+
+# The output columns drift watches beside the features and segments.
 DRIFT_OUTPUT_COLUMNS = ("score", "decision")
 
 
-class _DriftLimits(_Strict):
-    warn: float | None = Field(default=None, ge=0.0)
-    error: float | None = Field(default=None, ge=0.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> _DriftLimits:
-        if self.warn is not None and self.error is not None and self.warn > self.error:
-            raise ValueError(f"warn {self.warn} is above error {self.error}")
-        return self
-
-    def level(self, value: float) -> Literal["ok", "warn", "error"]:
-        """``error`` or ``warn`` once the value is beyond that limit, else ``ok``."""
-        magnitude = self.magnitude(value)
-        if self.error is not None and magnitude > self.error:
-            return "error"
-        if self.warn is not None and magnitude > self.warn:
-            return "warn"
-        return "ok"
-
-    def limit(self, level: str) -> float | None:
-        """The limit a value at ``level`` is judged against: the error limit once it errs, else the warn limit."""
-        if level == "error" or self.warn is None:
-            return self.error
-        return self.warn
-
-    def severity(self, value: float) -> float | None:
-        """How far the value has gone toward the error limit (1.0 = at it), to rank columns by."""
-        limit = self.error if self.error is not None else self.warn
-        return None if limit is None else self._fraction(self.magnitude(value), limit)
-
-    @staticmethod
-    def _fraction(magnitude: float, limit: float) -> float:
-        return magnitude / limit if limit > 0 else float("inf")
-
-
-class UpperDriftLimit(_DriftLimits):
-    """Alert when a distance or share rises above a limit (PSI, Jensen-Shannon, share of new values)."""
-
-    type: Literal["upper"] = "upper"
-
-    def magnitude(self, value: float) -> float:
-        return value
-
-
-class AbsoluteDriftLimit(_DriftLimits):
-    """Alert when a signed change goes beyond a limit either way (mean shift, missing-rate delta)."""
-
-    type: Literal["absolute"] = "absolute"
-
-    def magnitude(self, value: float) -> float:
-        return abs(value)
-
-
-class RatioDriftLimit(_DriftLimits):
-    """Alert when a ratio moves by more than a factor either way (cardinality, decision rate)."""
-
-    type: Literal["ratio"] = "ratio"
-    warn: float | None = Field(default=None, ge=1.0)
-    error: float | None = Field(default=None, ge=1.0)
-
-    def magnitude(self, value: float) -> float:
-        return float("inf") if value <= 0 else max(value, 1.0 / value)
-
-    @staticmethod
-    def _fraction(magnitude: float, limit: float) -> float:
-        # Factors compare on a log scale: 2x up and 2x down are equally far.
-        return float("inf") if limit == 1.0 else math.log(magnitude) / math.log(limit)
-
-
-DriftLimit = Annotated[UpperDriftLimit | AbsoluteDriftLimit | RatioDriftLimit, Field(discriminator="type")]
-
 # closedloop's defaults; a model's ``drift.thresholds`` and ``drift.columns`` override them.
-DEFAULT_DRIFT_LIMITS: dict[str, DriftLimit] = {
-    "mean_shift": AbsoluteDriftLimit(warn=0.25, error=0.5),
-    "missing_rate_delta": AbsoluteDriftLimit(warn=0.02, error=0.05),
-    "psi": UpperDriftLimit(warn=0.1, error=0.25),
-    "js_distance": UpperDriftLimit(warn=0.1, error=0.2),
-    "new_category_share": UpperDriftLimit(warn=0.02, error=0.05),
-    "cardinality_ratio": RatioDriftLimit(warn=1.5, error=2.0),
-    "decision_rate_ratio": RatioDriftLimit(warn=1.5, error=2.0),
-    "domain_classifier_auc": UpperDriftLimit(warn=0.6, error=0.7),
+DEFAULT_DRIFT_LIMITS: dict[str, Bound] = {
+    "mean_shift": Bound(type="absolute", warn=0.25, error=0.5),
+    "missing_rate_delta": Bound(type="absolute", warn=0.02, error=0.05),
+    "psi": Bound(type="upper", warn=0.1, error=0.25),
+    "js_distance": Bound(type="upper", warn=0.1, error=0.2),
+    "new_category_share": Bound(type="upper", warn=0.02, error=0.05),
+    "cardinality_ratio": Bound(type="ratio", warn=1.5, error=2.0),
+    "decision_rate_ratio": Bound(type="ratio", warn=1.5, error=2.0),
+    "domain_classifier_auc": Bound(type="upper", warn=0.6, error=0.7),
 }
-
-
-def _known_drift_metrics(limits: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
-    unknown = sorted(set(limits) - set(DRIFT_METRICS))
-    if unknown:
-        raise ValueError(f"unknown drift metric(s) {unknown}; known metrics are {list(DRIFT_METRICS)}")
-    return limits
 
 
 class DriftSpec(_Strict):
     """How drift against the baseline is judged: limits are data, overridable per model and per column.
 
-    A limit is ``{type: upper|absolute|ratio, warn: x, error: y}``; one without ``warn`` and
-    ``error`` turns the metric's alert off. A column's limits win over the model's, which win
+    A limit is a bound (``closedloop.core.bounds``: ``{type: upper|absolute|ratio, warn: x, error: y}``);
+    one without ``warn`` and ``error`` turns the metric's alert off. Metric names are checked
+    against the drift metrics when the registry is loaded. A column's limits win over the model's, which win
     over closedloop's defaults.
     """
 
     min_rows: int = Field(
         default=500, ge=1, description="A version's window with fewer rows is 'not enough data' and never alerts."
     )
-    thresholds: dict[str, DriftLimit] = Field(default_factory=dict, description="Metric -> limits for every column.")
-    columns: dict[Name, dict[str, DriftLimit]] = Field(
+    thresholds: dict[str, Bound] = Field(default_factory=dict, description="Metric -> limits for every column.")
+    columns: dict[Name, dict[str, Bound]] = Field(
         default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."
     )
 
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, thresholds: dict[str, DriftLimit]) -> dict[str, DriftLimit]:
-        return _known_drift_metrics(thresholds)
-
-    @field_validator("columns")
-    @classmethod
-    def _known_column_metrics(cls, columns: dict[str, dict[str, DriftLimit]]) -> dict[str, dict[str, DriftLimit]]:
-        for limits in columns.values():
-            _known_drift_metrics(limits)
-        return columns
-
-    def limit(self, metric: str, column: str) -> DriftLimit | None:
+    def limit(self, metric: str, column: str) -> Bound | None:
         """The limits that judge ``metric`` on ``column``, or None when the metric is only reported."""
         for limits in (self.columns.get(column, {}), self.thresholds, DEFAULT_DRIFT_LIMITS):
             if metric in limits:
@@ -540,8 +442,11 @@ def _describe(error: ValidationError, prefix: tuple = ()) -> str:
     return "\n".join(lines)
 
 
-def load_registry(path: str | os.PathLike, *, landing: str | None = None, lake: str | None = None) -> Registry:
-    """Read and validate a registry file; ``landing``/``lake`` override the file's roots."""
+def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: str | None = None) -> Registry:
+    """Read a registry file and hold it to this schema; ``landing``/``lake`` override the file's roots.
+
+    ``closedloop.registry.load_registry`` also holds it to the metrics closedloop computes.
+    """
     path = Path(path).resolve()
     try:
         raw = yaml.safe_load(path.read_text())
@@ -573,12 +478,3 @@ def load_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
         lake=(base / (lake or top.lake)).resolve(),
         models=models,
     )
-
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
-
-
-def registry_from_environment(config: str | os.PathLike | None = None) -> Registry:
-    """The registry named by ``config``, else ``CLOSEDLOOP_CONFIG``, else the project's own."""
-    path = config or os.environ.get("CLOSEDLOOP_CONFIG") or DEFAULT_CONFIG
-    return load_registry(path, landing=os.environ.get("CLOSEDLOOP_LANDING"), lake=os.environ.get("CLOSEDLOOP_LAKE"))

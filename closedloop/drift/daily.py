@@ -1,0 +1,47 @@
+"""A day's drift: the day and its trailing week against the baseline, from profiles and samples only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from closedloop.core.lake import Lake
+from closedloop.core.specs import ModelSpec
+from closedloop.drift.baseline import Baseline
+from closedloop.drift.domain_classifier import domain_classifier_auc
+from closedloop.drift.profiles import merge_profiles
+from closedloop.drift.report import drift_report
+
+WINDOW_DAYS = 7
+
+
+def baseline_sample(lake: Lake, model: ModelSpec) -> pa.Table | None:
+    """The rows sampled from the baseline window, the domain classifier's reference."""
+    return lake.read_range(model.name, "samples", model.baseline.start, model.baseline.end)
+
+
+def drift_of_day(
+    lake: Lake, model: ModelSpec, baseline: Baseline, reference_sample: pa.Table | None, day: dt.date
+) -> pa.Table:
+    """The drift report of one day and its trailing week (profiles only, never raw predictions).
+
+    With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
+    merged, their samples for the domain classifier) rather than the frozen window, when they exist.
+    """
+    window = lake.read_range(model.name, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
+    today = lake.read_partition(model.name, "profiles", day)
+    sample = lake.read_partition(model.name, "samples", day)
+    reference_profile = None
+    if model.baseline.trailing_days:
+        first, last = day - dt.timedelta(days=model.baseline.trailing_days), day - dt.timedelta(days=1)
+        trailing = lake.read_range(model.name, "profiles", first, last)
+        if trailing is not None:
+            reference_profile = merge_profiles([trailing], across_versions=True)
+            reference_sample = lake.read_range(model.name, "samples", first, last)
+    domain_auc = None
+    if reference_sample is not None and sample is not None and sample.num_rows:
+        domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
+    return drift_report(
+        model, baseline, today, window, window=f"{WINDOW_DAYS}d", day=day, domain_auc=domain_auc, reference_profile=reference_profile
+    )

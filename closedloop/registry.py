@@ -1,0 +1,64 @@
+"""Loading the registry: its schema (``core.specs``) and everything closedloop computes, checked at once.
+
+``load_registry`` is the one way in: a registry it returns has valid keys and values, drift
+limits only on drift metrics closedloop computes, and SLOs only on metrics it can read (with
+business SQL that runs on the model's predictions), so no caller can forget a check. Every
+problem names the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from closedloop.control.metric_catalog import SourceError, known_sources, parse_source
+from closedloop.control.readings import validate_business_sql
+from closedloop.core.specs import ModelSpec, Registry, RegistryError, read_registry
+from closedloop.drift.report import DRIFT_METRICS
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "models.yaml"
+
+
+def load_registry(path: str | os.PathLike, *, landing: str | None = None, lake: str | None = None) -> Registry:
+    """Read and validate a registry file; ``landing``/``lake`` override the file's roots."""
+    registry = read_registry(path, landing=landing, lake=lake)
+    drift = [problem for model in registry.models.values() for problem in drift_limit_problems(model)]
+    if drift:
+        raise RegistryError(f"{registry.path}: invalid registry\n" + "\n".join(f"  {p}" for p in drift))
+    slos = [problem for model in registry.models.values() for problem in slo_source_problems(model)]
+    if slos:
+        raise RegistryError(f"{registry.path}: invalid SLOs\n" + "\n".join(f"  {p}" for p in slos))
+    return registry
+
+
+def registry_from_environment(config: str | os.PathLike | None = None) -> Registry:
+    """The registry named by ``config``, else ``CLOSEDLOOP_CONFIG``, else the project's own."""
+    path = config or os.environ.get("CLOSEDLOOP_CONFIG") or DEFAULT_CONFIG
+    return load_registry(path, landing=os.environ.get("CLOSEDLOOP_LANDING"), lake=os.environ.get("CLOSEDLOOP_LAKE"))
+
+
+def drift_limit_problems(model: ModelSpec) -> list[str]:
+    """Drift limits given to metrics that drift does not compute (a misspelt ``psy`` would never alert)."""
+    known = [m.name for m in DRIFT_METRICS]
+    scopes = {"thresholds": model.drift.thresholds, **{f"columns.{c}": limits for c, limits in model.drift.columns.items()}}
+    return [
+        f"models.{model.name}.drift.{where}: unknown drift metric(s) {unknown}; known metrics are {known}"
+        for where, limits in scopes.items()
+        if (unknown := sorted(set(limits) - set(known)))
+    ]
+
+
+def slo_source_problems(model: ModelSpec) -> list[str]:
+    """Problems with the sources of the metrics that ``model``'s SLOs watch (empty when none)."""
+    metrics = {m.name: m for m in model.metrics}
+    problems = []
+    for slo in model.slos:
+        metric = metrics[slo.metric]  # the schema already checked the name
+        try:
+            parse_source(model, metric)
+            if metric.sql is not None:
+                validate_business_sql(model, metric.sql)
+        except SourceError as exc:
+            known = "; ".join(known_sources(model))
+            problems.append(f"models.{model.name}.slos.{slo.name}: metric {metric.name!r}: {exc}; known sources: {known}")
+    return problems
