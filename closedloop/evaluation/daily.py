@@ -97,6 +97,17 @@ def read_rolling_eval(lake: Lake, model: ModelSpec, day: str | dt.date) -> Rolli
     return RollingEval(model, day, table.cast(ROLLING_EVAL_SCHEMA))
 
 
+def metrics_document(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int, segment: str | None = None) -> dict:
+    """One window of the day's ``rolling_eval`` per version (``closedloop metrics``): without
+    ``segment`` the whole populations only, with it each version broken down by that segment."""
+    document = read_rolling_eval(lake, model, day).document(window_days)
+    for block in [document["all_versions"], *document["versions"].values()]:
+        segments = block.pop("segments", {})
+        if segment is not None:
+            block["segments"] = {segment: segments.get(segment, {})}
+    return document
+
+
 def approved_rate_thresholds(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int) -> dict[str, float | None]:
     """Per version, the threshold that would have kept the approved decision rate over the window ending on ``day``."""
     rate = model.evaluation.approved_decision_rate

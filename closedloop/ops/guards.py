@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from closedloop.core.bounds import Bound
 from closedloop.core.names import ALL
 from closedloop.core.periods import hour_has_ended
 from closedloop.core.specs import OpsGuards, Severity
@@ -102,7 +103,7 @@ def _result(
         hour=hour.to_pydatetime(),
         expected=ceiling,
         observed=observed,
-        passed=not_enough_data or observed <= ceiling,
+        passed=not_enough_data or not Bound(type="upper", error=ceiling).breaks(observed),
         severity=guards.severity,
         not_enough_data=not_enough_data,
         requests=requests,

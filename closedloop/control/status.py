@@ -1,0 +1,55 @@
+"""Where a model stands: each SLO's latest judged state, its incidents, and who owns an action.
+
+The answers ``closedloop status`` and ``closedloop actions`` print, kept here so that any other
+front end (a report, a job) gives the same answer.
+"""
+
+from __future__ import annotations
+
+from closedloop.control.incidents import read_incidents
+from closedloop.control.metric_catalog import metric_definition
+from closedloop.control.serving import read_actions
+from closedloop.control.slo import latest_per_slo, read_evaluations
+from closedloop.core.lake import Lake
+from closedloop.core.specs import ModelSpec
+
+INCIDENT_FIELDS = (
+    "incident_id", "model", "slo", "metric", "version", "value", "opened", "closed", "severity", "action",
+    "action_mode", "action_id", "action_result", "notification", "state",
+)  # fmt: skip
+
+
+def slo_status(lake: Lake, model: ModelSpec) -> list[dict]:
+    """Each SLO of ``model`` with its latest judged evaluation (``no data`` until one had data)."""
+    latest = latest_per_slo(read_evaluations(lake, model.name).to_pylist(), judged_only=True)
+    metrics = {m.name: m for m in model.metrics}
+    status = []
+    for slo in model.slos:
+        row = latest.get(slo.name)
+        definition = metric_definition(model, metrics[slo.metric])
+        status.append(
+            {
+                "model": model.name,
+                "slo": slo.name,
+                "metric": slo.metric,
+                "unit": definition.unit,
+                "better": definition.better,
+                "severity": slo.severity,
+                "state": row["state"] if row else "no data",
+                "period": row["period"] if row else None,
+                "version": row["version"] if row else None,
+                "value": row["value"] if row else None,
+                "consecutive_breaches": row["consecutive_breaches"] if row else 0,
+            }
+        )
+    return status
+
+
+def incident_summaries(lake: Lake, models: list[str]) -> list[dict]:
+    """The incidents of ``models`` in the order they were opened, with the fields a person reads."""
+    return [{key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)]
+
+
+def action_owner(lake: Lake, models: list[str], action_id: str) -> str | None:
+    """The model whose audit log holds ``action_id``, or None."""
+    return next((name for name in models for row in read_actions(lake, name) if row["action_id"] == action_id), None)

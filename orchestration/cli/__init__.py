@@ -1,0 +1,98 @@
+"""The ``closedloop`` command line.
+
+Every command prints a readable summary, or one JSON object with ``--json``. Errors a user can
+cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
+that says what was wrong and what to do, and a non-zero exit, never a traceback. Commands are
+grouped by family: ``pipeline`` (simulate, run, demo), ``inspect`` (status, metrics, quarantine,
+sql) and ``actions`` (actions, approve, reject, rollback).
+"""
+
+import argparse
+import sys
+
+from closedloop.core.lake import LakeError
+from closedloop.core.names import InvalidNameError
+from closedloop.core.specs import RegistryError
+from orchestration.cli.actions import cmd_actions, cmd_decide, cmd_rollback
+from orchestration.cli.common import UserError, parse_date
+from orchestration.cli.inspect import cmd_metrics, cmd_quarantine, cmd_sql, cmd_status
+from orchestration.cli.pipeline import DEMO_DAYS, DEMO_SEED, cmd_demo, cmd_run, cmd_simulate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="closedloop", description="Keep production ML models sane.")
+    parser.add_argument("--config", help="registry file (default: CLOSEDLOOP_CONFIG, else config/models.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", cmd_demo, "simulate production and run the whole pipeline over it")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED)
+
+    sim = command("simulate", cmd_simulate, "write simulated prediction and label logs to a landing folder")
+    sim.add_argument("--out", required=True, help="landing folder to write")
+    sim.add_argument("--days", type=int, default=DEMO_DAYS)
+    sim.add_argument("--seed", type=int, default=DEMO_SEED)
+    sim.add_argument("--start", type=parse_date, default=None, help="first simulated day (default 2026-09-01)")
+
+    run = command("run", cmd_run, "materialize every asset of a date range in-process, one run per model")
+    run.add_argument("--start", type=parse_date, required=True)
+    run.add_argument("--end", type=parse_date, required=True)
+    run.add_argument("--model", help="only this model")
+
+    quarantine = command("quarantine", cmd_quarantine, "count quarantined rows by day, table and reason")
+    quarantine.add_argument("--model", required=True)
+    quarantine.add_argument("--date", type=parse_date, help="only this day")
+
+    metrics = command("metrics", cmd_metrics, "a rolling window's quality, calibration and decision rates per model version")
+    metrics.add_argument("--model", required=True)
+    metrics.add_argument("--date", required=True, help="the window's last day (YYYY-MM-DD)")
+    metrics.add_argument("--window", type=int, help="window length in days, one of the registry's (default: the longest)")
+    metrics.add_argument("--segment", help="also break each version down by this segment column")
+
+    status = command("status", cmd_status, "each SLO's latest state and the incidents")
+    status.add_argument("--model", help="only this model")
+
+    actions = command("actions", cmd_actions, "the runbook actions' audit log (pending ones wait for approval)")
+    actions.add_argument("--model", help="only this model")
+    actions.add_argument("--state", choices=["pending", "applied", "rejected"], help="only actions in this state")
+
+    for name, verb in (("approve", "apply a proposed runbook action to the serving file"), ("reject", "reject a proposed runbook action")):
+        decision = command(name, cmd_decide, verb)
+        decision.add_argument("action_id", help="the action's id, e.g. act_1a2b3c4d5e (see `closedloop actions`)")
+        decision.add_argument("--model", help="the action's model (default: look in every model)")
+        decision.add_argument("--who", help="who decides, for the audit log (default: cli:<your user name>)")
+
+    rollback = command("rollback", cmd_rollback, "roll a model back to its previous version (or --to VERSION) now")
+    rollback.add_argument("--model", required=True)
+    rollback.add_argument("--to", help="the version to serve (default: the one released before the active one)")
+    rollback.add_argument("--why", default="manual rollback from the command line", help="the reason, for the audit log")
+    rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
+
+    sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
+    sql.add_argument("query")
+    sql.add_argument("--max-rows", type=int, default=50)
+    return parser
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "days", 1) < 1:
+        print("closedloop: --days must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except (UserError, RegistryError, LakeError, InvalidNameError) as exc:
+        print(f"closedloop {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("closedloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""What every command shares: user errors, the registry and lake, output as text or JSON, progress bars."""
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from closedloop.core.lake import Lake
+from closedloop.core.names import InvalidNameError, checked_day
+from closedloop.core.specs import Registry
+from closedloop.registry import registry_from_environment
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def parse_date(value: str) -> dt.date:
+    try:
+        return checked_day(value)
+    except InvalidNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def load(args: argparse.Namespace) -> Registry:
+    """The registry, with every SLO's metric source and business SQL checked (load_registry does)."""
+    return registry_from_environment(args.config)
+
+
+def lake_of(registry: Registry) -> Lake:
+    return Lake(root=registry.lake, landing=registry.landing)
+
+
+def emit(payload: dict, as_json: bool, text: str) -> None:
+    print(json.dumps(payload, default=str) if as_json else text)
+
+
+def progress(total: int, description: str, quiet: bool, unit: str = "step"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, disable=quiet, file=sys.stderr, leave=False)
+
+def this_command() -> str:
+    """How the user can call this command again (``.venv/bin/closedloop`` inside the project)."""
+    invoked = Path(sys.argv[0])
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return invoked.name
+
+def who(args: argparse.Namespace) -> str:
+    return args.who or f"cli:{getpass.getuser()}"
+
+
+def incident_lines(incidents: list[dict], matches: dict | None = None) -> list[str]:
+    lines = []
+    for i in incidents:
+        scope = f" {i['version']}" if i["version"] not in (None, "all") else ""
+        closed = f"closed {i['closed']}" if i["closed"] else "open"
+        line = f"  {i['model']:<14} {i['opened']:<26} {i['slo']:<28} {i['metric']}{scope} = {i['value']:.4g}; {closed}"
+        action = i["action"] if i["action"] == "notify" else f"{i['action']} ({i['action_mode']})"
+        line += f"\n{'':<18}{action}: {i['action_result'] or 'not carried out yet'}"
+        if matches is not None:
+            line += f"; {'matches ' + matches[i['incident_id']] if matches.get(i['incident_id']) else 'FALSE ALERT (no injected incident)'}"
+        lines.append(line)
+    return lines or ["  none"]

@@ -1,0 +1,96 @@
+"""Commands that read the lake: ``status``, ``metrics``, ``quarantine`` and ``sql``; they only format what the domain answers."""
+
+import argparse
+import json
+
+from closedloop.control.status import incident_summaries, slo_status
+from closedloop.core.names import checked_day
+from closedloop.evaluation.daily import ESTIMATED, metrics_document
+from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from closedloop.core.sql_views import query, refresh_catalog
+
+    registry = load(args)
+    lake = lake_of(registry)
+    refresh_catalog(lake, registry)
+    try:
+        frame = query(lake, args.query)
+    except duckdb.Error as exc:
+        raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+    if args.json:
+        print(json.dumps({"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="values", date_format="iso"))}))
+    else:
+        print(frame.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from closedloop.inputs.quarantine import quarantine_counts
+
+    registry = load(args)
+    registry.model(args.model)
+    counts = quarantine_counts(lake_of(registry), args.model, args.date)
+    lines = [f"{'date':<12}{'table':<13}{'rows':>9}  reason"]
+    lines += [f"{c['date']:<12}{c['table']:<13}{c['rows']:>9,}  {c['reason']}" for c in counts]
+    if not counts:
+        lines = [f"nothing quarantined for {args.model}" + (f" on {args.date}" if args.date else "")]
+    emit({"model": args.model, "date": args.date, "counts": counts}, args.json, "\n".join(lines))
+    return 0
+
+METRICS_TEXT = (
+    "n", "n_labeled", "coverage", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece", "decision_rate",
+)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    registry = load(args)
+    model = registry.model(args.model)
+    day = checked_day(args.date)
+    windows = list(model.evaluation.windows_days)
+    window = max(windows) if args.window is None else args.window
+    if window not in windows:
+        raise UserError(
+            f"--window {window}: {model.name} is evaluated over {windows}-day windows "
+            f"(models.{model.name}.evaluation.windows_days in {registry.path})"
+        )
+    if args.segment is not None and args.segment not in model.segments:
+        raise UserError(f"--segment {args.segment}: {model.name}'s segments are {list(model.segments)}")
+    try:
+        document = metrics_document(lake_of(registry), model, day, window, args.segment)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    blocks = {**document["versions"], "all versions": document["all_versions"]}
+    rows = {name: [block.get(name) for block in blocks.values()] for name in METRICS_TEXT}
+    for name in ("n_labeled", "roc_auc", "ece"):
+        rows[f"immature {name}"] = [block.get("immature", {}).get(name) for block in blocks.values()]
+    rows["estimated roc_auc"] = [block.get(ESTIMATED, {}).get("roc_auc") for block in blocks.values()]
+    lines = [
+        f"{model.name}, {window} days {document['window_start']}..{document['window_end']} "
+        f"(labels matured through {document['mature_through']})",
+        f"{'':<20}" + "".join(f"{version:>14}" for version in blocks),
+    ]
+    cell = lambda v: f"{'':>14}" if v is None else f"{v:>14,}" if isinstance(v, int) else f"{v:>14.4g}"  # noqa: E731
+    lines += [f"{name:<20}" + "".join(cell(v) for v in values) for name, values in rows.items()]
+    emit(document, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    registry = load(args)
+    models = [registry.model(args.model).name] if args.model else list(registry.models)
+    lake = lake_of(registry)
+    slos = [row for name in models for row in slo_status(lake, registry.model(name))]
+    incidents = incident_summaries(lake, models)
+    lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
+    lines += [
+        f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{'' if s['value'] is None else format(s['value'], '.4g')}"
+        for s in slos
+    ]
+    open_incidents = [i for i in incidents if i["state"] == "open"]
+    lines.append(f"open incidents: {len(open_incidents)}")
+    lines += incident_lines(open_incidents) if open_incidents else []
+    emit({"slos": slos, "incidents": incidents}, args.json, "\n".join(lines))
+    return 0
