@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.policy import figure_metadata, model_asset_args
+from closedloop.core.names import checked_day
+from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import current_baseline
 from closedloop.drift.daily import WINDOW_DAYS, baseline_sample, drift_of_day
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.core.names import checked_day
-from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -50,23 +50,30 @@ def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
         history = store.read_range(model.name, "drift", last - dt.timedelta(days=HEATMAP_DAYS - 1), last)
         today = store.read_partition(model.name, "profiles", last)
         top = history.filter(pc.equal(history.column("day"), pa.scalar(last, pa.date32())))
-        top = top.filter(pc.is_in(top.column("status"), pa.array(["warn", "error"]))).sort_by([("severity", "descending")])
+        top = top.filter(pc.is_in(top.column("status"), pa.array(["warn", "error"]))).sort_by(
+            [("severity", "descending")]
+        )
         lines = ["| column | version | window | metric | value | limit | status |", "|---|---|---|---|---:|---:|---|"]
         lines += [
-            f"| {r['column']} | {r['version']} | {r['window']} | {r['metric']} | {r['value']:.4g} | {r['threshold']:.4g} | {r['status']} |"
+            f"| {r['column']} | {r['version']} | {r['window']} | {r['metric']} | {r['value']:.4g} | "
+            f"{r['threshold']:.4g} | {r['status']} |"
             for r in top.slice(0, 15).to_pylist()
         ]
         return dg.MaterializeResult(
             metadata={
                 "alerts_on_last_day": dg.MetadataValue.md("\n".join(lines)),
-                "psi_heatmap": figure_metadata(store, model, "drift_psi_heatmap", last, psi_heatmap(history, days=HEATMAP_DAYS)),
+                "psi_heatmap": figure_metadata(
+                    store, model, "drift_psi_heatmap", last, psi_heatmap(history, days=HEATMAP_DAYS)
+                ),
                 "top_drifting_distributions": figure_metadata(
                     store, model, "drift_distributions", last, distribution_figure(baseline, today, history)
                 ),
                 "score_by_version": figure_metadata(
                     store, model, "drift_score_by_version", last, score_distribution_figure(model, baseline, today)
                 ),
-                "decision_rate": figure_metadata(store, model, "drift_decision_rate", last, decision_rate_figure(model, baseline, history)),
+                "decision_rate": figure_metadata(
+                    store, model, "drift_decision_rate", last, decision_rate_figure(model, baseline, history)
+                ),
             }
         )
 

@@ -4,11 +4,11 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from assets.policy import model_asset_args
-from closedloop.evaluation.eval_stats import eval_stats
-from closedloop.core.names import ALL
 from closedloop.core.lake import LakeError
-from closedloop.evaluation.metrics import BINS, SCORE_GRID
+from closedloop.core.names import ALL
 from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.eval_stats import eval_stats
+from closedloop.evaluation.score_bins import BINS, SCORE_GRID
 from wiring.automation import downstream_condition
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
@@ -35,7 +35,9 @@ def build_eval_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
         for day in run_days(context):
             outcomes = store.read_partition(model.name, "outcomes", day)
             if outcomes is None:
-                raise LakeError(f"no outcomes partition for {model.name} on {day}; materialize {model.name}/outcomes first")
+                raise LakeError(
+                    f"no outcomes partition for {model.name} on {day}; materialize {model.name}/outcomes first"
+                )
             stats = eval_stats(outcomes, model, day)
             store.write_partition(model.name, "eval_stats", day, stats)
             whole = stats.filter(pc.equal(stats["segment"], ALL))
@@ -45,6 +47,8 @@ def build_eval_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
                 f"| {day} | {pc.sum(whole['n']).as_py() or 0:,} | {pc.sum(labeled['n']).as_py() or 0:,} | "
                 f"{pc.sum(matured['n']).as_py() or 0:,} | {stats.num_rows:,} |"
             )
-        return dg.MaterializeResult(metadata={"bins": BINS, "score_grid": SCORE_GRID, "per_day": dg.MetadataValue.md("\n".join(lines))})
+        return dg.MaterializeResult(
+            metadata={"bins": BINS, "score_grid": SCORE_GRID, "per_day": dg.MetadataValue.md("\n".join(lines))}
+        )
 
     return eval_stats_asset

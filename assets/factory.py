@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.eval_stats import build_eval_stats_asset
 from assets.drift import build_drift_asset
+from assets.eval_stats import build_eval_stats_asset
 from assets.labels import build_labels_asset
 from assets.ops_stats import build_ops_stats_asset
 from assets.outcomes import build_outcomes_asset

@@ -6,9 +6,9 @@ import dagster as dg
 
 from assets.policy import figure_metadata, model_asset_args
 from closedloop.core.names import checked_day
+from closedloop.core.specs import ModelSpec
 from closedloop.ops.figures import fallback_figure, latency_cost_figure
 from closedloop.ops.stats import compute_ops_stats, ops_metrics, read_ops_stats
-from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -29,7 +29,10 @@ def build_ops_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
     def ops_stats(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         days = [checked_day(key) for key in run_days(context)]
-        lines = ["| day | requests | error rate | fallback rate | p95 ms | cost per 1k | cost |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| day | requests | error rate | fallback rate | p95 ms | cost per 1k | cost |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for day in days:
             stats = compute_ops_stats(store.partition_path(model.name, "predictions", day))
             store.write_partition(model.name, "ops_stats", day, stats)
@@ -46,8 +49,12 @@ def build_ops_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "per_day": dg.MetadataValue.md("\n".join(lines)),
-                "latency_and_cost": figure_metadata(store, model, "ops_latency_cost", last, latency_cost_figure(recent, model.ops, title)),
-                "fallbacks": figure_metadata(store, model, "ops_fallbacks", last, fallback_figure(recent, model.ops, title)),
+                "latency_and_cost": figure_metadata(
+                    store, model, "ops_latency_cost", last, latency_cost_figure(recent, model.ops, title)
+                ),
+                "fallbacks": figure_metadata(
+                    store, model, "ops_fallbacks", last, fallback_figure(recent, model.ops, title)
+                ),
             }
         )
 

@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.policy import model_asset_args
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.daily import labels_known_through
 from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.core.specs import ModelSpec
 from wiring.automation import outcomes_condition
 from wiring.partitions import run_days
 from wiring.resources import LakeResource

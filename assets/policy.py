@@ -8,9 +8,9 @@ from typing import Any
 
 import dagster as dg
 
-from closedloop.inputs.ingest import IngestResult
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
+from closedloop.inputs.ingest import IngestResult
 from wiring.partitions import daily_partitions, run_days
 
 
@@ -38,7 +38,10 @@ def figure_metadata(lake: Lake, model: ModelSpec, name: str, day, png: bytes) ->
 
 
 def ingest_run_days(
-    context: dg.AssetExecutionContext, lake: Lake, model: ModelSpec, ingest: Callable[[Lake, ModelSpec, str], IngestResult]
+    context: dg.AssetExecutionContext,
+    lake: Lake,
+    model: ModelSpec,
+    ingest: Callable[[Lake, ModelSpec, str], IngestResult],
 ) -> dg.MaterializeResult:
     """Ingest every day of the run (one day, or a whole backfill range) and report it."""
     results = []

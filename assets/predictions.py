@@ -3,8 +3,8 @@
 import dagster as dg
 
 from assets.policy import ingest_run_days, model_asset_args
-from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.specs import ModelSpec
+from closedloop.inputs.ingest import ingest_predictions
 from wiring.resources import LakeResource
 
 

@@ -3,10 +3,10 @@
 import dagster as dg
 
 from assets.policy import model_asset_args
+from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import current_baseline
 from closedloop.drift.domain_classifier import sample_day
 from closedloop.drift.profiles import profile_day
-from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 

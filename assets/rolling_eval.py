@@ -3,9 +3,9 @@
 import dagster as dg
 
 from assets.policy import figure_metadata, model_asset_args
-from closedloop.evaluation.figures import eval_figures
-from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
 from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
+from closedloop.evaluation.figures import eval_figures
 from closedloop.evaluation.rolling_eval import RollingEval
 from wiring.automation import downstream_condition
 from wiring.partitions import run_days
@@ -39,7 +39,8 @@ def headline_table(result: RollingEval) -> str:
             immature = block.get("immature", {})
             lines.append(
                 f"| {window_days}d | {version} | {block.get('n', 0):,} | {block.get('n_labeled', 0):,} | "
-                f"{_number(block.get('coverage'))} | {_with_interval(block, 'roc_auc')} | {_number(block.get('ece'))} | "
+                f"{_number(block.get('coverage'))} | {_with_interval(block, 'roc_auc')} | {_number(block.get('ece'))} "
+                "| "
                 f"{_number(block.get('decision_rate'), 4)} | {immature.get('n_labeled', 0):,} | "
                 f"{_number(immature.get('roc_auc'))} | {_number(immature.get('ece'))} | "
                 f"{_with_interval(block.get(ESTIMATED, {}), 'roc_auc')} |"

@@ -23,15 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from closedloop.core.lake import Lake
+from closedloop.core.names import ALL
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.estimation import ESTIMATED_METRICS, estimate_performance
 from closedloop.evaluation.eval_stats import eval_stats, score_counts
-from closedloop.core.names import ALL
-from closedloop.inputs.ingest import ingest_labels, ingest_predictions
-from closedloop.core.lake import Lake
-from closedloop.evaluation.metrics import ScoreCounts, evaluate
+from closedloop.evaluation.metrics import evaluate
 from closedloop.evaluation.outcomes import outcomes_for_day
+from closedloop.evaluation.score_bins import ScoreCounts
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.registry import DEFAULT_CONFIG, load_registry
-from closedloop.core.specs import ModelSpec
 from closedloop.simulator import DEFAULT_START, simulate
 
 DailyCounts = dict[tuple[str, str, int], ScoreCounts]  # (model, version, day index) -> matured-label counts
@@ -62,7 +63,9 @@ class Comparison:
 
 def daily_counts(root: Path, seed: int, days: int, fraud_rows: int, triage_rows: int) -> tuple[DailyCounts, dict]:
     """Every simulated day counted on matured labels (as of the last day), per model and version."""
-    simulation = simulate(root / "landing", days=days, seed=seed, fraud_rows_per_day=fraud_rows, triage_rows_per_day=triage_rows)
+    simulation = simulate(
+        root / "landing", days=days, seed=seed, fraud_rows_per_day=fraud_rows, triage_rows_per_day=triage_rows
+    )
     truth = json.loads(simulation.truth_path.read_text())
     registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
     lake = Lake(registry.lake, registry.landing)
@@ -99,7 +102,9 @@ def _spoiled(truth: dict, model: str, version: str, first: int, last: int) -> bo
     )
 
 
-def clean_comparisons(seed: int, model: ModelSpec, counts: DailyCounts, truth: dict, replicates: int) -> list[Comparison]:
+def clean_comparisons(
+    seed: int, model: ModelSpec, counts: DailyCounts, truth: dict, replicates: int
+) -> list[Comparison]:
     """Estimate against realised value for every clean window of the model that has matured."""
     maturity, days = model.labels.maturity_days, truth["days"]
     rows = []
@@ -112,8 +117,12 @@ def clean_comparisons(seed: int, model: ModelSpec, counts: DailyCounts, truth: d
                     truth, model.name, version, reference_days.start, reference_days.stop - 1
                 ):
                     continue
-                parts = {day: counts[model.name, version, day] for day in window if (model.name, version, day) in counts}
-                reference = [counts[model.name, version, day] for day in reference_days if (model.name, version, day) in counts]
+                parts = {
+                    day: counts[model.name, version, day] for day in window if (model.name, version, day) in counts
+                }
+                reference = [
+                    counts[model.name, version, day] for day in reference_days if (model.name, version, day) in counts
+                ]
                 if not parts or not reference:
                     continue
                 # as the window's last day saw it: only days mature by then have matured labels
@@ -146,12 +155,15 @@ def table(comparisons: list[Comparison]) -> list[str]:
         "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     order = list(ESTIMATED_METRICS)
-    for (seed, model, version, window_days, metric), rows in sorted(groups.items(), key=lambda kv: (*kv[0][:4], order.index(kv[0][4]))):
+    for (seed, model, version, window_days, metric), rows in sorted(
+        groups.items(), key=lambda kv: (*kv[0][:4], order.index(kv[0][4]))
+    ):
         last = max(rows, key=lambda c: c.end)
         errors = np.array([c.error_in_se for c in rows])
         day = (DEFAULT_START + dt.timedelta(days=last.end)).isoformat()
         lines.append(
-            f"| {seed} | {model} {version} | {window_days}d | {metric} | {day}: {last.estimate:.4f} ({last.standard_error:.4f}) "
+            f"| {seed} | {model} {version} | {window_days}d | {metric} | {day}: {last.estimate:.4f} "
+            f"({last.standard_error:.4f}) "
             f"[{last.lower:.4f}, {last.upper:.4f}] | {last.realised:.4f} | {last.error_in_se:+.2f} | {len(rows)} | "
             f"{errors.mean():+.2f} | {np.abs(errors).max():.2f} | {np.mean([c.inside for c in rows]):.0%} |"
         )

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
-
 
 LABEL_DAY = 7  # fraud labels arrive 3-45 days late: day 7 receives labels of days 0-4
 
@@ -63,9 +62,9 @@ def bench_ingest(rows_per_day: int) -> list[str]:
 
 def _validate_day(root: str, queue: multiprocessing.Queue) -> None:
     """Time GX validation of the day after the baseline window with the full learned suite."""
-    from closedloop.inputs.gx_adapter import validate
     from closedloop.inputs.contract import learn_contract
     from closedloop.inputs.expectations import prediction_expectations
+    from closedloop.inputs.gx_adapter import validate
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
@@ -102,7 +101,10 @@ def bench_contract(rows_per_day: int) -> list[str]:
     with tempfile.TemporaryDirectory() as root:
         simulate(Path(root) / "landing", days=11, fraud_rows_per_day=rows_per_day, triage_rows_per_day=10)
         seconds, rows, expectations, peak_mb = _in_fresh_process(_validate_day, root)
-        lines = [f"| GX contract validation, one predictions day ({expectations} expectations) | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |"]
+        lines = [
+            f"| GX contract validation, one predictions day ({expectations} expectations) | {rows:,} rows | "
+            f"{seconds:.2f} s | {peak_mb:,.0f} MB |"
+        ]
         seconds, rows, peak_mb = _in_fresh_process(_profile_day, root)
         lines.append(f"| drift profile of one predictions day | {rows:,} rows | {seconds:.2f} s | {peak_mb:,.0f} MB |")
     return lines
@@ -120,8 +122,8 @@ def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
     matured up to ``maturity_days`` before the window's end, immature after, so that the window
     is evaluated on its matured days and estimated from the 90 matured days before them.
     """
-    from closedloop.evaluation.eval_stats import eval_stats
     from closedloop.evaluation.daily import evaluate_day
+    from closedloop.evaluation.eval_stats import eval_stats
     from closedloop.evaluation.outcomes import outcomes_for_day
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
@@ -138,7 +140,9 @@ def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
     matured = outcomes_for_day(lake, fraud, DEFAULT_START, DEFAULT_START + dt.timedelta(days=maturity)).table
     matured_stats = eval_stats(matured, fraud, DEFAULT_START)
 
-    window = fraud.model_copy(update={"evaluation": fraud.evaluation.model_copy(update={"windows_days": (WINDOW_DAYS,)})})
+    window = fraud.model_copy(
+        update={"evaluation": fraud.evaluation.model_copy(update={"windows_days": (WINDOW_DAYS,)})}
+    )
     days = [DEFAULT_START + dt.timedelta(days=offset) for offset in range(WINDOW_DAYS + maturity)]
     for day in days:
         stats = matured_stats if day <= days[-1] - dt.timedelta(days=maturity) else immature_stats
@@ -148,7 +152,9 @@ def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
     started = time.perf_counter()
     evaluated = evaluate_day(lake, window, days[-1], days[-1])
     window_seconds = time.perf_counter() - started
-    assert set(evaluated.table["labels"].to_pylist()) >= {"matured", "estimated"}, "the window must be evaluated and estimated"
+    assert set(evaluated.table["labels"].to_pylist()) >= {"matured", "estimated"}, (
+        "the window must be evaluated and estimated"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((stats_seconds, immature.num_rows, immature_stats.num_rows, window_seconds, peak_mb))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from closedloop.control.metric_catalog import SourceError, known_sources, parse_source
 from closedloop.control.readings import validate_business_sql
 from closedloop.core.specs import ModelSpec, Registry, RegistryError, read_registry
-from closedloop.drift.report import DRIFT_METRICS
+from closedloop.drift.measures import DRIFT_METRICS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "models.yaml"
 
@@ -40,7 +40,10 @@ def registry_from_environment(config: str | os.PathLike | None = None) -> Regist
 def drift_limit_problems(model: ModelSpec) -> list[str]:
     """Drift limits given to metrics that drift does not compute (a misspelt ``psy`` would never alert)."""
     known = [m.name for m in DRIFT_METRICS]
-    scopes = {"thresholds": model.drift.thresholds, **{f"columns.{c}": limits for c, limits in model.drift.columns.items()}}
+    scopes = {
+        "thresholds": model.drift.thresholds,
+        **{f"columns.{c}": limits for c, limits in model.drift.columns.items()},
+    }
     return [
         f"models.{model.name}.drift.{where}: unknown drift metric(s) {unknown}; known metrics are {known}"
         for where, limits in scopes.items()
@@ -60,5 +63,7 @@ def slo_source_problems(model: ModelSpec) -> list[str]:
                 validate_business_sql(model, metric.sql)
         except SourceError as exc:
             known = "; ".join(known_sources(model))
-            problems.append(f"models.{model.name}.slos.{slo.name}: metric {metric.name!r}: {exc}; known sources: {known}")
+            problems.append(
+                f"models.{model.name}.slos.{slo.name}: metric {metric.name!r}: {exc}; known sources: {known}"
+            )
     return problems

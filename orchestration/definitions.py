@@ -9,14 +9,14 @@ from checks.contract import build_contract_checks
 from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
 from checks.slos import build_slo_checks
-from closedloop.registry import registry_from_environment
 from closedloop.core.specs import Registry
-from wiring.automation import build_automation_sensor
+from closedloop.registry import registry_from_environment
 from orchestration.jobs import build_pipeline_job
-from wiring.resources import LakeResource, WebhookResource
 from orchestration.runbook_jobs import build_decide_action_job, build_incident_job
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
 from orchestration.sensors import build_incident_sensor, closedloop_run_failures
+from wiring.automation import build_automation_sensor
+from wiring.resources import LakeResource, WebhookResource
 
 
 def build_definitions(registry: Registry) -> dg.Definitions:

@@ -8,7 +8,6 @@ from closedloop.core.specs import ModelSpec
 from wiring.tags import MODEL_TAG
 
 
-
 def pipeline_job_name(model: ModelSpec) -> str:
     return f"{model.name}_pipeline"
 

@@ -11,13 +11,13 @@ from typing import Literal
 import dagster as dg
 import pyarrow.compute as pc
 
-from closedloop.control.serving import ControlError, approve, reject
 from closedloop.control.incidents import OPENED, apply_transition
-from closedloop.core.lake import Lake
-from closedloop.core.specs import Registry
 from closedloop.control.runbook import carry_out, notify
+from closedloop.control.serving import ControlError, approve, reject
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA
+from closedloop.core.lake import Lake
 from closedloop.core.periods import period_start
+from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
 
 INCIDENT_JOB = "incident"
@@ -40,7 +40,7 @@ class DecisionConfig(dg.Config):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _evaluation(lake: Lake, config: TransitionConfig) -> dict:
@@ -55,7 +55,9 @@ def _evaluation(lake: Lake, config: TransitionConfig) -> dict:
 
 def build_incident_job(registry: Registry) -> dg.JobDefinition:
     @dg.op(description="Open the incident of a newly breached SLO, or close the one of a recovered SLO, in the lake.")
-    def open_or_close_incident(context: dg.OpExecutionContext, config: TransitionConfig, lake: LakeResource) -> dict | None:
+    def open_or_close_incident(
+        context: dg.OpExecutionContext, config: TransitionConfig, lake: LakeResource
+    ) -> dict | None:
         store = lake.get()
         model = registry.model(config.model)
         change = apply_transition(store, model, _evaluation(store, config), _now())
@@ -63,11 +65,15 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
             context.log.info(f"{config.model}/{config.slo} at {config.period}: already recorded, nothing to do")
             return None
         incident = change.incident
-        context.log.info(f"{change.change} incident {incident['incident_id']} ({incident['metric']} = {incident['value']})")
+        context.log.info(
+            f"{change.change} incident {incident['incident_id']} ({incident['metric']} = {incident['value']})"
+        )
         return {"change": change.change, "incident": incident}
 
     @dg.op(description="Carry out the SLO's runbook action for an opened incident (auto) or propose it (propose).")
-    def carry_out_runbook_action(context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource) -> dict | None:
+    def carry_out_runbook_action(
+        context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource
+    ) -> dict | None:
         if handled is None or handled["change"] != OPENED:
             return handled
         incident = carry_out(lake.get(), registry.model(handled["incident"]["model"]), handled["incident"], _now())
@@ -76,7 +82,9 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
         return {**handled, "incident": incident}
 
     @dg.op(description="Post the incident to the owner's webhook (Slack-compatible JSON) and record how that went.")
-    def notify_owner(context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource, webhook: WebhookResource) -> None:
+    def notify_owner(
+        context: dg.OpExecutionContext, handled: dict | None, lake: LakeResource, webhook: WebhookResource
+    ) -> None:
         if handled is None:
             return
         incident, delivery = notify(lake.get(), handled["incident"], handled["change"], webhook.poster())
@@ -105,7 +113,11 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
 
 
 def build_decide_action_job(registry: Registry) -> dg.JobDefinition:
-    @dg.op(description="Apply a proposed runbook action to the serving file, or reject it; the audit log records who and when.")
+    @dg.op(
+        description=(
+            "Apply a proposed runbook action to the serving file, or reject it; the audit log records who and when."
+        )
+    )
     def decide(context: dg.OpExecutionContext, config: DecisionConfig, lake: LakeResource) -> None:
         model = registry.model(config.model)
         decide_with = approve if config.decision == "approve" else reject

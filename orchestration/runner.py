@@ -16,9 +16,9 @@ import dagster as dg
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job_name
-from wiring.tags import MODEL_TAG
 from orchestration.runbook_jobs import INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR
+from wiring.tags import MODEL_TAG
 
 # The event log keeps everything (the UI shows it by run id); the terminal shows the progress
 # bar and, on failure, one line that names the run.
@@ -59,7 +59,9 @@ def _definitions(registry: Registry) -> dg.Definitions:
 def count_steps(registry: Registry, models: list[str]) -> int:
     """How many steps (assets and checks) the runs of ``models`` will execute."""
     defs = _definitions(registry)
-    return sum(len(defs.resolve_job_def(pipeline_job_name(registry.model(m))).nodes_in_topological_order) for m in models)
+    return sum(
+        len(defs.resolve_job_def(pipeline_job_name(registry.model(m))).nodes_in_topological_order) for m in models
+    )
 
 
 def materialize_range(
@@ -93,7 +95,9 @@ def materialize_range(
         finally:
             watcher.stop()
         outcomes.append(
-            RunOutcome(name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result))
+            RunOutcome(
+                name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result)
+            )
         )
     return outcomes
 
@@ -149,7 +153,9 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             detail = evaluation.metadata.get("first_failure")
-            return f"check {evaluation.asset_check_key.to_user_string()} failed" + (f" on {detail.value}" if detail else "")
+            return f"check {evaluation.asset_check_key.to_user_string()} failed" + (
+                f" on {detail.value}" if detail else ""
+            )
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error

@@ -10,10 +10,9 @@ import datetime as dt
 
 import dagster as dg
 
-from wiring.tags import AS_OF_TAG
 from closedloop.core.specs import ModelSpec
 from orchestration.jobs import pipeline_job_name
-from wiring.tags import MODEL_TAG
+from wiring.tags import AS_OF_TAG, MODEL_TAG
 
 HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
 DAILY_TIME = (0, 30)  # UTC hour and minute after midnight
@@ -27,7 +26,9 @@ def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefiniti
     return dg.define_asset_job(
         name=hourly_refresh_job_name(model),
         selection=dg.AssetSelection.assets(*(dg.AssetKey([model.name, name]) for name in ("predictions", "ops_stats"))),
-        description=f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far.",
+        description=(
+            f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far."
+        ),
         tags={MODEL_TAG: model.name},
     )
 
@@ -42,7 +43,7 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         description="Refreshes today's partition and judges the hour that just ended against the ops guards.",
     )
     def hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        tick = context.scheduled_execution_time.astimezone(dt.timezone.utc)
+        tick = context.scheduled_execution_time.astimezone(dt.UTC)
         return dg.RunRequest(
             run_key=f"{model.name}-hourly-{tick:%Y-%m-%dT%H}",
             partition_key=tick.date().isoformat(),
@@ -58,7 +59,7 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         description="Materializes yesterday's whole graph once its last hour has landed.",
     )
     def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        yesterday = context.scheduled_execution_time.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+        yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
         return dg.RunRequest(run_key=f"{model.name}-daily-{yesterday}", partition_key=yesterday.isoformat())
 
     return [hourly, daily]

@@ -16,8 +16,8 @@ import json
 import dagster as dg
 
 from closedloop.control.incidents import transition_incident_id, transitions, unhandled
-from closedloop.core.specs import Registry
 from closedloop.control.webhook import run_failure_message
+from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
 from wiring.tags import MODEL_TAG
 
@@ -28,7 +28,9 @@ SLO_TAG = "closedloop/slo"
 RUN_FAILURE_SENSOR = "closedloop_run_failures"
 
 
-def incident_run_requests(registry: Registry, lake: LakeResource, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+def incident_run_requests(
+    registry: Registry, lake: LakeResource, cursor: str | None
+) -> tuple[list[dg.RunRequest], str]:
     """The incident runs to launch for transitions recorded since ``cursor``, and the next cursor."""
     seen = json.loads(cursor) if cursor else {}
     store = lake.get()
@@ -39,8 +41,18 @@ def incident_run_requests(registry: Registry, lake: LakeResource, cursor: str | 
             requests.append(
                 dg.RunRequest(
                     run_key=f"{transition_incident_id(row)}:{row['transition']}",
-                    run_config={"ops": {"open_or_close_incident": {"config": {"model": model.name, "slo": row["slo"], "period": row["period"]}}}},
-                    tags={MODEL_TAG: model.name, SLO_TAG: f"{model.name}.{row['slo']}", "closedloop/transition": row["transition"]},
+                    run_config={
+                        "ops": {
+                            "open_or_close_incident": {
+                                "config": {"model": model.name, "slo": row["slo"], "period": row["period"]}
+                            }
+                        }
+                    },
+                    tags={
+                        MODEL_TAG: model.name,
+                        SLO_TAG: f"{model.name}.{row['slo']}",
+                        "closedloop/transition": row["transition"],
+                    },
                 )
             )
         if newest is not None:
@@ -80,4 +92,6 @@ def closedloop_run_failures(context: dg.RunFailureSensorContext, webhook: Webhoo
         return
     delivery = post(run_failure_message(run.job_name, run.run_id, error, run.tags.get(MODEL_TAG)))
     if not delivery.ok:
-        context.log.warning(f"could not report failed run {run.run_id}: {delivery.error} after {delivery.attempts} attempts")
+        context.log.warning(
+            f"could not report failed run {run.run_id}: {delivery.error} after {delivery.attempts} attempts"
+        )

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from closedloop.drift import report as drift
+from closedloop.drift import measures as drift
 from closedloop.drift.baseline import freeze_baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc, sample_day
-from closedloop.drift.report import ALL_INPUTS, ColumnProfile, Comparison, drift_report, expected_distinct
+from closedloop.drift.measures import ColumnProfile, Comparison, expected_distinct
+from closedloop.drift.report import ALL_INPUTS, drift_report
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
 from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.lake import Lake

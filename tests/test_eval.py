@@ -22,7 +22,7 @@ from closedloop.evaluation.figures import eval_figures, write_eval_figures
 from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake, LakeError
-from closedloop.evaluation.metrics import ScoreCounts
+from closedloop.evaluation.score_bins import BINS, ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_for_day
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.core.specs import EvaluationSpec
@@ -135,7 +135,7 @@ def test_stats_of_two_days_merge_into_the_stats_of_all_their_rows(rows):
 
     frame = whole.to_pandas()
     assert frame.groupby("segment").n.sum().to_dict() == {"all": len(rows), "country": len(rows), "channel": len(rows)}
-    assert frame.bin.between(0, metrics.BINS - 1).all() and (frame.n > 0).all()
+    assert frame.bin.between(0, BINS - 1).all() and (frame.n > 0).all()
     unlabeled = frame[frame.label_state == "unlabeled"]
     assert not unlabeled.matured.any()
 

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 
 from closedloop.evaluation import metrics
 from closedloop.evaluation.eval_stats import eval_stats, score_counts
-from closedloop.evaluation.metrics import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS, ScoreCounts
+from closedloop.evaluation.score_bins import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS, ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_schema
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 

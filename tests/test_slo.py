@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from closedloop.drift.report import REPORT_SCHEMA
-from closedloop.evaluation.metrics import SCORE_GRID
+from closedloop.evaluation.score_bins import SCORE_GRID
 from closedloop.ops.stats import compute_ops_stats
 from closedloop.core.names import ALL
 from closedloop.registry import DEFAULT_CONFIG, load_registry

@@ -56,7 +56,10 @@ def downstream_condition(model: ModelSpec) -> dg.AutomationCondition:
     deps_requested = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
     return (
         late_label_window(model)
-        & (dg.AutomationCondition.any_deps_updated().since_last_handled() | deps_requested.with_label("any_deps_requested"))
+        & (
+            dg.AutomationCondition.any_deps_updated().since_last_handled()
+            | deps_requested.with_label("any_deps_requested")
+        )
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from closedloop.core.lake import Lake
 from closedloop.control.webhook import Delivery, post_json, webhook_url
+from closedloop.core.lake import Lake
 
 
 class LakeResource(dg.ConfigurableResource):

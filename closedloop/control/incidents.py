@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.core.lake import Lake
-from closedloop.core.specs import ModelSpec
 from closedloop.control.slo import BREACHED, RECOVERED, SLO_EVALUATIONS_SCHEMA
+from closedloop.core.lake import Lake
 from closedloop.core.periods import period_start
+from closedloop.core.specs import ModelSpec
 
 INCIDENTS_SCHEMA = pa.schema(
     [
@@ -96,7 +96,9 @@ def transition_incident_id(evaluation: Mapping) -> str:
 
 def is_handled(lake: Lake, evaluation: Mapping) -> bool:
     """Whether the lake already shows the transition's effect (the incident opened, or closed)."""
-    incident = find_incident(lake, evaluation["model"], period_start(evaluation["breached_since"]).date(), transition_incident_id(evaluation))
+    incident = find_incident(
+        lake, evaluation["model"], period_start(evaluation["breached_since"]).date(), transition_incident_id(evaluation)
+    )
     if evaluation["transition"] == BREACHED:
         return incident is not None
     return incident is not None and incident["state"] == "closed"
@@ -115,7 +117,9 @@ def apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.
         if existing is not None:
             return None
         slo = next(s for s in model.slos if s.name == evaluation["slo"])
-        return IncidentChange(OPENED, record_incident(lake, _opened(identifier, evaluation, slo.action.type, slo.action.mode, now)))
+        return IncidentChange(
+            OPENED, record_incident(lake, _opened(identifier, evaluation, slo.action.type, slo.action.mode, now))
+        )
     if evaluation["transition"] == RECOVERED:
         if existing is None or existing["state"] == "closed":
             return None
@@ -125,7 +129,20 @@ def apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.
 
 
 def _opened(identifier: str, row: Mapping, action: str, mode: str, now: dt.datetime) -> dict:
-    fields = ("model", "slo", "metric", "version", "value", "detail", "comparison", "threshold", "band_low", "band_high", "owner", "severity")
+    fields = (
+        "model",
+        "slo",
+        "metric",
+        "version",
+        "value",
+        "detail",
+        "comparison",
+        "threshold",
+        "band_low",
+        "band_high",
+        "owner",
+        "severity",
+    )
     return {
         "incident_id": identifier,
         **{name: row[name] for name in fields},

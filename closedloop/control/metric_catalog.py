@@ -22,13 +22,16 @@ from dataclasses import dataclass
 
 from closedloop.core.metric import Metric
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec, ProductionMetric
-from closedloop.drift.report import DRIFT_METRICS, DRIFTING_INPUTS
+from closedloop.drift.measures import DRIFT_METRICS
+from closedloop.drift.report import DRIFTING_INPUTS
 from closedloop.evaluation.metrics import WINDOW_METRICS, precision_at_k_metric
 from closedloop.evaluation.outcomes import LABEL_COVERAGE
 from closedloop.ops.stats import OPS_METRICS
 
 BUSINESS_SOURCES = ("predictions",)
-BUSINESS = Metric("business", "as the sql says", "neither", description="A DuckDB aggregate over the period's predictions.")
+BUSINESS = Metric(
+    "business", "as the sql says", "neither", description="A DuckDB aggregate over the period's predictions."
+)
 # The lake table (and Dagster asset) each family is read from, where its SLO checks live.
 FAMILY_TABLES = {
     "rolling_eval": "rolling_eval",

@@ -61,7 +61,9 @@ def validate_business_sql(model: ModelSpec, expression: str) -> None:
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         if "GROUP BY" in message:
-            raise SourceError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))") from None
+            raise SourceError(
+                f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))"
+            ) from None
         raise SourceError(f"sql {expression!r} does not run on the predictions table: {message}") from None
     if len(result) != 1:
         raise SourceError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))")
@@ -71,7 +73,9 @@ def _business_sql(expression: str) -> str:
     return query("business_metric").replace("{expression}", expression)
 
 
-def metric_readings(lake: Lake, model: ModelSpec, metric: ProductionMetric, period: dt.date | dt.datetime) -> list[Reading]:
+def metric_readings(
+    lake: Lake, model: ModelSpec, metric: ProductionMetric, period: dt.date | dt.datetime
+) -> list[Reading]:
     """The metric for the period (a day, or an hour for ops and business metrics): all versions
     pooled (version ``all``) and each version; empty without data."""
     source = parse_source(model, metric)
@@ -148,7 +152,10 @@ def _drift_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSo
         return []
     table = table.filter(pc.equal(table["window"], source.window))
     if source.metric == DRIFTING_INPUTS.name:
-        return [Reading(d.version, None if d.count is None else float(d.count), d.rows, d.detail) for d in drifting_inputs(table)]
+        return [
+            Reading(d.version, None if d.count is None else float(d.count), d.rows, d.detail)
+            for d in drifting_inputs(table)
+        ]
     rows = table.filter(pc.and_(pc.equal(table["column"], source.column), pc.equal(table["metric"], source.metric)))
     return [
         Reading(r["version"], None if r["status"] == "not_enough_data" else _number(r["value"]), r["rows"])
@@ -156,7 +163,9 @@ def _drift_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSo
     ]
 
 
-def _ops_readings(lake: Lake, model: ModelSpec, start: dt.datetime, end: dt.datetime, cadence: str, metric: str) -> list[Reading]:
+def _ops_readings(
+    lake: Lake, model: ModelSpec, start: dt.datetime, end: dt.datetime, cadence: str, metric: str
+) -> list[Reading]:
     files = lake.partition_files(model.name, "ops_stats", start.date(), start.date())
     if not files:
         return []
@@ -183,14 +192,23 @@ def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str) -> list[dict
         stats = stats.set_column(0, "hour", pa.array([day] * stats.num_rows, stats.schema.field("hour").type))
     pooled = ops_metrics(stats, by=("hour",)).assign(model_version=ALL)
     per_version = ops_metrics(stats, by=("hour", "model_version"))
-    return [{**row, "period": row["hour"].to_pydatetime()} for row in [*pooled.to_dict("records"), *per_version.to_dict("records")]]
+    return [
+        {**row, "period": row["hour"].to_pydatetime()}
+        for row in [*pooled.to_dict("records"), *per_version.to_dict("records")]
+    ]
 
 
-def _business_readings(lake: Lake, model: ModelSpec, expression: str, start: dt.datetime, end: dt.datetime) -> list[Reading]:
+def _business_readings(
+    lake: Lake, model: ModelSpec, expression: str, start: dt.datetime, end: dt.datetime
+) -> list[Reading]:
     files = lake.partition_files(model.name, "predictions", start.date(), start.date())
     if not files:
         return []
     with connect() as con:
         con.register("predictions", con.read_parquet([str(f) for f in files]))
         rows = con.execute(_business_sql(expression), {"start": start, "end": end}).fetchall()
-    return [Reading(version or ALL, _number(value), int(n)) for version, value, n in sorted(rows, key=lambda r: r[0] or "") if n]
+    return [
+        Reading(version or ALL, _number(value), int(n))
+        for version, value, n in sorted(rows, key=lambda r: r[0] or "")
+        if n
+    ]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 
-from closedloop.control.serving import ControlError, read_serving, request_action
 from closedloop.control.incidents import record_incident
-from closedloop.core.lake import Lake
-from closedloop.evaluation.recalibration import RecalibrationError, recalibrate
-from closedloop.core.specs import ModelSpec, RunbookAction
-from closedloop.core.names import ALL
+from closedloop.control.serving import ControlError, read_serving, request_action
 from closedloop.control.webhook import Delivery, incident_message
+from closedloop.core.lake import Lake
+from closedloop.core.names import ALL
+from closedloop.core.specs import ModelSpec, RunbookAction
+from closedloop.evaluation.recalibration import RecalibrationError, recalibrate
 
 INCIDENT_ACTOR = "closedloop incident job"
 
@@ -44,13 +44,19 @@ def carry_out(lake: Lake, model: ModelSpec, incident: Mapping, now: dt.datetime)
 
 def _fitted(lake: Lake, model: ModelSpec, incident: Mapping, action: RunbookAction, now: dt.datetime) -> RunbookAction:
     """The recalibrate action with a calibrator fitted for the breaching version (else the serving one)."""
-    version = incident["version"] if incident["version"] not in (None, ALL) else read_serving(lake, model)["active_version"]
+    version = (
+        incident["version"] if incident["version"] not in (None, ALL) else read_serving(lake, model)["active_version"]
+    )
     window_days = int(action.params.get("window_days", max(model.evaluation.windows_days)))
-    fitted = recalibrate(lake, model, version, incident["day"], window_days, str(action.params.get("method", "isotonic")), now)
+    fitted = recalibrate(
+        lake, model, version, incident["day"], window_days, str(action.params.get("method", "isotonic")), now
+    )
     return RunbookAction(type="recalibrate", mode=action.mode, params={**action.params, **fitted.params})
 
 
-def notify(lake: Lake, incident: Mapping, change: str, post: Callable[[dict], Delivery] | None) -> tuple[dict, Delivery | None]:
+def notify(
+    lake: Lake, incident: Mapping, change: str, post: Callable[[dict], Delivery] | None
+) -> tuple[dict, Delivery | None]:
     """Tell the owner an incident was opened or closed, and record how that went on the incident.
 
     ``post`` is None when no webhook is configured; the incident says so rather than pretending

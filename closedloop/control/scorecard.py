@@ -86,7 +86,9 @@ def score(truth: Mapping, incidents: Mapping[str, list[Mapping]], maturity_days:
     for model, opened in incidents.items():
         for incident in opened:
             day = period_start(incident["opened"]).date()
-            inside = [entry["id"] for entry, _, first, last in windows if entry["model"] == model and first <= day <= last]
+            inside = [
+                entry["id"] for entry, _, first, last in windows if entry["model"] == model and first <= day <= last
+            ]
             matches[incident["incident_id"]] = inside[0] if inside else None
     detections = []
     for entry, allowance, first, last in windows:

@@ -80,7 +80,13 @@ def changed_serving(model: ModelSpec, serving: Mapping, action_type: str, params
         if target not in model.versions:
             raise ControlError(f"cannot roll {model.name} back to {target!r}; versions: {list(model.versions)}")
         # A calibrator is fitted to one version's scores: the version rolled back to serves without it.
-        return {**after, "active_version": target, "weights": {target: 1.0}, "threshold": model.threshold(target), "calibrator": None}
+        return {
+            **after,
+            "active_version": target,
+            "weights": {target: 1.0},
+            "threshold": model.threshold(target),
+            "calibrator": None,
+        }
     if action_type == "dial":
         weights = {str(v): float(w) for v, w in dict(params.get("weights") or {}).items()}
         unknown = sorted(set(weights) - set(model.versions))
@@ -93,12 +99,14 @@ def changed_serving(model: ModelSpec, serving: Mapping, action_type: str, params
         calibrator, threshold = params.get("calibrator"), params.get("threshold")
         if not isinstance(calibrator, Mapping) or not isinstance(threshold, float | int):
             raise ControlError(
-                "a recalibrate action needs a fitted calibrator and its threshold (params.calibrator, params.threshold); "
+                "a recalibrate action needs a fitted calibrator and its threshold (params.calibrator, "
+                "params.threshold); "
                 "the incident job fits them from matured labels (closedloop.evaluation.recalibration)"
             )
         if calibrator.get("version") != serving["active_version"]:
             raise ControlError(
-                f"the calibrator was fitted to {calibrator.get('version')} but {model.name} serves {serving['active_version']}"
+                f"the calibrator was fitted to {calibrator.get('version')} but {model.name} serves "
+                f"{serving['active_version']}"
             )
         return {**after, "calibrator": dict(calibrator), "threshold": float(threshold)}
     raise ControlError(f"action {action_type!r} is not supported; supported: {list(SUPPORTED_ACTIONS)}")
@@ -122,7 +130,9 @@ def request_action(
     lake: Lake, model: ModelSpec, action: RunbookAction, *, why: str, who: str, now: dt.datetime
 ) -> dict:
     """Record an action and, in ``auto`` mode, apply it; in ``propose`` mode it waits, pending."""
-    changed_serving(model, read_serving(lake, model), action.type, action.params)  # refuse bad params now, not at approval
+    changed_serving(
+        model, read_serving(lake, model), action.type, action.params
+    )  # refuse bad params now, not at approval
     row = {
         "action_id": action_id(model.name, action.type, why, now),
         "model": model.name,
@@ -157,7 +167,9 @@ def _apply(lake: Lake, model: ModelSpec, row: Mapping, who: str, now: dt.datetim
 
 
 def _record(lake: Lake, model: str, row: Mapping) -> None:
-    lake.upsert_partition(model, "actions", row["day"], pa.Table.from_pylist([dict(row)], schema=ACTIONS_SCHEMA), ("action_id",))
+    lake.upsert_partition(
+        model, "actions", row["day"], pa.Table.from_pylist([dict(row)], schema=ACTIONS_SCHEMA), ("action_id",)
+    )
 
 
 def read_actions(lake: Lake, model: str, state: str | None = None) -> list[dict]:

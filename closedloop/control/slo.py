@@ -91,7 +91,9 @@ def judged_reading(slo: SLOSpec, readings: Iterable[Reading]) -> Reading | None:
     if not slo.per_version:
         return worst
     others = "; ".join(f"{r.version} {r.value:.4g}" for r in sorted(usable, key=lambda r: r.version))
-    return Reading(worst.version, worst.value, worst.rows, "; ".join(filter(None, [f"versions: {others}", worst.detail])))
+    return Reading(
+        worst.version, worst.value, worst.rows, "; ".join(filter(None, [f"versions: {others}", worst.detail]))
+    )
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,11 @@ def evaluate_slos(
 
 
 def evaluate_periods(
-    lake: Lake, model: ModelSpec, periods: list[dt.date | dt.datetime], slos: Iterable[SLOSpec], evaluated_at: dt.datetime
+    lake: Lake,
+    model: ModelSpec,
+    periods: list[dt.date | dt.datetime],
+    slos: Iterable[SLOSpec],
+    evaluated_at: dt.datetime,
 ) -> pa.Table:
     """``slos`` judged for each period in order (a day, then its hours), each state carried from the
     period before, starting from the lake's latest evaluations before the first period."""

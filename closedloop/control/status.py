@@ -47,7 +47,9 @@ def slo_status(lake: Lake, model: ModelSpec) -> list[dict]:
 
 def incident_summaries(lake: Lake, models: list[str]) -> list[dict]:
     """The incidents of ``models`` in the order they were opened, with the fields a person reads."""
-    return [{key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)]
+    return [
+        {key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)
+    ]
 
 
 def action_owner(lake: Lake, models: list[str], action_id: str) -> str | None:

@@ -38,7 +38,9 @@ class Bound(BaseModel):
             if self.type == "band" and limit[0] > limit[1]:
                 raise ValueError(f"band low {limit[0]} is above high {limit[1]}")
             if self.type in ("absolute", "ratio") and limit < (1.0 if self.type == "ratio" else 0.0):
-                raise ValueError(f"an {self.type} limit must be at least {1.0 if self.type == 'ratio' else 0.0}, got {limit}")
+                raise ValueError(
+                    f"an {self.type} limit must be at least {1.0 if self.type == 'ratio' else 0.0}, got {limit}"
+                )
         if self.warn is not None and self.error is not None and self.type != "band":
             if self.type == "lower" and self.warn < self.error:
                 raise ValueError(f"warn {self.warn} is below error {self.error}: a lower bound warns first")

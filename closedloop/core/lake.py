@@ -86,7 +86,14 @@ class Lake:
         """Quarantine is Hive-partitioned by the table the rows were meant for, then by day."""
         checked_name(model, "model name")
         _checked_table(source_table, LANDING_TABLES)
-        return self.root / model / "quarantine" / f"table={source_table}" / f"date={checked_day(day).isoformat()}" / PARTITION_FILE
+        return (
+            self.root
+            / model
+            / "quarantine"
+            / f"table={source_table}"
+            / f"date={checked_day(day).isoformat()}"
+            / PARTITION_FILE
+        )
 
     def write_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table) -> Path:
         """Replace one partition with ``data``, atomically."""
@@ -96,7 +103,9 @@ class Lake:
         """Replace the quarantined rows of one landing partition, atomically."""
         return _replace_atomically(self.quarantine_path(model, source_table, day), data)
 
-    def read_partition(self, model: str, table: str, day: str | dt.date, columns: list[str] | None = None) -> pa.Table | None:
+    def read_partition(
+        self, model: str, table: str, day: str | dt.date, columns: list[str] | None = None
+    ) -> pa.Table | None:
         """One partition, or None when it was never written."""
         return _read(self.partition_path(model, table, day), columns)
 
@@ -127,7 +136,11 @@ class Lake:
             except ValueError:
                 continue
             path = child / PARTITION_FILE
-            if first <= day <= last and path.is_file() and (modified_after_ns is None or path.stat().st_mtime_ns > modified_after_ns):
+            if (
+                first <= day <= last
+                and path.is_file()
+                and (modified_after_ns is None or path.stat().st_mtime_ns > modified_after_ns)
+            ):
                 found.append((day, path))
         return [path for _, path in sorted(found)]
 
@@ -164,7 +177,13 @@ class Lake:
     def figure_path(self, model: str, figure: str, day: str | dt.date) -> Path:
         """A report figure (PNG) of one day: ``<lake>/<model>/figures/<figure>/date=D.png``."""
         checked_name(model, "model name")
-        return self.root / model / "figures" / checked_name(figure, "figure name") / f"date={checked_day(day).isoformat()}.png"
+        return (
+            self.root
+            / model
+            / "figures"
+            / checked_name(figure, "figure name")
+            / f"date={checked_day(day).isoformat()}.png"
+        )
 
     def document_path(self, model: str, kind: str, key: str) -> Path:
         """A JSON document closedloop keeps beside the tables (a frozen baseline, a validation result, ...).
@@ -177,7 +196,10 @@ class Lake:
         parts = key.split("/")
         if not 1 <= len(parts) <= 2:
             raise LakeError(f"invalid document key {key!r}")
-        checked = [checked_name(part, "document key") if not part[:1].isdigit() else checked_day(part).isoformat() for part in parts]
+        checked = [
+            checked_name(part, "document key") if not part[:1].isdigit() else checked_day(part).isoformat()
+            for part in parts
+        ]
         return self.root / model / kind / Path(*checked[:-1]) / f"{checked[-1]}.json"
 
     @staticmethod
@@ -203,7 +225,9 @@ class Lake:
         except (OSError, pa.ArrowException) as exc:
             raise LakeError(f"cannot read lake partition {path}: {exc}") from exc
 
-    def upsert_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table, keys: tuple[str, ...]) -> Path:
+    def upsert_partition(
+        self, model: str, table: str, day: str | dt.date, data: pa.Table, keys: tuple[str, ...]
+    ) -> Path:
         """Replace the partition's rows whose ``keys`` match a row of ``data``, add the others, atomically.
 
         For small tables whose records change after they are written (incidents closed, actions

@@ -1,4 +1,4 @@
-"""What closedloop knows about a number it computes and can judge: its unit, which way is bad, whether it waits for labels.
+"""A metric closedloop computes and can judge: its unit, which way is bad, whether it waits for labels.
 
 Each stage declares its metrics beside the code that computes them (``evaluation.metrics``,
 ``drift.report``, ``evaluation.outcomes``, ``ops.stats``); ``control.metric_catalog`` gathers
@@ -15,7 +15,10 @@ Better = Literal["higher", "lower", "neither"]
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric: ``better`` says which way a model owner wants it to move (``neither``: a count or a rate to keep in a band)."""
+    """One metric; ``better`` says which way a model owner wants it to move.
+
+    ``neither`` is for a count, or a rate to keep in a band.
+    """
 
     name: str
     unit: str

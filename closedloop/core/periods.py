@@ -11,7 +11,7 @@ import datetime as dt
 
 from closedloop.core.names import checked_day
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
 
 

@@ -1,8 +1,11 @@
-"""The model registry: which models closedloop watches and everything it must know about each.
+"""The registry's schema: which models closedloop watches and everything it must know about each.
 
 The registry is data (``config/models.yaml``), loaded once into typed objects. A mistake in it
 is reported with the file and the dotted path of the bad key, so that the owner of the YAML can
 fix it without reading closedloop's code.
+
+The whole schema is one module on purpose (about 500 lines): one place for what a registry may say.
+``closedloop.registry.load_registry`` reads it and holds it to what closedloop computes.
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ class BaselineWindow(_Strict):
 class EvaluationSpec(_Strict):
     windows_days: tuple[Annotated[int, Field(ge=1, le=366)], ...] = (7, 30)
     precision_at_k: tuple[Annotated[int, Field(ge=1)], ...] = Field(
-        default=(100,), description="Queue sizes K for precision@K: how many top-scored rows a team can review per window."
+        default=(100,),
+        description="Queue sizes K for precision@K: how many top-scored rows a team can review per window.",
     )
     approved_decision_rate: float | None = Field(
         default=None,
@@ -123,7 +127,10 @@ class ContractSpec(_Strict):
     """How strict the input contract is; the bounds themselves are learned from the baseline window."""
 
     max_quarantine_share: float = Field(
-        default=0.01, ge=0.0, le=1.0, description="Share of a partition's rows that may be quarantined before ingest is blocked."
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of a partition's rows that may be quarantined before ingest is blocked.",
     )
     null_rate_margin: float = Field(
         default=0.05, ge=0.0, le=1.0, description="A column's null-rate ceiling is its baseline null rate plus this."
@@ -131,15 +138,21 @@ class ContractSpec(_Strict):
     range_margin: float = Field(
         default=0.25, ge=0.0, description="Numeric bounds are the baseline min/max widened by this share of the range."
     )
-    out_of_range_share: float = Field(default=0.01, ge=0.0, le=1.0, description="Share of values allowed outside the bounds.")
+    out_of_range_share: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Share of values allowed outside the bounds."
+    )
     new_value_share: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="Share of categorical values never seen in the baseline that is tolerated."
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of categorical values never seen in the baseline that is tolerated.",
     )
     max_unknown_label_share: float = Field(
         default=0.01, ge=0.0, le=1.0, description="Share of a day's labels whose prediction is not in the lake yet."
     )
     severity: Literal["warn", "error"] = Field(
-        default="warn", description="Severity of the distribution checks (null rates, ranges, new values); error blocks."
+        default="warn",
+        description="Severity of the distribution checks (null rates, ranges, new values); error blocks.",
     )
     columns: dict[Name, ColumnContract] = Field(default_factory=dict)
 
@@ -153,7 +166,9 @@ class ProductionMetric(_Strict):
     cadence: Literal["hourly", "daily"]
     owner: Owner
     description: str = ""
-    sql: str | None = Field(default=None, description="DuckDB SQL aggregate over the source table, for business metrics.")
+    sql: str | None = Field(
+        default=None, description="DuckDB SQL aggregate over the source table, for business metrics."
+    )
 
 
 RUNBOOK_PARAMS = {
@@ -179,7 +194,9 @@ class RunbookAction(_Strict):
 
     @model_validator(mode="after")
     def _params_fit_the_type(self) -> RunbookAction:
-        allowed = set(RUNBOOK_PARAMS[self.type]) | ({"calibrator", "threshold"} if self.type == "recalibrate" else set())
+        allowed = set(RUNBOOK_PARAMS[self.type]) | (
+            {"calibrator", "threshold"} if self.type == "recalibrate" else set()
+        )
         unknown = sorted(set(self.params) - allowed)
         if unknown:
             raise ValueError(f"a {self.type!r} action takes params {list(RUNBOOK_PARAMS[self.type])}, not {unknown}")
@@ -229,7 +246,9 @@ class SLOSpec(_Strict):
         if has_threshold and self.band is not None:
             raise ValueError("give either comparison + threshold or band, not both")
         if self.band is None and (self.comparison is None or self.threshold is None):
-            raise ValueError("needs comparison and threshold (e.g. comparison: '>=', threshold: 0.8) or band: [low, high]")
+            raise ValueError(
+                "needs comparison and threshold (e.g. comparison: '>=', threshold: 0.8) or band: [low, high]"
+            )
         if self.band is not None and self.band[0] > self.band[1]:
             raise ValueError(f"band low {self.band[0]} is above high {self.band[1]}")
         return self
@@ -300,13 +319,14 @@ class RouteGuards(_Strict):
 class OpsGuards(RouteGuards):
     """A model's operational guards, checked every hour; every ceiling is optional."""
 
-    daily_budget_usd: float | None = Field(default=None, gt=0, description="Fails when the projected daily spend exceeds it.")
+    daily_budget_usd: float | None = Field(
+        default=None, gt=0, description="Fails when the projected daily spend exceeds it."
+    )
     min_requests_per_hour: int = Field(
         default=50, ge=1, description="Hours with fewer requests are 'not enough data' and never alert."
     )
     severity: Severity = "page"
     routes: dict[str, RouteGuards] = Field(default_factory=dict)
-
 
 
 class ModelSpec(_Strict):
@@ -370,7 +390,9 @@ class ModelSpec(_Strict):
             problems.append(f"declare 3 to 5 production metrics, got {len(self.metrics)}")
         for slo in self.slos:
             if slo.metric not in metric_names:
-                problems.append(f"SLO {slo.name!r} watches unknown metric {slo.metric!r}; declared metrics: {metric_names}")
+                problems.append(
+                    f"SLO {slo.name!r} watches unknown metric {slo.metric!r}; declared metrics: {metric_names}"
+                )
         slo_names = [s.name for s in self.slos]
         if len(set(slo_names)) != len(slo_names):
             problems.append("SLO names must be unique")

@@ -20,9 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from closedloop.core.lake import Lake, LakeError
-from closedloop.drift.profiles import MERGED_SCHEMA, merge_profiles, profile_predictions
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.drift.profiles import MERGED_SCHEMA, merge_profiles, profile_predictions
 
 BINS = 20  # quantile bins per numeric column (fewer when values repeat), plus under/overflow
 TOP_VALUES = 50  # categorical values counted one by one; the rest are "other" or "unseen"
@@ -89,19 +89,29 @@ class Baseline:
             name=document["name"],
             source=document["source"],
             rows=document["rows"],
-            numeric={c: NumericBaseline(edges=tuple(s["edges"]), mean=s["mean"], std=s["std"], missing_rate=s["missing_rate"])
-                     for c, s in document["numeric"].items()},
-            categorical={c: CategoricalBaseline(top=tuple(s["top"]), known=s["known"], missing_rate=s["missing_rate"])
-                         for c, s in document["categorical"].items()},
+            numeric={
+                c: NumericBaseline(
+                    edges=tuple(s["edges"]), mean=s["mean"], std=s["std"], missing_rate=s["missing_rate"]
+                )
+                for c, s in document["numeric"].items()
+            },
+            categorical={
+                c: CategoricalBaseline(top=tuple(s["top"]), known=s["known"], missing_rate=s["missing_rate"])
+                for c, s in document["categorical"].items()
+            },
             hash=document["hash"],
             profile=pa.Table.from_pylist(document["profile"], schema=MERGED_SCHEMA),
         )
         if _hash(baseline) != baseline.hash:
-            raise ValueError(f"baseline {baseline.name!r} does not match its hash {baseline.hash}: the document was edited")
+            raise ValueError(
+                f"baseline {baseline.name!r} does not match its hash {baseline.hash}: the document was edited"
+            )
         return baseline
 
 
-def freeze_baseline(lake: Lake, model: ModelSpec, *, reference: Path | None = None, name: str | None = None) -> Baseline:
+def freeze_baseline(
+    lake: Lake, model: ModelSpec, *, reference: Path | None = None, name: str | None = None
+) -> Baseline:
     """Freeze the model's baseline from its registry window's predictions, or from a reference dataset.
 
     ``reference`` (default: the registry's ``baseline.reference``) is a Parquet file or folder
@@ -117,11 +127,15 @@ def freeze_baseline(lake: Lake, model: ModelSpec, *, reference: Path | None = No
         files = lake.partition_files(model.name, "predictions", model.baseline.start, model.baseline.end)
         source = {"kind": "window", "start": model.baseline.start.isoformat(), "end": model.baseline.end.isoformat()}
     if not files:
-        raise LakeError(f"no data to freeze the {model.name} baseline from ({source}); ingest the baseline window first")
+        raise LakeError(
+            f"no data to freeze the {model.name} baseline from ({source}); ingest the baseline window first"
+        )
     with connect() as con:
         relation = con.read_parquet([str(f) for f in files])
         if "model_version" not in relation.columns:
-            relation = relation.select(duckdb.StarExpression(), duckdb.ConstantExpression(REFERENCE_VERSION).alias("model_version"))
+            relation = relation.select(
+                duckdb.StarExpression(), duckdb.ConstantExpression(REFERENCE_VERSION).alias("model_version")
+            )
         con.register("predictions", relation)
         available = set(relation.columns)
         numeric = [c for c in model.features.numeric + ("score", "decision") if c in available]
@@ -163,7 +177,9 @@ def load_baseline(lake: Lake, model: str, name: str) -> Baseline:
     return Baseline.from_json(path.read_text())
 
 
-def _numeric_baselines(con: duckdb.DuckDBPyConnection, model: ModelSpec, columns: list[str]) -> dict[str, NumericBaseline]:
+def _numeric_baselines(
+    con: duckdb.DuckDBPyConnection, model: ModelSpec, columns: list[str]
+) -> dict[str, NumericBaseline]:
     params = {"numeric": columns, "quantiles": [i / BINS for i in range(BINS)]}
     stats = {row[0]: row[1:] for row in con.execute(query("baseline_numeric"), params).fetchall()}
     thresholds = [spec.threshold for spec in model.versions.values()]
@@ -183,7 +199,9 @@ def _numeric_baselines(con: duckdb.DuckDBPyConnection, model: ModelSpec, columns
     return baselines
 
 
-def _categorical_baselines(con: duckdb.DuckDBPyConnection, columns: list[str], rows: int) -> dict[str, CategoricalBaseline]:
+def _categorical_baselines(
+    con: duckdb.DuckDBPyConnection, columns: list[str], rows: int
+) -> dict[str, CategoricalBaseline]:
     params = {"categorical": columns, "max_known": MAX_KNOWN_VALUES}
     known: dict[str, dict[str, int]] = {c: {} for c in columns}
     nulls = dict.fromkeys(columns, 0)
@@ -193,7 +211,9 @@ def _categorical_baselines(con: duckdb.DuckDBPyConnection, columns: list[str], r
         else:
             known[column][value] = n
     return {
-        c: CategoricalBaseline(top=tuple(list(known[c])[:TOP_VALUES]), known=known[c], missing_rate=nulls[c] / rows if rows else 0.0)
+        c: CategoricalBaseline(
+            top=tuple(list(known[c])[:TOP_VALUES]), known=known[c], missing_rate=nulls[c] / rows if rows else 0.0
+        )
         for c in columns
     }
 

@@ -43,5 +43,12 @@ def drift_of_day(
     if reference_sample is not None and sample is not None and sample.num_rows:
         domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
     return drift_report(
-        model, baseline, today, window, window=f"{WINDOW_DAYS}d", day=day, domain_auc=domain_auc, reference_profile=reference_profile
+        model,
+        baseline,
+        today,
+        window,
+        window=f"{WINDOW_DAYS}d",
+        day=day,
+        domain_auc=domain_auc,
+        reference_profile=reference_profile,
     )

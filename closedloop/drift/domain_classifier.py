@@ -19,11 +19,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
-from closedloop.drift.baseline import Baseline
 from closedloop.core.lake import Lake, LakeError
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.drift.baseline import Baseline
 
 SAMPLE_SIZE = 2_000
 FOLDS = 5
@@ -44,7 +44,9 @@ def sample_day(lake: Lake, model: ModelSpec, day: str | dt.date, size: int = SAM
     day = checked_day(day)
     path = lake.partition_path(model.name, "predictions", day)
     if not path.exists():
-        raise LakeError(f"{path}: no predictions partition for {model.name} on {day}; ingest the day before sampling it")
+        raise LakeError(
+            f"{path}: no predictions partition for {model.name} on {day}; ingest the day before sampling it"
+        )
     with connect() as con:
         con.register("predictions", con.read_parquet(str(path)))
         params = {"columns": list(model.features.all + model.segments), "size": size}

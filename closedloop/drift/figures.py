@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.drift.baseline import Baseline
-from closedloop.drift.report import DAY_WINDOW, ColumnProfile
-from closedloop.drift.profiles import merge_profiles
 from closedloop.core.names import ALL
 from closedloop.core.plotting import new_figure, to_png
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec
+from closedloop.drift.baseline import Baseline
+from closedloop.drift.measures import ColumnProfile
+from closedloop.drift.profiles import merge_profiles
+from closedloop.drift.report import DAY_WINDOW
 
 TOP_VALUES_SHOWN = 12
 
@@ -42,9 +43,20 @@ def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     marks = {"warn": "o", "error": "x"}
     for (column, day), status in psi.set_index(["column", "day"])["status"].items():
         if status in marks:
-            axes.text(values.columns.get_loc(day), values.index.get_loc(column), marks[status], ha="center", va="center", color="tab:cyan", fontsize=9, fontweight="bold")
+            axes.text(
+                values.columns.get_loc(day),
+                values.index.get_loc(column),
+                marks[status],
+                ha="center",
+                va="center",
+                color="tab:cyan",
+                fontsize=9,
+                fontweight="bold",
+            )
     axes.set_yticks(range(len(values.index)), values.index)
-    axes.set_xticks(range(len(values.columns)), [pd.Timestamp(d).strftime("%m-%d") for d in values.columns], rotation=90)
+    axes.set_xticks(
+        range(len(values.columns)), [pd.Timestamp(d).strftime("%m-%d") for d in values.columns], rotation=90
+    )
     axes.grid(False)
     axes.set_title(f"PSI against the baseline, last {days} days")
     figure.colorbar(image, ax=axes, label=f"PSI (capped at {PSI_COLOUR_CAP})", extend="max")
@@ -80,10 +92,13 @@ def distribution_figure(baseline: Baseline, profiles: pa.Table, history: pa.Tabl
     psi = _rows(history, "psi")
     psi = psi[(psi["version"] == ALL) & (psi["day"] == psi["day"].max()) & ~psi["column"].isin(DRIFT_OUTPUT_COLUMNS)]
     columns = psi.sort_values("value", ascending=False)["column"].head(top).tolist()
-    current = {row["column"]: ColumnProfile.from_row(row) for row in merge_profiles([profiles], across_versions=True).to_pylist()}
+    current = {
+        row["column"]: ColumnProfile.from_row(row)
+        for row in merge_profiles([profiles], across_versions=True).to_pylist()
+    }
     reference = {row["column"]: ColumnProfile.from_row(row) for row in baseline.profile.to_pylist()}
     figure, axes = new_figure(1, max(len(columns), 1), figsize=(4.0 * max(len(columns), 1), 4.0), squeeze=False)
-    for ax, column in zip(axes[0], columns):
+    for ax, column in zip(axes[0], columns, strict=False):
         curves = {"baseline": _shares(reference[column])}
         if column in current:
             curves["current"] = _shares(current[column])
@@ -96,7 +111,11 @@ def distribution_figure(baseline: Baseline, profiles: pa.Table, history: pa.Tabl
 
 def score_distribution_figure(model: ModelSpec, baseline: Baseline, profiles: pa.Table) -> bytes:
     """Score shares per baseline score bucket for each version against the baseline; dashed lines mark thresholds."""
-    curves = {"baseline": _shares(ColumnProfile.from_row(next(r for r in baseline.profile.to_pylist() if r["column"] == "score")))}
+    curves = {
+        "baseline": _shares(
+            ColumnProfile.from_row(next(r for r in baseline.profile.to_pylist() if r["column"] == "score"))
+        )
+    }
     for row in merge_profiles([profiles]).to_pylist():
         if row["column"] == "score":
             curves[row["model_version"]] = _shares(ColumnProfile.from_row(row))
@@ -107,7 +126,12 @@ def score_distribution_figure(model: ModelSpec, baseline: Baseline, profiles: pa
         versions = ", ".join(v for v, spec in model.versions.items() if spec.threshold == threshold)
         position = edges.index(threshold) + 0.5  # bucket i + 1 starts at edges[i]; bars sit at bucket positions
         axes.axvline(position, color="tab:red", linestyle="--", linewidth=1)
-        axes.annotate(f"threshold {threshold:g} ({versions})", (position + 0.1, 0.95), xycoords=("data", "axes fraction"), fontsize=7)
+        axes.annotate(
+            f"threshold {threshold:g} ({versions})",
+            (position + 0.1, 0.95),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+        )
     axes.set_title("Score distribution by version on the baseline's score buckets")
     axes.legend()
     return to_png(figure)
@@ -119,7 +143,9 @@ def decision_rate_figure(model: ModelSpec, baseline: Baseline, history: pa.Table
     figure, axes = new_figure()
     for version, rows in rates.groupby("version"):
         rows = rows.sort_values("day")
-        axes.plot(pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, linewidth=2 if version == ALL else 1)
+        axes.plot(
+            pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, linewidth=2 if version == ALL else 1
+        )
     base = baseline.numeric["decision"].mean
     limit = model.drift.limit("decision_rate_ratio", "decision")
     if base is not None:
@@ -127,7 +153,9 @@ def decision_rate_figure(model: ModelSpec, baseline: Baseline, history: pa.Table
         for level, style in (("warn", ":"), ("error", "--")):
             factor = getattr(limit, level) if limit else None
             if factor:
-                axes.axhline(base * factor, color="tab:red", linestyle=style, linewidth=1, label=f"{level} limit (x{factor:g})")
+                axes.axhline(
+                    base * factor, color="tab:red", linestyle=style, linewidth=1, label=f"{level} limit (x{factor:g})"
+                )
                 axes.axhline(base / factor, color="tab:red", linestyle=style, linewidth=1)
     axes.set_ylabel("decision rate")
     axes.set_title("Decision rate by day")

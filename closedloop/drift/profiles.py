@@ -68,7 +68,9 @@ def profile_day(lake: Lake, model: ModelSpec, baseline: Buckets, day: str | dt.d
     baseline.require_model(model)
     path = lake.partition_path(model.name, "predictions", day)
     if not path.exists():
-        raise LakeError(f"{path}: no predictions partition for {model.name} on {day}; ingest the day before profiling it")
+        raise LakeError(
+            f"{path}: no predictions partition for {model.name} on {day}; ingest the day before profiling it"
+        )
     with connect() as con:
         con.register("predictions", con.read_parquet(str(path)))
         return profile_predictions(con, baseline, day)
@@ -85,10 +87,21 @@ def profile_predictions(con: duckdb.DuckDBPyConnection, baseline: Buckets, day: 
     """Profile the view ``predictions`` on ``con`` in one query: each column is read once."""
     numeric = list(baseline.numeric)
     categorical = list(baseline.categorical)
-    con.register("edges", pa.table({"name": numeric, "edges": [list(baseline.numeric[c].edges) for c in numeric]}, schema=_EDGES))
+    con.register(
+        "edges", pa.table({"name": numeric, "edges": [list(baseline.numeric[c].edges) for c in numeric]}, schema=_EDGES)
+    )
     con.register("known", _known_values(baseline))
-    con.register("tops", pa.table({"name": categorical, "n_top": [len(baseline.categorical[c].top) for c in categorical]}, schema=_TOPS))
-    params = {"numeric": numeric, "categorical": categorical, "day": day, "baseline": baseline.hash, "register_bits": REGISTER_BITS}
+    con.register(
+        "tops",
+        pa.table({"name": categorical, "n_top": [len(baseline.categorical[c].top) for c in categorical]}, schema=_TOPS),
+    )
+    params = {
+        "numeric": numeric,
+        "categorical": categorical,
+        "day": day,
+        "baseline": baseline.hash,
+        "register_bits": REGISTER_BITS,
+    }
     profile = con.sql(query("profile_predictions"), params=params).to_arrow_table()
     return profile.select(PROFILE_SCHEMA.names).cast(PROFILE_SCHEMA)
 
@@ -104,7 +117,7 @@ def _known_values(baseline: Buckets) -> pa.Table:
     for column, spec in baseline.categorical.items():
         position = {value: i for i, value in enumerate(spec.top)}
         rows += [(column, value, position.get(value, -1)) for value in spec.known]
-    names, values, buckets = zip(*rows) if rows else ((), (), ())
+    names, values, buckets = zip(*rows, strict=True) if rows else ((), (), ())
     return pa.table({"name": list(names), "value": list(values), "bucket": list(buckets)}, schema=_KNOWN)
 
 
@@ -114,7 +127,9 @@ def merge_profiles(tables: Iterable[pa.Table], *, across_versions: bool = False)
     Counts, sums and bins add up, min/max combine, HyperLogLog registers take the element-wise
     max. Rows profiled on different baselines cannot be merged: their bins mean different things.
     """
-    table = pa.concat_tables([PROFILE_SCHEMA.empty_table()] + [t.select(PROFILE_SCHEMA.names).cast(PROFILE_SCHEMA) for t in tables])
+    table = pa.concat_tables(
+        [PROFILE_SCHEMA.empty_table()] + [t.select(PROFILE_SCHEMA.names).cast(PROFILE_SCHEMA) for t in tables]
+    )
     hashes = set(table.column("baseline_hash").to_pylist())
     if len(hashes) > 1:
         raise ValueError(f"profiles from different baselines cannot be merged: {sorted(hashes)}")

@@ -16,14 +16,19 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from closedloop.core.lake import Lake, LakeError
+from closedloop.core.names import ALL, checked_day
+from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.estimation import PerformanceEstimate, estimate_window
 from closedloop.evaluation.eval_stats import score_counts
-from closedloop.core.names import ALL
-from closedloop.core.lake import Lake, LakeError
 from closedloop.evaluation.metrics import threshold_for_rate
-from closedloop.core.names import checked_day
-from closedloop.core.specs import ModelSpec
-from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA, RollingEval, rolling_eval, window_start, window_stats
+from closedloop.evaluation.rolling_eval import (
+    ROLLING_EVAL_SCHEMA,
+    RollingEval,
+    rolling_eval,
+    window_start,
+    window_stats,
+)
 
 ESTIMATED = "estimated"
 
@@ -36,7 +41,11 @@ def labels_known_through(lake: Lake, model: ModelSpec, day: str | dt.date) -> dt
 
 
 def estimate_table(
-    model: ModelSpec, day: dt.date, window_days: int, days_with_stats: int, estimates: dict[str, PerformanceEstimate | None]
+    model: ModelSpec,
+    day: dt.date,
+    window_days: int,
+    days_with_stats: int,
+    estimates: dict[str, PerformanceEstimate | None],
 ) -> pa.Table:
     """Per version, the expected metrics (95% bootstrap interval) and confusion counts as ``rolling_eval`` rows."""
     rows = []
@@ -91,13 +100,16 @@ def read_rolling_eval(lake: Lake, model: ModelSpec, day: str | dt.date) -> Rolli
     table = lake.read_partition(model.name, "rolling_eval", day)
     if table is None:
         raise LakeError(
-            f"no rolling evaluation of {model.name} for {day} ({lake.partition_path(model.name, 'rolling_eval', day)}); "
+            f"no rolling evaluation of {model.name} for {day} "
+            f"({lake.partition_path(model.name, 'rolling_eval', day)}); "
             f"materialize the day first, e.g. closedloop run --start {day} --end {day} --model {model.name}"
         )
     return RollingEval(model, day, table.cast(ROLLING_EVAL_SCHEMA))
 
 
-def metrics_document(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int, segment: str | None = None) -> dict:
+def metrics_document(
+    lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int, segment: str | None = None
+) -> dict:
     """One window of the day's ``rolling_eval`` per version (``closedloop metrics``): without
     ``segment`` the whole populations only, with it each version broken down by that segment."""
     document = read_rolling_eval(lake, model, day).document(window_days)
@@ -108,7 +120,9 @@ def metrics_document(lake: Lake, model: ModelSpec, day: str | dt.date, window_da
     return document
 
 
-def approved_rate_thresholds(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int) -> dict[str, float | None]:
+def approved_rate_thresholds(
+    lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int
+) -> dict[str, float | None]:
     """Per version, the threshold that would have kept the approved decision rate over the window ending on ``day``."""
     rate = model.evaluation.approved_decision_rate
     if rate is None:

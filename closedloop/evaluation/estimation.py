@@ -34,25 +34,21 @@ import numpy as np
 import pyarrow as pa
 from sklearn.isotonic import IsotonicRegression
 
-from closedloop.evaluation.eval_stats import score_counts
-from closedloop.core.names import ALL
 from closedloop.core.lake import Lake
-from closedloop.evaluation.metrics import (
-    MIDPOINTS,
-    MetricValue,
-    ScoreCounts,
-    f1,
-    positive_rate,
-    precision,
-    recall,
-    roc_auc,
-    threshold_bin,
-)
-from closedloop.core.names import checked_day
+from closedloop.core.names import ALL, checked_day
 from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.eval_stats import score_counts
+from closedloop.evaluation.metrics import MetricValue, f1, positive_rate, precision, recall, roc_auc, threshold_bin
 from closedloop.evaluation.rolling_eval import window_stats
+from closedloop.evaluation.score_bins import MIDPOINTS, ScoreCounts
 
-ESTIMATED_METRICS = {"roc_auc": roc_auc, "precision": precision, "recall": recall, "f1": f1, "positive_rate": positive_rate}
+ESTIMATED_METRICS = {
+    "roc_auc": roc_auc,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1,
+    "positive_rate": positive_rate,
+}
 _THRESHOLD_FREE = {"roc_auc", "positive_rate"}
 MIN_REFERENCE_LABELS = 300
 """Matured labels of each class a reference needs before its calibration map is trusted."""
@@ -164,7 +160,9 @@ def estimate_performance(
         corrected = float(np.clip(2 * value - np.mean([d[name] for d in refitted if d[name] is not None]), 0.0, 1.0))
         # basic bootstrap interval: the draws' percentiles mirrored around the estimate, so it moves with the correction
         upper, lower = (float(np.clip(2 * value - q, 0.0, 1.0)) for q in np.percentile(sample, [2.5, 97.5]))
-        metrics[name] = EstimatedMetric(corrected, float(sample.std(ddof=1)), min(lower, corrected), max(upper, corrected))
+        metrics[name] = EstimatedMetric(
+            corrected, float(sample.std(ddof=1)), min(lower, corrected), max(upper, corrected)
+        )
     confusion = {
         cell: 2 * count - float(np.mean([c[cell] for c in refitted_confusion]))
         for cell, count in _confusion(expected, threshold).items()
@@ -190,7 +188,10 @@ def _bootstrap(
         refit = expected_counts(Calibration(probability, calibration.coverage, reference), target)
         labeled = rng.binomial(unlabeled, calibration.coverage)
         positives = rng.binomial(labeled, probability)
-        yield refit, ScoreCounts(target.positive + positives, target.negative + labeled - positives, unlabeled - labeled)
+        yield (
+            refit,
+            ScoreCounts(target.positive + positives, target.negative + labeled - positives, unlabeled - labeled),
+        )
 
 
 def estimate_window(
@@ -213,7 +214,9 @@ def estimate_window(
         if segment != ALL:
             continue
         reference = references.get((version, ALL, ALL))
-        estimates[version] = None if reference is None else estimate_performance(reference, target, model.threshold(version))
+        estimates[version] = (
+            None if reference is None else estimate_performance(reference, target, model.threshold(version))
+        )
     return estimates
 
 
@@ -232,7 +235,9 @@ def estimate_vs_realised(estimate: PerformanceEstimate, realised: dict[str, Metr
                 "upper": expected.upper,
                 "realised": actual,
                 "error": error,
-                "within_interval": None if error is None or expected.lower is None else expected.lower <= actual <= expected.upper,
+                "within_interval": None
+                if error is None or expected.lower is None
+                else expected.lower <= actual <= expected.upper,
             }
         )
     return pa.Table.from_pylist(rows)

@@ -9,7 +9,7 @@ Layout of an ``eval_stats`` partition (long and sparse; a cell absent from the t
     label_state      string   'positive', 'negative' or 'unlabeled' (as known when outcomes ran)
     matured          bool     the label was known at the day's maturity horizon (false if unlabeled)
     decision         int8     the service's decision (0/1)
-    score_grid       string   the score bins counted on (``closedloop.evaluation.metrics.SCORE_GRID``)
+    score_grid       string   the score bins counted on (``closedloop.evaluation.score_bins.SCORE_GRID``)
     bin              int16    score bin b: EDGES[b] <= score < EDGES[b + 1] (the last bin includes 1.0)
     n                int64    rows in the cell
 
@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.evaluation.metrics import BINS, SCORE_GRID, ScoreCounts, score_bins
 from closedloop.core.names import ALL, checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.evaluation.score_bins import BINS, SCORE_GRID, ScoreCounts, score_bins
 
 LABEL_SETS = ("matured", "immature")  # reported separately by rolling_eval
 _KEY_FIELDS = [
@@ -52,7 +52,10 @@ Group = tuple[str, str, str | None]  # (model_version, segment, segment_value)
 
 
 def eval_stats(outcomes: pa.Table, model: ModelSpec, day: str | dt.date) -> pa.Table:
-    """The day's evaluation statistics from its ``outcomes`` partition: scores binned on the edges, then one DuckDB pass."""
+    """The day's evaluation statistics from its ``outcomes`` partition.
+
+    Scores are binned on the edges, then counted in one DuckDB pass.
+    """
     binned = outcomes.append_column("bin", pa.array(score_bins(outcomes["score"].to_numpy()), pa.int16()))
     with connect() as con:
         con.register("outcomes", binned)

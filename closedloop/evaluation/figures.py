@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from closedloop.evaluation.eval_stats import score_counts
-from closedloop.core.names import ALL
 from closedloop.core.lake import Lake
-from closedloop.evaluation.metrics import ScoreCounts, coarsen, ece, reliability_curve, threshold_curve, threshold_for_rate
-from closedloop.core.names import checked_day
+from closedloop.core.names import ALL, checked_day
 from closedloop.core.plotting import new_figure, to_png
 from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.eval_stats import score_counts
+from closedloop.evaluation.metrics import ece, reliability_curve, threshold_curve, threshold_for_rate
 from closedloop.evaluation.rolling_eval import daily_decision_rates, pooled_threshold, window_stats
+from closedloop.evaluation.score_bins import ScoreCounts, coarsen
 
 
 def reliability_figure(populations: Mapping[str, ScoreCounts], title: str = "Reliability") -> bytes:
@@ -53,7 +53,11 @@ def score_histogram_figure(
     """Score distribution of positives, negatives and unlabeled rows (each normalised), with the threshold."""
     figure, axes = new_figure()
     edges = np.arange(bins + 1) / bins
-    for name, values in (("positive", counts.pos), ("negative", counts.neg), ("unlabeled", counts.unlabeled.sum(axis=0))):
+    for name, values in (
+        ("positive", counts.pos),
+        ("negative", counts.neg),
+        ("unlabeled", counts.unlabeled.sum(axis=0)),
+    ):
         coarse = coarsen(values, bins)
         if coarse.sum() > 0:
             axes.stairs(coarse / coarse.sum(), edges, label=f"{name} ({int(coarse.sum()):,})")
@@ -65,7 +69,10 @@ def score_histogram_figure(
 
 
 def decision_rate_figure(
-    daily: pa.Table, thresholds: Mapping[str, float | None], approved_rate: float | None = None, title: str = "Decision rate"
+    daily: pa.Table,
+    thresholds: Mapping[str, float | None],
+    approved_rate: float | None = None,
+    title: str = "Decision rate",
 ) -> bytes:
     """Daily decision rate per version (and all versions), each labeled with its threshold."""
     frame = daily.to_pandas()

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, prediction_types
 from closedloop.core.lake import Lake, LakeError
 from closedloop.core.metric import Metric
 from closedloop.core.names import ALL, checked_day
 from closedloop.core.periods import day_start
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, prediction_types
 
 OUTCOME_PREDICTION_COLUMNS = ("prediction_id", "model_version", "ts", "score", "decision")
 _LABELS_SCHEMA = pa.schema([(name, LABEL_TYPES[name]) for name in ("prediction_id", "label", "label_ts")])
@@ -84,7 +84,8 @@ def outcomes_for_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: st
     predictions = lake.read_partition(model.name, "predictions", day, columns=columns)
     if predictions is None:
         raise LakeError(
-            f"no predictions partition for {model.name} on {day} ({lake.partition_path(model.name, 'predictions', day)}); "
+            f"no predictions partition for {model.name} on {day} "
+            f"({lake.partition_path(model.name, 'predictions', day)}); "
             "ingest the day first"
         )
     maturity_date = day + dt.timedelta(days=model.labels.maturity_days)
@@ -98,7 +99,7 @@ def outcomes_for_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: st
         con.register("predictions", predictions)
         con.register("labels", labels)
         params = {
-            "maturity_end": dt.datetime.combine(maturity_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc),
+            "maturity_end": dt.datetime.combine(maturity_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
             "mature": as_of >= maturity_date,
         }
         table = con.sql(query("outcomes"), params=params).to_arrow_table().cast(outcomes_schema(model))
@@ -125,7 +126,9 @@ LABEL_COVERAGE = Metric(
     "label_coverage",
     "share",
     "higher",
-    description="Share of a day's predictions whose label had arrived K days later (a label outage shows the day it happens).",
+    description=(
+        "Share of a day's predictions whose label had arrived K days later (a label outage shows the day it happens)."
+    ),
 )
 
 

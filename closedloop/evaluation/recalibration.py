@@ -26,9 +26,10 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from closedloop.core.lake import Lake
-from closedloop.evaluation.metrics import BINS, ScoreCounts, ece, score_bins
 from closedloop.core.names import checked_day, checked_name
 from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.metrics import ece
+from closedloop.evaluation.score_bins import BINS, ScoreCounts, score_bins
 
 METHODS = ("isotonic", "platt")
 HOLDOUT_EVERY = 5  # one prediction in five is held back
@@ -123,7 +124,8 @@ def recalibrate(
         raise RecalibrationError(
             f"{model.name} {version} has {len(matured)} matured labels ({n_positive} positive) in {first}..{last}; "
             f"a calibrator needs at least {MIN_LABELS} with {MIN_POSITIVES} positives. {model.name}'s labels mature "
-            f"{model.labels.maturity_days} days after the prediction: recalibrate once a window of {version} has matured"
+            f"{model.labels.maturity_days} days after the prediction: recalibrate once a window of {version} has "
+            "matured"
         )
     held_back = (pd.util.hash_pandas_object(matured["prediction_id"], index=False).to_numpy() % HOLDOUT_EVERY) == 0
     scores, labels = matured["score"].to_numpy(np.float64), matured["label"].to_numpy(np.int64)
@@ -138,7 +140,7 @@ def recalibrate(
         threshold, achieved = model.threshold(version), float((calibrated >= model.threshold(version)).mean())
     else:
         threshold, achieved = threshold_for_rate(calibrated, rate)
-    identifier = f"{version}_{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S}"
+    identifier = f"{version}_{now.astimezone(dt.UTC):%Y%m%dT%H%M%S}"
     document = {
         "id": identifier,
         "model": model.name,

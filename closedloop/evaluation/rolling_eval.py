@@ -19,13 +19,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.evaluation.eval_stats import LABEL_SETS, MERGED_SCHEMA, score_counts
-from closedloop.core.names import ALL
 from closedloop.core.lake import Lake, LakeError
-from closedloop.evaluation.metrics import SCORE_GRID, WINDOW_METRICS, evaluate
-from closedloop.core.names import checked_day
+from closedloop.core.names import ALL, checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.evaluation.eval_stats import LABEL_SETS, MERGED_SCHEMA, score_counts
+from closedloop.evaluation.metrics import WINDOW_METRICS, evaluate
+from closedloop.evaluation.score_bins import SCORE_GRID
 
 ROLLING_EVAL_SCHEMA = pa.schema(
     [
@@ -134,7 +134,9 @@ class RollingEval:
         """
         table = self.table.filter(pc.equal(self.table["window_days"], window_days))
         if table.num_rows == 0:
-            raise ValueError(f"no {window_days}-day window for {self.model.name} on {self.day}; windows: {self.windows}")
+            raise ValueError(
+                f"no {window_days}-day window for {self.model.name} on {self.day}; windows: {self.windows}"
+            )
         first = table.slice(0, 1).to_pylist()[0]
         blocks: dict[tuple, dict] = {}
         for row in table.to_pylist():

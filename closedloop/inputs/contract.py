@@ -83,7 +83,8 @@ def conform(table: pa.Table, model: ModelSpec, kind: str, source: str) -> pa.Tab
         raise ContractError(
             f"{source}: missing required column(s) {described}. Found columns {table.column_names}. "
             f"If the log renamed them, map the new names under models.{model.name}.columns in the registry; "
-            f"if the model no longer uses a feature or segment, remove it from models.{model.name}.features or .segments."
+            f"if the model no longer uses a feature or segment, remove it from models.{model.name}.features or "
+            ".segments."
         )
 
     columns, fields = [], []
@@ -123,7 +124,8 @@ def _cast(column: pa.ChunkedArray, wanted: pa.DataType, name: str, model: ModelS
     if pa.types.is_timestamp(wanted):
         if not pa.types.is_timestamp(column.type):
             raise ContractError(
-                f"{source}: column {_describe_column(model, name)} has type {column.type}, expected a timestamp with a time zone"
+                f"{source}: column {_describe_column(model, name)} has type {column.type}, expected a timestamp with "
+                "a time zone"
             )
         if column.type.tz is None:
             raise ContractError(
@@ -212,13 +214,15 @@ def unregistered_columns(model: ModelSpec, columns: list[str]) -> list[str]:
 def repeated_prediction_ids(lake: Lake, model: ModelSpec, days: list[dt.date]) -> dict[dt.date, int]:
     """Per day, how many of its prediction ids also appear in another day's partition."""
     files = lake.partition_files(model.name, "predictions")
-    counts = {day: 0 for day in days}
+    counts = dict.fromkeys(days, 0)
     if not files:
         return counts
     with connect() as con:
         con.register(
             "all_predictions",
-            con.read_parquet([str(f) for f in files], hive_partitioning=True).select("prediction_id, CAST(date AS DATE) AS day"),
+            con.read_parquet([str(f) for f in files], hive_partitioning=True).select(
+                "prediction_id, CAST(date AS DATE) AS day"
+            ),
         )
         for day, repeated in con.execute(query("repeated_prediction_ids"), {"days": days}).fetchall():
             counts[day] = repeated

@@ -10,8 +10,8 @@ distribution ones (null rates, ranges, new values) are warnings unless the regis
 import datetime as dt
 from dataclasses import dataclass, field
 
-from closedloop.inputs.contract import REQUIRED_LABEL_COLUMNS, LearnedContract, required_prediction_columns
 from closedloop.core.specs import ModelSpec
+from closedloop.inputs.contract import REQUIRED_LABEL_COLUMNS, LearnedContract, required_prediction_columns
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def checks_for(table: str) -> tuple[ContractCheck, ...]:
 
 
 def _day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     return start, start + dt.timedelta(days=1)
 
 
@@ -140,11 +140,17 @@ def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedCont
         for c in ("prediction_id", "model_version", "ts", "score", "decision")
     ]
     suite += [
-        Expectation(structural, "ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0.0, "max_value": 1.0}),
-        Expectation(structural, "ExpectColumnValuesToBeInSet", {"column": "decision", "value_set": [0, 1]}),
-        Expectation(structural, "ExpectColumnValuesToBeInSet", {"column": "model_version", "value_set": sorted(model.versions)}),
         Expectation(
-            structural, "ExpectColumnValuesToBeBetween", {"column": "ts", "min_value": start, "max_value": end, "strict_max": True}
+            structural, "ExpectColumnValuesToBeBetween", {"column": "score", "min_value": 0.0, "max_value": 1.0}
+        ),
+        Expectation(structural, "ExpectColumnValuesToBeInSet", {"column": "decision", "value_set": [0, 1]}),
+        Expectation(
+            structural, "ExpectColumnValuesToBeInSet", {"column": "model_version", "value_set": sorted(model.versions)}
+        ),
+        Expectation(
+            structural,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "ts", "min_value": start, "max_value": end, "strict_max": True},
         ),
         Expectation("predictions_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
     ]
@@ -181,7 +187,11 @@ def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedCont
                 Expectation(
                     "predictions_categories_mostly_known",
                     "ExpectColumnValuesToBeInSet",
-                    {"column": column.name, "value_set": list(column.values), "mostly": round(max(0.0, 1.0 - tolerated), 6)},
+                    {
+                        "column": column.name,
+                        "value_set": list(column.values),
+                        "mostly": round(max(0.0, 1.0 - tolerated), 6),
+                    },
                 )
             )
     return suite
@@ -198,7 +208,9 @@ def label_expectations(model: ModelSpec, day: dt.date) -> list[Expectation]:
     structural = "labels_match_contract"
     suite = [
         Expectation(
-            structural, "ExpectTableColumnsToMatchSet", {"column_set": list(REQUIRED_LABEL_COLUMNS), "exact_match": False}
+            structural,
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": list(REQUIRED_LABEL_COLUMNS), "exact_match": False},
         )
     ]
     suite += [Expectation(structural, "ExpectColumnValuesToNotBeNull", {"column": c}) for c in REQUIRED_LABEL_COLUMNS]
@@ -213,7 +225,12 @@ def label_expectations(model: ModelSpec, day: dt.date) -> list[Expectation]:
         Expectation(
             "labels_arrive_after_their_predictions",
             "ExpectColumnPairValuesAToBeGreaterThanB",
-            {"column_A": "label_ts", "column_B": "prediction_ts", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+            {
+                "column_A": "label_ts",
+                "column_B": "prediction_ts",
+                "or_equal": True,
+                "ignore_row_if": "either_value_is_missing",
+            },
         ),
         Expectation(
             "labels_reference_known_predictions",

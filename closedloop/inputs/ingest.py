@@ -15,11 +15,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
 from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -31,7 +31,9 @@ QUARANTINE_SCHEMA = pa.schema(
         ("original", pa.string()),
     ]
 )
-_KNOWN_PREDICTIONS_SCHEMA = pa.schema([("prediction_id", pa.string()), ("model_version", pa.string()), ("ts", TIMESTAMP)])
+_KNOWN_PREDICTIONS_SCHEMA = pa.schema(
+    [("prediction_id", pa.string()), ("model_version", pa.string()), ("ts", TIMESTAMP)]
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class IngestResult:
 
 
 def _day_bounds(day: dt.date) -> dict[str, dt.datetime]:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     return {"day_start": start, "day_end": start + dt.timedelta(days=1)}
 
 
@@ -116,7 +118,16 @@ def _classify(
 
 
 def _result(
-    model: ModelSpec, table: str, day: dt.date, files: list[Path], landing_rows: int, accepted: int, quarantined: int, duplicates: int, reasons: dict[str, int], unknown_predictions: int = 0
+    model: ModelSpec,
+    table: str,
+    day: dt.date,
+    files: list[Path],
+    landing_rows: int,
+    accepted: int,
+    quarantined: int,
+    duplicates: int,
+    reasons: dict[str, int],
+    unknown_predictions: int = 0,
 ) -> IngestResult:
     result = IngestResult(
         model=model.name,
@@ -188,7 +199,16 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     accepted = accepted.sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
     unknown = accepted.column("model_version").null_count
     result = _result(
-        model, "labels", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons, unknown
+        model,
+        "labels",
+        day,
+        files,
+        landing.num_rows,
+        accepted.num_rows,
+        quarantine.num_rows,
+        duplicates,
+        reasons,
+        unknown,
     )
     lake.write_partition(model.name, "labels", day, accepted)
     lake.write_quarantine(model.name, "labels", day, quarantine)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.core.specs import OpsGuards, RouteGuards
 from closedloop.core.names import ALL
-from closedloop.ops.stats import ops_metrics
 from closedloop.core.plotting import new_figure, to_png
+from closedloop.core.specs import OpsGuards, RouteGuards
+from closedloop.ops.stats import ops_metrics
 
 
 def _hourly(metrics: pd.DataFrame, guards: OpsGuards, hours: pd.DatetimeIndex) -> pd.DataFrame:
@@ -35,7 +35,11 @@ def _per_scope(stats: pa.Table, guards: OpsGuards) -> list[tuple[str, RouteGuard
     if len(routes) > 1:
         by_route = ops_metrics(stats, by=("hour", "route"))
         scopes += [
-            (r, guards.routes.get(r, RouteGuards()), _hourly(by_route[by_route["route"] == r].drop(columns="route"), guards, hours))
+            (
+                r,
+                guards.routes.get(r, RouteGuards()),
+                _hourly(by_route[by_route["route"] == r].drop(columns="route"), guards, hours),
+            )
             for r in routes
         ]
     return scopes

@@ -49,7 +49,7 @@ class GuardResult:
 
 def latest_complete_hour(stats: pa.Table, now: dt.datetime | None = None) -> dt.datetime | None:
     """The latest hour of ``stats`` that had ended by ``now`` (default: the current time)."""
-    now = pd.Timestamp(now or dt.datetime.now(dt.timezone.utc)).tz_convert("UTC")
+    now = pd.Timestamp(now or dt.datetime.now(dt.UTC)).tz_convert("UTC")
     hours = stats.column("hour").to_pandas()
     complete = hours[[hour_has_ended(h, now) for h in hours]]
     return complete.max().to_pydatetime() if len(complete) else None

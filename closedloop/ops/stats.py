@@ -102,12 +102,14 @@ def merge_ops_stats(stats: pa.Table, by: Sequence[str] = ()) -> pa.Table:
     groups = int(codes.max()) + 1 if len(codes) else 0
     histograms = np.zeros((groups, LATENCY_BINS + 2), dtype=np.int64)
     np.add.at(histograms, codes, _histograms(stats))
-    aggregations = {name: "sum" for name in _SUMMED} | {"latency_min_ms": "min", "latency_max_ms": "max"}
-    merged = frame.groupby(codes, sort=True).agg({**{k: "first" for k in by}, **aggregations})
+    aggregations = dict.fromkeys(_SUMMED, "sum") | {"latency_min_ms": "min", "latency_max_ms": "max"}
+    merged = frame.groupby(codes, sort=True).agg({**dict.fromkeys(by, "first"), **aggregations})
     offsets = pa.array(np.arange(groups + 1) * histograms.shape[1], pa.int32())
     table = pa.Table.from_pandas(merged, preserve_index=False)
     table = table.append_column("latency_histogram", pa.ListArray.from_arrays(offsets, histograms.ravel()))
-    schema = pa.schema([OPS_STATS_SCHEMA.field(name) for name in OPS_STATS_SCHEMA.names if name not in set(KEYS) - set(by)])
+    schema = pa.schema(
+        [OPS_STATS_SCHEMA.field(name) for name in OPS_STATS_SCHEMA.names if name not in set(KEYS) - set(by)]
+    )
     return table.select(schema.names).cast(schema)
 
 
@@ -165,9 +167,7 @@ def ops_metrics(stats: pa.Table, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
     return frame
 
 
-def projected_daily_spend(
-    stats: pa.Table, as_of_hour: dt.datetime, history: pa.Table | None = None
-) -> float | None:
+def projected_daily_spend(stats: pa.Table, as_of_hour: dt.datetime, history: pa.Table | None = None) -> float | None:
     """The day's spend if the rest of it follows the usual traffic shape; None without cost data.
 
     Spend from midnight through the end of ``as_of_hour``, divided by the share of a day's

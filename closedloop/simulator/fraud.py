@@ -144,9 +144,7 @@ class World:
             merchant_ids=tuple(f"m_{n}" for n in numbers),
             merchant_p=popularity / popularity.sum(),
             merchant_category=s.categorical(rng, N_MERCHANTS, CATEGORY_P),
-            merchant_risk=np.where(
-                rng.random(N_MERCHANTS) < RISKY_MERCHANT_SHARE, RISKY_MERCHANT_RISK, 0.0
-            ),
+            merchant_risk=np.where(rng.random(N_MERCHANTS) < RISKY_MERCHANT_SHARE, RISKY_MERCHANT_RISK, 0.0),
         )
 
 
@@ -296,9 +294,7 @@ class FraudGenerator(ModelGenerator):
             LABEL_DELAY_MAX_DAYS - LABEL_DELAY_MIN_DAYS,
         )
         label_ts = ts[labelled] + s.delay_us(LABEL_DELAY_MIN_DAYS + extra)
-        self.writer.add_labels(
-            day, prediction_ids.take(pa.array(labelled)), label[labelled], label_ts
-        )
+        self.writer.add_labels(day, prediction_ids.take(pa.array(labelled)), label[labelled], label_ts)
         self.writer.end_day(day)
 
 

@@ -63,7 +63,7 @@ class Incident:
         return min(1.0, max(0.0, (day - self.start_day) / span))
 
     def fits(self, days: int) -> bool:
-        return 0 <= self.start_day and self.end_day < days
+        return self.start_day >= 0 and self.end_day < days
 
     def to_json(self, start: dt.date) -> dict[str, Any]:
         return {
@@ -199,9 +199,7 @@ class IncidentSchedule:
         return self._by_id.get(incident_id)
 
 
-def truth_document(
-    seed: int, start: dt.date, days: int, incidents: Iterable[Incident] = INCIDENTS
-) -> dict[str, Any]:
+def truth_document(seed: int, start: dt.date, days: int, incidents: Iterable[Incident] = INCIDENTS) -> dict[str, Any]:
     return {
         "seed": seed,
         "start": start.isoformat(),
@@ -210,9 +208,7 @@ def truth_document(
     }
 
 
-def write_truth(
-    out: Path, seed: int, start: dt.date, days: int, incidents: Iterable[Incident] = INCIDENTS
-) -> Path:
+def write_truth(out: Path, seed: int, start: dt.date, days: int, incidents: Iterable[Incident] = INCIDENTS) -> Path:
     path = Path(out) / TRUTH_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     document = truth_document(seed, start, days, incidents)

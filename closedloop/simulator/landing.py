@@ -82,9 +82,7 @@ class LandingWriter:
             write_part(part, self.out, self.model, PREDICTIONS, self.date(day), i)
             self.rows[PREDICTIONS] += part.num_rows
 
-    def add_labels(
-        self, day: int, ids: pa.Array, labels: np.ndarray, label_ts_us: np.ndarray
-    ) -> None:
+    def add_labels(self, day: int, ids: pa.Array, labels: np.ndarray, label_ts_us: np.ndarray) -> None:
         """Queue labels for predictions of ``day``; each goes to the folder of its arrival date."""
         arrival = (np.asarray(label_ts_us) - self._start_us) // US_PER_DAY
         if len(arrival) and arrival.min() <= day:
@@ -93,9 +91,7 @@ class LandingWriter:
             if a >= self.days:  # not arrived yet when the simulation stops
                 continue
             sel = np.flatnonzero(arrival == a)
-            self._pending.setdefault(int(a), []).append(
-                (ids.take(pa.array(sel)), labels[sel], label_ts_us[sel])
-            )
+            self._pending.setdefault(int(a), []).append((ids.take(pa.array(sel)), labels[sel], label_ts_us[sel]))
 
     def end_day(self, day: int) -> None:
         """Write the labels that arrived on ``day`` (all of them are known by now)."""

@@ -57,9 +57,7 @@ def daily_volume(
     return max(1, round(base * factor * noise))
 
 
-def diurnal_timestamps(
-    rng: np.random.Generator, n: int, day: dt.date, hour_weights: np.ndarray
-) -> np.ndarray:
+def diurnal_timestamps(rng: np.random.Generator, n: int, day: dt.date, hour_weights: np.ndarray) -> np.ndarray:
     """``n`` sorted int64 UTC microsecond timestamps within ``day``; hour drawn by weight."""
     weights = np.asarray(hour_weights, dtype=float)
     hours = rng.choice(24, size=n, p=weights / weights.sum())
@@ -107,9 +105,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def lognormal(
-    rng: np.random.Generator, median: float | np.ndarray, sigma: float, size: int
-) -> np.ndarray:
+def lognormal(rng: np.random.Generator, median: float | np.ndarray, sigma: float, size: int) -> np.ndarray:
     """Lognormal draws parameterised by their median."""
     return np.asarray(median) * np.exp(rng.normal(0.0, sigma, size))
 

@@ -39,8 +39,14 @@ PRODUCTS = (
     ("data_export", 0.08, -0.3),
     ("account", 0.15, -0.6),
 )
-LANGUAGES = (("en", 0.55, 0.0), ("es", 0.12, 0.0), ("de", 0.10, 0.1), ("fr", 0.09, 0.0),
-             ("pt", 0.08, -0.1), ("ja", 0.06, 0.1))
+LANGUAGES = (
+    ("en", 0.55, 0.0),
+    ("es", 0.12, 0.0),
+    ("de", 0.10, 0.1),
+    ("fr", 0.09, 0.0),
+    ("pt", 0.08, -0.1),
+    ("ja", 0.06, 0.1),
+)
 PLAN_TIERS = (("free", 0.60, -0.5), ("pro", 0.30, 0.2), ("enterprise", 0.10, 1.0))
 CHANNELS = (("email", 0.50, -0.3), ("chat", 0.35, 0.1), ("phone", 0.15, 0.8))
 
@@ -124,8 +130,13 @@ class TicketTriageGenerator(ModelGenerator):
 
         # ground truth
         structured = (
-            product_off + language_off + plan_off + channel_off
-            + 0.3 * prior + 0.3 * np.log(tokens / 350.0) - 0.15 * np.log1p(tenure / 365.0)
+            product_off
+            + language_off
+            + plan_off
+            + channel_off
+            + 0.3 * prior
+            + 0.3 * np.log(tokens / 350.0)
+            - 0.15 * np.log1p(tenure / 365.0)
         )
         visible = structured + TEXT_WEIGHT * text
         drift = self.incidents.active("triage_concept_drift", day)

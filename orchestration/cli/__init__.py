@@ -49,10 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--model", required=True)
     quarantine.add_argument("--date", type=parse_date, help="only this day")
 
-    metrics = command("metrics", cmd_metrics, "a rolling window's quality, calibration and decision rates per model version")
+    metrics = command(
+        "metrics", cmd_metrics, "a rolling window's quality, calibration and decision rates per model version"
+    )
     metrics.add_argument("--model", required=True)
     metrics.add_argument("--date", required=True, help="the window's last day (YYYY-MM-DD)")
-    metrics.add_argument("--window", type=int, help="window length in days, one of the registry's (default: the longest)")
+    metrics.add_argument(
+        "--window", type=int, help="window length in days, one of the registry's (default: the longest)"
+    )
     metrics.add_argument("--segment", help="also break each version down by this segment column")
 
     status = command("status", cmd_status, "each SLO's latest state and the incidents")
@@ -62,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_argument("--model", help="only this model")
     actions.add_argument("--state", choices=["pending", "applied", "rejected"], help="only actions in this state")
 
-    for name, verb in (("approve", "apply a proposed runbook action to the serving file"), ("reject", "reject a proposed runbook action")):
+    for name, verb in (
+        ("approve", "apply a proposed runbook action to the serving file"),
+        ("reject", "reject a proposed runbook action"),
+    ):
         decision = command(name, cmd_decide, verb)
         decision.add_argument("action_id", help="the action's id, e.g. act_1a2b3c4d5e (see `closedloop actions`)")
         decision.add_argument("--model", help="the action's model (default: look in every model)")
@@ -71,13 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = command("rollback", cmd_rollback, "roll a model back to its previous version (or --to VERSION) now")
     rollback.add_argument("--model", required=True)
     rollback.add_argument("--to", help="the version to serve (default: the one released before the active one)")
-    rollback.add_argument("--why", default="manual rollback from the command line", help="the reason, for the audit log")
+    rollback.add_argument(
+        "--why", default="manual rollback from the command line", help="the reason, for the audit log"
+    )
     rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")
     sql.add_argument("--max-rows", type=int, default=50)
     return parser
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

@@ -35,7 +35,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         raise UserError(f"no action {args.action_id!r} for {', '.join(models)}; list them with `closedloop actions`")
     decide = approve if args.command == "approve" else reject
     try:
-        row = decide(lake, registry.model(owner), args.action_id, who=who(args), now=dt.datetime.now(dt.timezone.utc))
+        row = decide(lake, registry.model(owner), args.action_id, who=who(args), now=dt.datetime.now(dt.UTC))
     except ControlError as exc:
         raise UserError(str(exc)) from None
     text = f"{row['state']}: {_action_line(row)}"
@@ -50,9 +50,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     model = registry.model(args.model)
     action = RunbookAction(type="rollback", mode="auto", params={"to": args.to} if args.to else {})
     try:
-        row = request_action(
-            lake_of(registry), model, action, why=args.why, who=who(args), now=dt.datetime.now(dt.timezone.utc)
-        )
+        row = request_action(lake_of(registry), model, action, why=args.why, who=who(args), now=dt.datetime.now(dt.UTC))
     except ControlError as exc:
         raise UserError(str(exc)) from None
     before, after = json.loads(row["before"]), json.loads(row["after"])

@@ -42,6 +42,7 @@ def progress(total: int, description: str, quiet: bool, unit: str = "step"):
 
     return tqdm(total=total, desc=description, unit=unit, disable=quiet, file=sys.stderr, leave=False)
 
+
 def this_command() -> str:
     """How the user can call this command again (``.venv/bin/closedloop`` inside the project)."""
     invoked = Path(sys.argv[0])
@@ -49,6 +50,7 @@ def this_command() -> str:
         return str(invoked.resolve().relative_to(Path.cwd()))
     except ValueError:
         return invoked.name
+
 
 def who(args: argparse.Namespace) -> str:
     return args.who or f"cli:{getpass.getuser()}"
@@ -63,6 +65,7 @@ def incident_lines(incidents: list[dict], matches: dict | None = None) -> list[s
         action = i["action"] if i["action"] == "notify" else f"{i['action']} ({i['action_mode']})"
         line += f"\n{'':<18}{action}: {i['action_result'] or 'not carried out yet'}"
         if matches is not None:
-            line += f"; {'matches ' + matches[i['incident_id']] if matches.get(i['incident_id']) else 'FALSE ALERT (no injected incident)'}"
+            truth = matches.get(i["incident_id"])
+            line += f"; matches {truth}" if truth else "; FALSE ALERT (no injected incident)"
         lines.append(line)
     return lines or ["  none"]

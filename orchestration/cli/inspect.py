@@ -1,4 +1,7 @@
-"""Commands that read the lake: ``status``, ``metrics``, ``quarantine`` and ``sql``; they only format what the domain answers."""
+"""Commands that read the lake: ``status``, ``metrics``, ``quarantine`` and ``sql``.
+
+They only format what the domain answers.
+"""
 
 import argparse
 import json
@@ -22,10 +25,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except duckdb.Error as exc:
         raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
     if args.json:
-        print(json.dumps({"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="values", date_format="iso"))}))
+        print(
+            json.dumps(
+                {"columns": list(frame.columns), "rows": json.loads(frame.to_json(orient="values", date_format="iso"))}
+            )
+        )
     else:
         print(frame.to_string(index=False, max_rows=args.max_rows))
     return 0
+
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from closedloop.inputs.quarantine import quarantine_counts
@@ -40,8 +48,20 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     emit({"model": args.model, "date": args.date, "counts": counts}, args.json, "\n".join(lines))
     return 0
 
+
 METRICS_TEXT = (
-    "n", "n_labeled", "coverage", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece", "decision_rate",
+    "n",
+    "n_labeled",
+    "coverage",
+    "roc_auc",
+    "pr_auc",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+    "log_loss",
+    "ece",
+    "decision_rate",
 )
 
 
@@ -86,7 +106,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     incidents = incident_summaries(lake, models)
     lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
     lines += [
-        f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{'' if s['value'] is None else format(s['value'], '.4g')}"
+        f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}"
+        + ("" if s["value"] is None else format(s["value"], ".4g"))
         for s in slos
     ]
     open_incidents = [i for i in incidents if i["state"] == "open"]

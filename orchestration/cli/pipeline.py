@@ -11,7 +11,7 @@ from closedloop.control.status import incident_summaries
 from closedloop.core.environment import prepare_environment
 from closedloop.core.specs import Registry
 from closedloop.inputs.summary import ingest_summary
-from orchestration.cli.common import UserError, emit, lake_of, progress, load, this_command
+from orchestration.cli.common import UserError, emit, lake_of, load, progress, this_command
 from orchestration.cli.inspect import incident_lines
 
 DEMO_DAYS = 60
@@ -39,6 +39,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     emit(payload, args.json, text + f"\n  incidents: {result.truth_path}")
     return 0
 
+
 def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.date, quiet: bool) -> list:
     import dagster as dg
 
@@ -48,20 +49,27 @@ def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.
         model = registry.model(name)
         if start < model.start_date:
             raise UserError(
-                f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in {registry.path})"
+                f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in "
+                f"{registry.path})"
             )
     if end < start:
         raise UserError(f"--end {end} is before --start {start}")
     instance = dg.DagsterInstance.get()
     with progress(count_steps(registry, models), f"materializing {start}..{end}", quiet) as bar:
         outcomes = materialize_range(
-            registry, models, start, end, instance, on_step=lambda model, step: bar.set_postfix_str(f"{model}: {step}") or bar.update()
+            registry,
+            models,
+            start,
+            end,
+            instance,
+            on_step=lambda model, step: bar.set_postfix_str(f"{model}: {step}") or bar.update(),
         )
     return outcomes
 
 
 def _failures(outcomes: list) -> list[str]:
     return [f"{o.model}: {o.failure} (run {o.run_id})" for o in outcomes if not o.success]
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     prepare_environment()
@@ -84,13 +92,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         "incidents": incidents,
     }
     text = "\n".join(
-        [_summary_text(summary), "Checks that failed:", *_failed_check_lines(outcomes), "Incidents:", *incident_lines(incidents)]
+        [
+            _summary_text(summary),
+            "Checks that failed:",
+            *_failed_check_lines(outcomes),
+            "Incidents:",
+            *incident_lines(incidents),
+        ]
     )
     emit(payload, args.json, text + "".join(f"\nFAILED {line}" for line in failures))
     if failures:
         print(f"closedloop run: {failures[0]}", file=sys.stderr)
         return 1
     return 0
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from closedloop.simulator import DEFAULT_START, simulate
@@ -99,16 +114,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     registry = load(args)
     missing = {"fraud", "ticket_triage"} - set(registry.models)
     if missing:
-        raise UserError(f"the demo needs models {sorted(missing)} in {registry.path}; run it with the project's config/models.yaml")
+        raise UserError(
+            f"the demo needs models {sorted(missing)} in {registry.path}; run it with the project's config/models.yaml"
+        )
     start, end = DEFAULT_START, DEFAULT_START + dt.timedelta(days=args.days - 1)
     with progress(args.days, "simulating production", args.json, unit="day") as bar:
-        simulation = simulate(registry.landing, days=args.days, seed=args.seed, start=start, on_day=lambda _: bar.update())
+        simulation = simulate(
+            registry.landing, days=args.days, seed=args.seed, start=start, on_day=lambda _: bar.update()
+        )
     models = list(registry.models)
     outcomes = _materialize(registry, models, start, end, args.json)
     incident_runs = _handle_incidents(registry)
     lake = lake_of(registry)
-    from closedloop.core.sql_views import refresh_catalog
     from closedloop.control.scorecard import score
+    from closedloop.core.sql_views import refresh_catalog
 
     refresh_catalog(lake, registry)
     summary = ingest_summary(lake, models, start, end)
@@ -144,7 +163,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             *incident_lines(incidents, scorecard.matches),
             "Scorecard against the injected incidents:",
             *_scorecard_lines(scorecard),
-            f"Pending actions: {this_command()} actions --state pending; approve one with {this_command()} approve ACTION_ID",
+            f"Pending actions: {this_command()} actions --state pending; approve one with {this_command()} approve "
+            "ACTION_ID",
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             f'Ad-hoc SQL: {this_command()} sql "select * from fraud_quarantine limit 5"',
@@ -157,6 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+
 def _truth_lines(truth: dict) -> list[str]:
     return [
         f"  {i['model']:<14} {i['start']}..{i['end']}  {i['id']:<30} should trip {i['signal']}"
@@ -165,6 +186,7 @@ def _truth_lines(truth: dict) -> list[str]:
         for i in truth["incidents"]
     ]
 
+
 def _handle_incidents(registry: Registry) -> list:
     """What the incident sensor would do under the daemon, done now: open, act on and close incidents."""
     import dagster as dg
@@ -172,6 +194,7 @@ def _handle_incidents(registry: Registry) -> list:
     from orchestration.runner import handle_incidents
 
     return handle_incidents(registry, dg.DagsterInstance.get())
+
 
 def _scorecard_lines(scorecard) -> list[str]:
     lines = []
@@ -187,9 +210,11 @@ def _scorecard_lines(scorecard) -> list[str]:
     card = scorecard.as_dict()
     lines.append(
         f"  detection recall {card['caught']}/{card['injected']}, on time {card['on_time']}/{card['judged_on_time']}, "
-        f"false alerts on clean days: {len(card['false_alerts'])}" + (f" ({', '.join(card['false_alerts'])})" if card["false_alerts"] else "")
+        f"false alerts on clean days: {len(card['false_alerts'])}"
+        + (f" ({', '.join(card['false_alerts'])})" if card["false_alerts"] else "")
     )
     return lines
+
 
 def _day_ranges(days: tuple[str, ...]) -> str:
     """``2026-09-13..2026-09-16, 2026-09-21`` from a list of days."""
@@ -202,6 +227,7 @@ def _day_ranges(days: tuple[str, ...]) -> str:
             ranges.append([date, date])
     return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in ranges)
 
+
 def _failed_check_lines(outcomes: list) -> list[str]:
     lines = []
     for outcome in outcomes:
@@ -209,6 +235,7 @@ def _failed_check_lines(outcomes: list) -> list[str]:
             when = _day_ranges(failed.days) if failed.days else f"first {failed.first_failure}"
             lines.append(f"  {failed.asset:<30} {failed.check:<40} {failed.severity:<6} {when}")
     return lines or ["  none"]
+
 
 def _summary_text(summary: dict) -> str:
     lines = [f"{'model':<15}{'table':<13}{'landed':>11}{'accepted':>11}{'quarantined':>13}{'duplicates':>12}"]
