@@ -51,6 +51,19 @@ def _checked_table(table: str, known: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
+class Landing:
+    """Where a model's service lands its logs: ``<root>/<model>/<table>/date=YYYY-MM-DD/*.parquet``."""
+
+    root: Path
+
+    def model_dir(self, model: str) -> Path:
+        return Path(self.root) / checked_name(model, "model name")
+
+    def partition_dir(self, model: str, table: str, day: str | dt.date) -> Path:
+        return self.model_dir(model) / _checked_table(table, LANDING_TABLES) / f"date={checked_day(day).isoformat()}"
+
+
+@dataclass(frozen=True)
 class Lake:
     """Paths under a landing root and a lake root on the local file system."""
 
@@ -64,9 +77,7 @@ class Lake:
     # Landing zone (read only)
 
     def landing_dir(self, model: str, table: str, day: str | dt.date) -> Path:
-        checked_name(model, "model name")
-        _checked_table(table, LANDING_TABLES)
-        return self.landing / model / table / f"date={checked_day(day).isoformat()}"
+        return Landing(self.landing).partition_dir(model, table, day)
 
     def landing_files(self, model: str, table: str, day: str | dt.date) -> list[Path]:
         """The day's landed Parquet files in name order (empty when nothing landed)."""
@@ -94,6 +105,21 @@ class Lake:
             / f"date={checked_day(day).isoformat()}"
             / PARTITION_FILE
         )
+
+    @staticmethod
+    def day_of(partition_file: Path) -> dt.date:
+        """The day a partition file belongs to (its ``date=YYYY-MM-DD`` folder)."""
+        return checked_day(Path(partition_file).parent.name.removeprefix("date="))
+
+    def quarantine_files(self, model: str, source_table: str) -> list[Path]:
+        """Every day's quarantined rows of one landing table, in date order."""
+        folder = self.quarantine_path(model, source_table, dt.date.min).parent.parent
+        return sorted(folder.glob(f"date=*/{PARTITION_FILE}"))
+
+    def table_glob(self, model: str, table: str) -> Path:
+        """A glob over every partition file of a table (quarantine: of every landing table), for DuckDB views."""
+        folder = self.root / checked_name(model, "model name") / _checked_table(table, LAKE_TABLES)
+        return folder / "table=*" / "date=*" / "*.parquet" if table == "quarantine" else folder / "date=*" / "*.parquet"
 
     def write_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table) -> Path:
         """Replace one partition with ``data``, atomically."""

@@ -20,10 +20,7 @@ def refresh_catalog(lake: Lake, registry: Registry) -> list[str]:
             for table in LAKE_TABLES:
                 view = f"{model}_{table}"
                 con.execute("DROP VIEW IF EXISTS " + _quoted(view))
-                if table == "quarantine":
-                    files = lake.root / model / table / "table=*" / "date=*" / "*.parquet"
-                else:
-                    files = lake.root / model / table / "date=*" / "*.parquet"
+                files = lake.table_glob(model, table)
                 if not any(lake.root.glob(str(files.relative_to(lake.root)))):
                     continue
                 con.read_parquet(str(files), hive_partitioning=True, union_by_name=True).create_view(view, replace=True)

@@ -77,7 +77,7 @@ def window_stats(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: 
 
 
 def _counted_on_other_bins(model: ModelSpec, stale: list[Path]) -> LakeError:
-    days = [p.parent.name.removeprefix("date=") for p in stale]
+    days = [Lake.day_of(p).isoformat() for p in stale]
     return LakeError(
         f"{model.name}/eval_stats of {', '.join(days)} ({stale[0]}{' and others' if len(stale) > 1 else ''}) "
         "was counted on other score bins than this version of closedloop uses; re-materialize eval_stats "

@@ -42,11 +42,7 @@ def quarantine_counts(lake: Lake, model: str, day: dt.date | None = None) -> lis
     files = [
         str(path)
         for table in LANDING_TABLES
-        for path in (
-            [lake.quarantine_path(model, table, day)]
-            if day
-            else sorted((lake.root / model / "quarantine" / f"table={table}").glob("date=*/*.parquet"))
-        )
+        for path in ([lake.quarantine_path(model, table, day)] if day else lake.quarantine_files(model, table))
         if path.exists()
     ]
     if not files:

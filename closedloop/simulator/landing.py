@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from closedloop.core.lake import Landing
 from closedloop.simulator.incidents import IncidentSchedule
 from closedloop.simulator.sampling import US_PER_DAY, day_rng, day_start_us, timestamps
 
@@ -28,13 +29,9 @@ LABELS = "labels"
 COMPRESSION = "zstd"
 
 
-def partition_dir(out: Path, model: str, table: str, day: dt.date) -> Path:
-    return Path(out) / model / table / f"date={day.isoformat()}"
-
-
 def write_part(table: pa.Table, out: Path, model: str, kind: str, day: dt.date, part: int) -> Path:
     """Write ``table`` as ``part-NN.parquet`` of the ``kind`` partition for ``day``."""
-    folder = partition_dir(out, model, kind, day)
+    folder = Landing(out).partition_dir(model, kind, day)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"part-{part:02d}.parquet"
     pq.write_table(table, path, compression=COMPRESSION)
@@ -43,7 +40,7 @@ def write_part(table: pa.Table, out: Path, model: str, kind: str, day: dt.date, 
 
 def reset_model_dir(out: Path, model: str) -> None:
     """Delete ``<out>/<model>/`` so a new run replaces, never merges with, the previous one."""
-    target = Path(out) / model
+    target = Landing(out).model_dir(model)
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.exists():
