@@ -70,7 +70,7 @@ def validate_business_sql(model: ModelSpec, expression: str) -> None:
 
 
 def _business_sql(expression: str) -> str:
-    return query("business_metric").replace("{expression}", expression)
+    return query(__package__, "business_metric").replace("{expression}", expression)
 
 
 def metric_readings(

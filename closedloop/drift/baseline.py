@@ -181,7 +181,7 @@ def _numeric_baselines(
     con: duckdb.DuckDBPyConnection, model: ModelSpec, columns: list[str]
 ) -> dict[str, NumericBaseline]:
     params = {"numeric": columns, "quantiles": [i / BINS for i in range(BINS)]}
-    stats = {row[0]: row[1:] for row in con.execute(query("baseline_numeric"), params).fetchall()}
+    stats = {row[0]: row[1:] for row in con.execute(query(__package__, "baseline_numeric"), params).fetchall()}
     thresholds = [spec.threshold for spec in model.versions.values()]
     baselines = {}
     for column in columns:
@@ -205,7 +205,7 @@ def _categorical_baselines(
     params = {"categorical": columns, "max_known": MAX_KNOWN_VALUES}
     known: dict[str, dict[str, int]] = {c: {} for c in columns}
     nulls = dict.fromkeys(columns, 0)
-    for column, value, n in con.execute(query("baseline_values"), params).fetchall():
+    for column, value, n in con.execute(query(__package__, "baseline_values"), params).fetchall():
         if value is None:
             nulls[column] = n
         else:

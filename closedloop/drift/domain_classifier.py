@@ -50,7 +50,7 @@ def sample_day(lake: Lake, model: ModelSpec, day: str | dt.date, size: int = SAM
     with connect() as con:
         con.register("predictions", con.read_parquet(str(path)))
         params = {"columns": list(model.features.all + model.segments), "size": size}
-        return con.sql(query("sample_predictions"), params=params).to_arrow_table()
+        return con.sql(query(__package__, "sample_predictions"), params=params).to_arrow_table()
 
 
 def domain_classifier_auc(

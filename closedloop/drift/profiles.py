@@ -102,7 +102,7 @@ def profile_predictions(con: duckdb.DuckDBPyConnection, baseline: Buckets, day: 
         "baseline": baseline.hash,
         "register_bits": REGISTER_BITS,
     }
-    profile = con.sql(query("profile_predictions"), params=params).to_arrow_table()
+    profile = con.sql(query(__package__, "profile_predictions"), params=params).to_arrow_table()
     return profile.select(PROFILE_SCHEMA.names).cast(PROFILE_SCHEMA)
 
 

@@ -60,7 +60,7 @@ def eval_stats(outcomes: pa.Table, model: ModelSpec, day: str | dt.date) -> pa.T
     with connect() as con:
         con.register("outcomes", binned)
         params = {"day": checked_day(day), "grid": SCORE_GRID, "segments": [ALL, *model.segments]}
-        return con.sql(query("eval_stats"), params=params).to_arrow_table().cast(EVAL_STATS_SCHEMA)
+        return con.sql(query(__package__, "eval_stats"), params=params).to_arrow_table().cast(EVAL_STATS_SCHEMA)
 
 
 def merge_eval_stats(tables: Iterable[pa.Table]) -> pa.Table:
@@ -69,7 +69,7 @@ def merge_eval_stats(tables: Iterable[pa.Table]) -> pa.Table:
     stats = pa.concat_tables(parts) if parts else MERGED_SCHEMA.empty_table()
     with connect() as con:
         con.register("stats", stats)
-        return con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
+        return con.sql(query(__package__, "merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
 
 
 _STATE = {("positive", True): 0, ("negative", True): 1, ("positive", False): 2, ("negative", False): 3}

@@ -102,9 +102,9 @@ def outcomes_for_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: st
             "maturity_end": dt.datetime.combine(maturity_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
             "mature": as_of >= maturity_date,
         }
-        table = con.sql(query("outcomes"), params=params).to_arrow_table().cast(outcomes_schema(model))
+        table = con.sql(query(__package__, "outcomes"), params=params).to_arrow_table().cast(outcomes_schema(model))
         con.register("outcomes", table)
-        [(n, n_labeled, n_positive, n_matured, p50, p90)] = con.sql(query("outcome_summary")).fetchall()
+        [(n, n_labeled, n_positive, n_matured, p50, p90)] = con.sql(query(__package__, "outcome_summary")).fetchall()
     summary = OutcomeSummary(
         model=model.name,
         day=day,

@@ -69,9 +69,9 @@ def window_stats(lake: Lake, model: ModelSpec, day: str | dt.date, window_days: 
         con.register("stats", stats)
         if "score_grid" not in stats.columns:  # not one file records its bins: all predate the named bins
             raise _counted_on_other_bins(model, files)
-        merged = con.sql(query("merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
+        merged = con.sql(query(__package__, "merge_eval_stats")).to_arrow_table().cast(MERGED_SCHEMA)
         if set(merged["score_grid"].unique().to_pylist()) - {SCORE_GRID}:
-            stale = con.sql(query("stale_eval_stats"), params={"grid": SCORE_GRID}).fetchall()
+            stale = con.sql(query(__package__, "stale_eval_stats"), params={"grid": SCORE_GRID}).fetchall()
             raise _counted_on_other_bins(model, [Path(name) for (name,) in stale])
         return merged, len(files)
 
@@ -215,4 +215,4 @@ def daily_decision_rates(lake: Lake, model: ModelSpec, day: str | dt.date, days:
     with connect() as con:
         # Decisions do not depend on the score bins: partitions of any closedloop version add up here.
         con.register("stats", con.read_parquet(files, union_by_name=True))
-        return con.sql(query("daily_decision_rates")).to_arrow_table().cast(schema)
+        return con.sql(query(__package__, "daily_decision_rates")).to_arrow_table().cast(schema)

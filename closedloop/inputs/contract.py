@@ -224,6 +224,6 @@ def repeated_prediction_ids(lake: Lake, model: ModelSpec, days: list[dt.date]) -
                 "prediction_id, CAST(date AS DATE) AS day"
             ),
         )
-        for day, repeated in con.execute(query("repeated_prediction_ids"), {"days": days}).fetchall():
+        for day, repeated in con.execute(query(__package__, "repeated_prediction_ids"), {"days": days}).fetchall():
             counts[day] = repeated
     return counts

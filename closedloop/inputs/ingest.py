@@ -104,13 +104,13 @@ def _classify(
     ``_status`` and, if held, a ``_reason``.
     """
     con.register("landing", landing)
-    con.execute(query("number_copies"))
-    con.execute(query(classify_sql), _day_bounds(day))
+    con.execute(query(__package__, "number_copies"))
+    con.execute(query(__package__, classify_sql), _day_bounds(day))
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
     accepted = con.sql(
         "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
     ).to_arrow_table()
-    quarantine = con.sql(query("quarantined_rows"), params={"day": day}).to_arrow_table()
+    quarantine = con.sql(query(__package__, "quarantined_rows"), params={"day": day}).to_arrow_table()
     reasons = con.sql(
         "SELECT _reason, count(*) FROM classified WHERE _status = 'quarantined' GROUP BY 1 ORDER BY 2 DESC, 1"
     ).fetchall()
@@ -191,7 +191,7 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
             con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
         else:
             con.register("history", _KNOWN_PREDICTIONS_SCHEMA.empty_table())
-        con.register("known_predictions", con.sql(query("known_predictions")))
+        con.register("known_predictions", con.sql(query(__package__, "known_predictions")))
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))

@@ -49,5 +49,5 @@ def quarantine_counts(lake: Lake, model: str, day: dt.date | None = None) -> lis
         return []
     with connect() as con:
         con.register("quarantine", con.read_parquet(files, hive_partitioning=True))
-        rows = con.sql(query("quarantine_counts")).fetchall()
+        rows = con.sql(query(__package__, "quarantine_counts")).fetchall()
     return [{"table": t, "date": d.isoformat(), "reason": r, "rows": n} for t, d, r, n in rows]

@@ -67,7 +67,7 @@ def compute_ops_stats(predictions: pa.Table | str | os.PathLike) -> pa.Table:
             con.register("predictions", predictions)
         else:
             con.register("predictions", con.read_parquet(os.fspath(predictions)))
-        stats = con.sql(query("ops_stats"), params=parameters).to_arrow_table()
+        stats = con.sql(query(__package__, "ops_stats"), params=parameters).to_arrow_table()
     return stats.select(OPS_STATS_SCHEMA.names).cast(OPS_STATS_SCHEMA)
 
 

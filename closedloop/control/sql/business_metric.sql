@@ -2,7 +2,7 @@
 -- for all versions together (model_version NULL) and for each version.
 -- Input: `predictions` (an accepted predictions partition). Parameters: $start, $end (the
 -- period, start inclusive, end exclusive, UTC). {expression} is the registry's expression
--- (registry-owned, validated at load by closedloop.slo.validate_model_slos).
+-- (registry-owned, validated at load by closedloop.registry.load_registry).
 SELECT model_version, ({expression}) AS value, count(*) AS n
 FROM predictions
 WHERE ts >= $start AND ts < $end

@@ -1,4 +1,4 @@
-"""DuckDB: the named queries in this folder, and connections configured the same way everywhere."""
+"""DuckDB: each stage's named queries (`<stage>/sql/<name>.sql`) and connections configured alike everywhere."""
 
 import os
 import threading
@@ -10,9 +10,9 @@ _lock = threading.Lock()
 _process_database: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 
-def query(name: str) -> str:
-    """The text of ``<name>.sql`` in this folder."""
-    return resources.files(__name__).joinpath(f"{name}.sql").read_text()
+def query(package: str, name: str) -> str:
+    """The text of ``<name>.sql`` in the ``sql`` folder of ``package`` (a caller passes its ``__package__``)."""
+    return resources.files(package).joinpath("sql", f"{name}.sql").read_text()
 
 
 def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
