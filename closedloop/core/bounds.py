@@ -31,21 +31,22 @@ class Bound(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Bound:
-        limits = [limit for limit in (self.warn, self.error) if limit is not None]
-        for limit in limits:
+        for limit in (self.warn, self.error):
+            if limit is None:
+                continue
             if (self.type == "band") != isinstance(limit, tuple):
                 raise ValueError("a band's limits are [low, high] pairs; every other bound's limits are numbers")
-            if self.type == "band" and limit[0] > limit[1]:
+            if isinstance(limit, tuple) and limit[0] > limit[1]:
                 raise ValueError(f"band low {limit[0]} is above high {limit[1]}")
-            if self.type in ("absolute", "ratio") and limit < (1.0 if self.type == "ratio" else 0.0):
-                raise ValueError(
-                    f"an {self.type} limit must be at least {1.0 if self.type == 'ratio' else 0.0}, got {limit}"
-                )
-        if self.warn is not None and self.error is not None and self.type != "band":
-            if self.type == "lower" and self.warn < self.error:
-                raise ValueError(f"warn {self.warn} is below error {self.error}: a lower bound warns first")
-            if self.type != "lower" and self.warn > self.error:
-                raise ValueError(f"warn {self.warn} is above error {self.error}")
+            floor = {"absolute": 0.0, "ratio": 1.0}.get(self.type)
+            if floor is not None and isinstance(limit, float | int) and limit < floor:
+                raise ValueError(f"an {self.type} limit must be at least {floor}, got {limit}")
+        warn, error = self.warn, self.error
+        if isinstance(warn, float | int) and isinstance(error, float | int):
+            if self.type == "lower" and warn < error:
+                raise ValueError(f"warn {warn} is below error {error}: a lower bound warns first")
+            if self.type != "lower" and warn > error:
+                raise ValueError(f"warn {warn} is above error {error}")
         return self
 
     def limit(self, level: str) -> Limit | None:
@@ -59,7 +60,7 @@ class Bound(BaseModel):
         limit = self.limit(level)
         if limit is None:
             return False
-        if self.type == "band":
+        if isinstance(limit, tuple):
             low, high = limit
             return value <= low or value >= high if self.strict else not low <= value <= high
         if self.type == "lower":
@@ -78,7 +79,7 @@ class Bound(BaseModel):
     def severity(self, value: float) -> float | None:
         """How far the value has gone toward the error limit (1.0 = at it), to rank figures by."""
         limit = self.error if self.error is not None else self.warn
-        if limit is None or self.type == "band":
+        if limit is None or isinstance(limit, tuple):
             return None
         if self.type == "lower":
             return limit / value if value > 0 else float("inf")
@@ -93,7 +94,7 @@ class Bound(BaseModel):
         limit = self.limit("error")
         if limit is None:
             return -math.inf
-        if self.type == "band":
+        if isinstance(limit, tuple):
             return max(limit[0] - value, value - limit[1])
         if self.type == "lower":
             return limit - value
@@ -102,7 +103,7 @@ class Bound(BaseModel):
     def describe(self, level: Literal["warn", "error"] = "error") -> str:
         """The acceptable values in a few characters: ``<= 0.1``, ``>= 0.8``, ``within [0.05, 0.2]``."""
         limit = self.limit(level)
-        if self.type == "band":
+        if isinstance(limit, tuple):
             return f"within [{limit[0]}, {limit[1]}]"
         if self.type == "lower":
             return f"{'>' if self.strict else '>='} {limit}"
