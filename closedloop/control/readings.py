@@ -86,15 +86,22 @@ def metric_readings(
     if source.kind == "eval":
         return _eval_readings(lake, model, day, source.metric)
     if source.kind == "outcomes":
-        return _coverage_readings(lake, model, day, int(source.window))
+        return _coverage_readings(lake, model, day, _window_days(source))
     if source.kind == "drift":
         return _drift_readings(lake, model, day, source)
     if source.kind == "ops":
         return _ops_readings(lake, model, start, end, cadence, source.metric)
+    assert metric.sql is not None  # the catalog parses a business source only for a metric with sql
     return _business_readings(lake, model, metric.sql, start, end)
 
 
-def _number(value: object) -> float | None:
+def _window_days(source: MetricSource) -> int:
+    """The days of a windowed source (rolling_eval, outcomes); the catalog gives them every windowed source."""
+    assert source.window is not None
+    return int(source.window)
+
+
+def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(float(value)) else float(value)
 
 
@@ -109,7 +116,7 @@ def _rolling_eval_readings(lake: Lake, model: ModelSpec, day: dt.date, source: M
     table = lake.read_partition(model.name, "rolling_eval", window_end)
     if table is None:
         return []
-    mask = pc.and_(pc.equal(table["window_days"], int(source.window)), pc.equal(table["segment"], ALL))
+    mask = pc.and_(pc.equal(table["window_days"], _window_days(source)), pc.equal(table["segment"], ALL))
     rows = table.filter(pc.and_(mask, pc.equal(table["labels"], "matured"))).to_pylist()
     values = {(r["model_version"], r["metric"]): r["value"] for r in rows}
     count = "n_labeled" if needs_labels else "n"
@@ -129,6 +136,7 @@ def _eval_readings(lake: Lake, model: ModelSpec, day: dt.date, name: str) -> lis
         if segment != ALL:
             continue
         threshold = pooled_threshold(model, version)
+        value: float | None
         if name == "n":
             value = counts.n
         elif name == "decision_rate":

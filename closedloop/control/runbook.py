@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from closedloop.control.incidents import record_incident
 from closedloop.control.serving import ControlError, read_serving, request_action
@@ -47,7 +48,7 @@ def _fitted(lake: Lake, model: ModelSpec, incident: Mapping, action: RunbookActi
     version = (
         incident["version"] if incident["version"] not in (None, ALL) else read_serving(lake, model)["active_version"]
     )
-    window_days = int(action.params.get("window_days", max(model.evaluation.windows_days)))
+    window_days = int(cast(int, action.params.get("window_days", max(model.evaluation.windows_days))))
     fitted = recalibrate(
         lake, model, version, incident["day"], window_days, str(action.params.get("method", "isotonic")), now
     )

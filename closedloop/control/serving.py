@@ -176,7 +176,7 @@ def read_actions(lake: Lake, model: str, state: str | None = None) -> list[dict]
     """The model's audit log in request order, optionally only ``pending``, ``applied`` or ``rejected`` rows."""
     rows = []
     for path in lake.partition_files(model, "actions"):
-        table = lake.read_partition(model, "actions", Lake.day_of(path))
+        table = Lake.read_files([path], ACTIONS_SCHEMA)
         rows += (table if state is None else table.filter(pc.equal(table["state"], state))).to_pylist()
     return sorted(rows, key=lambda r: (r["requested_at"], r["action_id"]))
 

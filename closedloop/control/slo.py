@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,7 +88,7 @@ def judged_reading(slo: SLOSpec, readings: Iterable[Reading]) -> Reading | None:
     ]  # fmt: skip
     if not usable:
         return None
-    worst = max(usable, key=lambda r: slo.bound.shortfall(r.value))
+    worst = max(usable, key=lambda r: slo.bound.shortfall(cast(float, r.value)))  # usable readings have values
     if not slo.per_version:
         return worst
     others = "; ".join(f"{r.version} {r.value:.4g}" for r in sorted(usable, key=lambda r: r.version))
@@ -187,7 +188,7 @@ def evaluate_slos(
         if metric.name not in readings:
             readings[metric.name] = metric_readings(lake, model, metric, period)
         reading = judged_reading(slo, readings[metric.name])
-        breach = None if reading is None else is_breach(slo, reading.value)
+        breach = None if reading is None or reading.value is None else is_breach(slo, reading.value)
         earlier = before.get(slo.name, SLOState())
         after = next_state(slo, earlier, breach, key)
         change = transition(earlier, after)
@@ -256,7 +257,7 @@ def latest_evaluations(lake: Lake, model: str, period: dt.date | dt.datetime, lo
     """
     start, _, _ = period_bounds(period)
     table = read_evaluations(lake, model, start.date() - dt.timedelta(days=lookback_days), start.date())
-    return list(latest_per_slo(table.to_pylist(), before=start).values())
+    return [dict(row) for row in latest_per_slo(table.to_pylist(), before=start).values()]
 
 
 def record_evaluations(lake: Lake, model: str, rows: pa.Table) -> list:

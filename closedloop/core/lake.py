@@ -14,6 +14,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -173,7 +174,30 @@ class Lake:
     @staticmethod
     def read_files(paths: list[Path], schema: pa.Schema) -> pa.Table:
         """Lake partition files as one table of ``schema`` (empty when there are none)."""
-        return pa.concat_tables([schema.empty_table()] + [_read(path).cast(schema) for path in paths])
+        return pa.concat_tables([schema.empty_table()] + [_read_existing(path).cast(schema) for path in paths])
+
+    @overload
+    def read_range(
+        self,
+        model: str,
+        table: str,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        *,
+        schema: pa.Schema,
+        columns: list[str] | None = None,
+    ) -> pa.Table: ...
+
+    @overload
+    def read_range(
+        self,
+        model: str,
+        table: str,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        schema: None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table | None: ...
 
     def read_range(
         self,
@@ -192,7 +216,7 @@ class Lake:
         files = self.partition_files(model, table, start, end)
         if schema is not None:
             return self.read_files(files, schema)
-        parts = [part for part in (_read(path, columns) for path in files) if part.num_rows]
+        parts = [part for part in (_read_existing(path, columns) for path in files) if part.num_rows]
         return pa.concat_tables(parts) if parts else None
 
     def last_partition_day(self, model: str, table: str) -> dt.date | None:
@@ -302,3 +326,11 @@ def _read(path: Path, columns: list[str] | None = None) -> pa.Table | None:
         return pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"cannot read lake partition {path}: {exc}") from exc
+
+
+def _read_existing(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A partition file that was listed a moment ago; LakeError if it has gone since."""
+    table = _read(path, columns)
+    if table is None:
+        raise LakeError(f"lake partition {path} disappeared while it was read; run again")
+    return table

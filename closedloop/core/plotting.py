@@ -1,6 +1,7 @@
 """Figures as PNG bytes, drawn off-screen, in one consistent style for reports and the Dagster UI."""
 
 import io
+from typing import Any, cast
 
 import matplotlib
 
@@ -20,7 +21,7 @@ STYLE = {
 
 def new_figure(rows: int = 1, cols: int = 1, **kwargs):
     """A figure and its axes in the house style."""
-    with plt.rc_context(STYLE):
+    with plt.rc_context(cast(Any, STYLE)):  # the stubs want literal rc keys; STYLE's are matplotlib's own
         return plt.subplots(rows, cols, **kwargs)
 
 

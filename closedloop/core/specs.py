@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from closedloop.core.bounds import Bound
+from closedloop.core.bounds import Bound, BoundType
 from closedloop.core.names import NAME_PATTERN
 
 CANONICAL_PREDICTION_COLUMNS = (
@@ -258,7 +258,7 @@ class SLOSpec(_Strict):
         """The SLO's promise as a bound: its one level is the error level, its severity says who is woken."""
         if self.band is not None:
             return Bound(type="band", error=self.band)
-        kind = "lower" if self.comparison in (">", ">=") else "upper"
+        kind: BoundType = "lower" if self.comparison in (">", ">=") else "upper"
         return Bound(type=kind, error=self.threshold, strict=self.comparison in ("<", ">"))
 
 
@@ -458,7 +458,7 @@ def _describe(error: ValidationError, prefix: tuple = ()) -> str:
         if problem["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
         elif problem["type"] == "string_pattern_mismatch":
-            pattern = problem.get("ctx", {}).get("pattern")
+            pattern = str(problem.get("ctx", {}).get("pattern"))
             message = f"{problem['input']!r} is " + _PATTERN_MEANINGS.get(pattern, message)
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)

@@ -7,6 +7,8 @@ what stands out is what moved.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -41,7 +43,8 @@ def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
     # Capped at 0.5 (twice the usual error limit): one column far beyond it must not wash out the rest.
     image = axes.imshow(values.to_numpy(dtype=float), aspect="auto", cmap="magma_r", vmin=0.0, vmax=PSI_COLOUR_CAP)
     marks = {"warn": "o", "error": "x"}
-    for (column, day), status in psi.set_index(["column", "day"])["status"].items():
+    for key, status in psi.set_index(["column", "day"])["status"].items():
+        column, day = cast(tuple, key)
         if status in marks:
             axes.text(
                 values.columns.get_loc(day),

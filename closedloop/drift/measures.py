@@ -98,6 +98,20 @@ class Comparison:
     baseline: NumericBaseline | CategoricalBaseline
     threshold: float | None  # the version's decision threshold (score only)
 
+    @property
+    def numeric(self) -> NumericBaseline:
+        """The baseline of a numeric column (the score and the decision are numeric too)."""
+        if not isinstance(self.baseline, NumericBaseline):
+            raise TypeError(f"{self.column} is categorical: a numeric measure does not apply")
+        return self.baseline
+
+    @property
+    def categorical(self) -> CategoricalBaseline:
+        """The baseline of a categorical feature or segment."""
+        if not isinstance(self.baseline, CategoricalBaseline):
+            raise TypeError(f"{self.column} is numeric: a categorical measure does not apply")
+        return self.baseline
+
 
 def _divide(numerator: float, denominator: float | None) -> float:
     if denominator is None or not denominator or math.isnan(denominator):
@@ -145,7 +159,7 @@ def js_distance(c: Comparison) -> float:
 
 def _support(c: Comparison) -> np.ndarray:
     """Bucket boundaries: the observed minimum, the baseline's edges, the observed maximum."""
-    edges = np.asarray(c.baseline.edges, dtype=np.float64)
+    edges = np.asarray(c.numeric.edges, dtype=np.float64)
     ends = [v for v in (c.current.min, c.reference.min, c.current.max, c.reference.max) if v is not None]
     low = min([*ends, *edges[:1]])
     high = max([*ends, *edges[-1:]])
@@ -186,7 +200,7 @@ def cardinality_ratio(c: Comparison) -> float:
     if c.current.hll is None:
         return NAN
     return _divide(
-        hll_estimate(c.current.hll), expected_distinct(np.array(list(c.baseline.known.values())), c.current.count)
+        hll_estimate(c.current.hll), expected_distinct(np.array(list(c.categorical.known.values())), c.current.count)
     )
 
 
@@ -207,6 +221,7 @@ def expected_distinct(counts: np.ndarray, draws: int) -> float:
 def _share_below(profile: ColumnProfile, points: np.ndarray, value: float) -> float:
     """Share of a numeric profile below ``value``: exact at an edge, linear within a bucket."""
     shares = profile.shares
+    assert shares is not None  # callers check that the profile has rows
     bucket = int(np.searchsorted(points[1:-1], value, side="right"))  # the bucket holding value
     left, right = points[bucket], points[bucket + 1]
     inside = (value - left) / (right - left) if right > left else 0.0
@@ -225,7 +240,7 @@ def share_above_threshold(c: Comparison) -> float | None:
 def share_above_threshold_delta(c: Comparison) -> float | None:
     """Change of the share at or above the version's threshold against the baseline's scores."""
     current = share_above_threshold(c)
-    if current is None:
+    if current is None or c.threshold is None:
         return None
     if c.reference.shares is None:
         return NAN
@@ -260,21 +275,25 @@ ROLE_METRICS: dict[str, tuple[MetricFunction, ...]] = {
 }
 
 
+def _described(measure: MetricFunction) -> str:
+    return (measure.__doc__ or measure.__name__).strip()
+
+
 # Every drift figure, as the metric catalog and the registry's drift limits know it.
 DRIFT_METRICS = (
-    Metric("mean_shift", "baseline std", "neither", description=mean_shift.__doc__),
-    Metric("std_shift", "baseline std", "neither", description=std_shift.__doc__),
-    Metric("missing_rate_delta", "share", "neither", description=missing_rate_delta.__doc__),
-    Metric("psi", "psi", "lower", description=psi.__doc__),
-    Metric("js_distance", "distance", "lower", description=js_distance.__doc__),
-    Metric("wasserstein", "baseline std", "lower", description=wasserstein.__doc__),
-    Metric("ks", "distance", "lower", description=ks.__doc__),
-    Metric("new_category_share", "share", "lower", description=new_category_share.__doc__),
-    Metric("cardinality_ratio", "ratio", "neither", description=cardinality_ratio.__doc__),
-    Metric("share_above_threshold", "share", "neither", description=share_above_threshold.__doc__),
-    Metric("share_above_threshold_delta", "share", "neither", description=share_above_threshold_delta.__doc__),
-    Metric("decision_rate", "share", "neither", description=decision_rate.__doc__),
-    Metric("decision_rate_ratio", "ratio", "neither", description=decision_rate_ratio.__doc__),
+    Metric("mean_shift", "baseline std", "neither", description=_described(mean_shift)),
+    Metric("std_shift", "baseline std", "neither", description=_described(std_shift)),
+    Metric("missing_rate_delta", "share", "neither", description=_described(missing_rate_delta)),
+    Metric("psi", "psi", "lower", description=_described(psi)),
+    Metric("js_distance", "distance", "lower", description=_described(js_distance)),
+    Metric("wasserstein", "baseline std", "lower", description=_described(wasserstein)),
+    Metric("ks", "distance", "lower", description=_described(ks)),
+    Metric("new_category_share", "share", "lower", description=_described(new_category_share)),
+    Metric("cardinality_ratio", "ratio", "neither", description=_described(cardinality_ratio)),
+    Metric("share_above_threshold", "share", "neither", description=_described(share_above_threshold)),
+    Metric("share_above_threshold_delta", "share", "neither", description=_described(share_above_threshold_delta)),
+    Metric("decision_rate", "share", "neither", description=_described(decision_rate)),
+    Metric("decision_rate_ratio", "ratio", "neither", description=_described(decision_rate_ratio)),
     Metric(
         "domain_classifier_auc",
         "auc",

@@ -27,9 +27,14 @@ class Buckets(Protocol):
     """What a profile is laid on (a frozen baseline): bin edges per numeric column, top and known
     values per categorical one, and the hash that makes profiles on it mergeable."""
 
-    hash: str
-    numeric: Mapping[str, Any]
-    categorical: Mapping[str, Any]
+    @property
+    def hash(self) -> str: ...
+
+    @property
+    def numeric(self) -> Mapping[str, Any]: ...
+
+    @property
+    def categorical(self) -> Mapping[str, Any]: ...
 
     def require_model(self, model: ModelSpec) -> None: ...
 

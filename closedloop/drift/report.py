@@ -123,6 +123,8 @@ def _column_rows(
 ) -> list[dict]:
     role = column if column in DRIFT_OUTPUT_COLUMNS else kind
     spec = baseline.numeric.get(column) or baseline.categorical.get(column)
+    if spec is None:
+        raise ValueError(f"{column} has no baseline {baseline.name!r}; profile it on that baseline first")
     threshold = model.threshold(version) if version != ALL else None
     comparison = Comparison(column, current, reference, spec, threshold)
     enough = min(current.rows, reference.rows) >= model.drift.min_rows
@@ -140,10 +142,9 @@ def _judged(
     limit = spec.limit(metric, column)
     row = {"column": column, "version": version, "window": window, "metric": metric, "rows": rows}
     if not enough or math.isnan(value):
-        value = None if math.isnan(value) else value
         return {
             **row,
-            "value": value,
+            "value": None if math.isnan(value) else value,
             "threshold": limit.limit("ok") if limit else None,
             "severity": None,
             "status": "not_enough_data",

@@ -27,7 +27,7 @@ is biased, which is what comparing it with the realised value (``estimate_vs_rea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ from closedloop.evaluation.metrics import MetricValue, f1, positive_rate, precis
 from closedloop.evaluation.rolling_eval import window_stats
 from closedloop.evaluation.score_bins import MIDPOINTS, ScoreCounts
 
-ESTIMATED_METRICS = {
+ESTIMATED_METRICS: dict[str, Callable[..., MetricValue]] = {
     "roc_auc": roc_auc,
     "precision": precision,
     "recall": recall,
@@ -157,7 +157,8 @@ def estimate_performance(
         if value is None or sample.size < 2:
             metrics[name] = EstimatedMetric(value, None, None, None)
             continue
-        corrected = float(np.clip(2 * value - np.mean([d[name] for d in refitted if d[name] is not None]), 0.0, 1.0))
+        refitted_mean = float(np.mean([d[name] for d in refitted if d[name] is not None]))
+        corrected = float(np.clip(2 * value - refitted_mean, 0.0, 1.0))
         # basic bootstrap interval: the draws' percentiles mirrored around the estimate, so it moves with the correction
         upper, lower = (float(np.clip(2 * value - q, 0.0, 1.0)) for q in np.percentile(sample, [2.5, 97.5]))
         metrics[name] = EstimatedMetric(
@@ -236,7 +237,7 @@ def estimate_vs_realised(estimate: PerformanceEstimate, realised: dict[str, Metr
                 "realised": actual,
                 "error": error,
                 "within_interval": None
-                if error is None or expected.lower is None
+                if actual is None or expected.lower is None or expected.upper is None
                 else expected.lower <= actual <= expected.upper,
             }
         )

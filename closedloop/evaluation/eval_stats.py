@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ def score_counts(stats: pa.Table, labels: str = "matured", pool_versions: bool =
         frame = pd.concat([frame, frame.assign(model_version=ALL)], ignore_index=True)
     grouped = frame.groupby(_GROUP, dropna=False, sort=True)
     codes = grouped.ngroup().to_numpy()
-    groups = [tuple(None if pd.isna(part) else part for part in key) for key in grouped.size().index]
+    groups = [cast(Group, tuple(None if pd.isna(part) else part for part in key)) for key in grouped.size().index]
     state = np.full(len(frame), _UNLABELED)
     for (label_state, matured), index in _STATE.items():
         state[((frame["label_state"] == label_state) & (frame["matured"] == matured)).to_numpy()] = index

@@ -121,7 +121,9 @@ def below_threshold(c: ScoreCounts, threshold: float) -> MetricValue:
     above = above_threshold(c, threshold)
     if above.value is None:
         return above
-    return MetricValue(1.0 - above.value, 1.0 - above.upper, 1.0 - above.lower, above.binning_error)
+    lower = None if above.upper is None else 1.0 - above.upper
+    upper = None if above.lower is None else 1.0 - above.lower
+    return MetricValue(1.0 - above.value, lower, upper, above.binning_error)
 
 
 # Ranking quality

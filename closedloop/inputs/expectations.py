@@ -167,7 +167,7 @@ def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedCont
                 {"column": column.name, "mostly": round(1.0 - ceiling, 6)},
             )
         )
-        if column.kind == "numeric" and column.minimum is not None:
+        if column.kind == "numeric" and column.minimum is not None and column.maximum is not None:
             spread = (column.maximum - column.minimum) * _override(override, "range_margin", contract.range_margin)
             suite.append(
                 Expectation(

@@ -30,7 +30,9 @@ def _window(stats: pa.Table) -> pd.DatetimeIndex:
 def _per_scope(stats: pa.Table, guards: OpsGuards) -> list[tuple[str, RouteGuards, pd.DataFrame]]:
     """("all", model-level ceilings, hourly metrics), then one entry per route when there are several."""
     hours = _window(stats)
-    scopes = [(ALL, guards, _hourly(ops_metrics(stats, by=("hour",)), guards, hours))]
+    scopes: list[tuple[str, RouteGuards, pd.DataFrame]] = [
+        (ALL, guards, _hourly(ops_metrics(stats, by=("hour",)), guards, hours))
+    ]
     routes = sorted(set(stats.column("route").to_pylist()))
     if len(routes) > 1:
         by_route = ops_metrics(stats, by=("hour", "route"))

@@ -19,7 +19,7 @@ import pyarrow as pa
 from closedloop.core.bounds import Bound
 from closedloop.core.names import ALL
 from closedloop.core.periods import hour_has_ended
-from closedloop.core.specs import OpsGuards, Severity
+from closedloop.core.specs import OpsGuards, RouteGuards, Severity
 from closedloop.ops.stats import ops_metrics, projected_daily_spend
 
 BUDGET_GUARD = "daily_budget_usd"
@@ -71,7 +71,7 @@ def evaluate_guards(
     if hours is None:
         latest = latest_complete_hour(stats, now)
         hours = [] if latest is None else [latest]
-    scopes = [(ALL, guards, ops_metrics(stats, by=("hour",)))]
+    scopes: list[tuple[str, RouteGuards, pd.DataFrame]] = [(ALL, guards, ops_metrics(stats, by=("hour",)))]
     if guards.routes:
         by_route = ops_metrics(stats, by=("hour", "route"))
         scopes += [(route, ceilings, by_route[by_route["route"] == route]) for route, ceilings in guards.routes.items()]
@@ -103,7 +103,7 @@ def _result(
         hour=hour.to_pydatetime(),
         expected=ceiling,
         observed=observed,
-        passed=not_enough_data or not Bound(type="upper", error=ceiling).breaks(observed),
+        passed=observed is None or not_enough_data or not Bound(type="upper", error=ceiling).breaks(observed),
         severity=guards.severity,
         not_enough_data=not_enough_data,
         requests=requests,

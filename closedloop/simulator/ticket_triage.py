@@ -109,6 +109,7 @@ class TicketTriageGenerator(ModelGenerator):
         spike = self.incidents.active("triage_traffic_spike", day)
         weights = HOUR_WEIGHTS.copy()
         if spike is not None:
+            assert spike.hours is not None  # the traffic spike is scheduled by the hour
             h0, h1 = spike.hours
             weights[h0:h1] *= spike.params["traffic_factor"]
         n = round(n_base * weights.sum() / HOUR_WEIGHTS.sum())
@@ -116,7 +117,7 @@ class TicketTriageGenerator(ModelGenerator):
         in_spike = np.zeros(n, dtype=bool)
         if spike is not None:
             hour = s.hour_of(ts)
-            in_spike = (hour >= spike.hours[0]) & (hour < spike.hours[1])
+            in_spike = (hour >= h0) & (hour < h1)
 
         # features
         product, product_off = _draw(rng, n, PRODUCTS)
