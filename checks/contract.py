@@ -5,7 +5,8 @@ One multi-asset check per landing table validates every day of the run with the 
 full result beside the partition (``<lake>/<model>/validations/<table>/<day>.json``) and
 reports one result per predicate. Structural predicates are ERROR and block downstream
 assets; distribution predicates are WARN unless the registry sets ``contract.severity: error``.
-In a range run each predicate covers the whole range: its metadata lists the failing days.
+In a range run each predicate covers the whole range: its metadata (``checks.results``) has the
+first failure's expected and observed values, in words, and the failing days.
 """
 
 import datetime as dt
@@ -14,6 +15,7 @@ from collections import defaultdict
 
 import dagster as dg
 
+from checks.results import check_result
 from closedloop.inputs.gx_adapter import Outcome, validate
 from closedloop.inputs.contract import learn_contract, repeated_prediction_ids, unregistered_columns
 from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
@@ -64,6 +66,31 @@ def _lake_outcomes(lake: Lake, model: ModelSpec, table: str, days: list[dt.date]
     return outcomes
 
 
+def _figures(outcome: Outcome) -> tuple:
+    """The expected and observed of one verdict: numbers where the predicate has one, else its JSON.
+
+    A GX predicate on a column's values wants at least ``mostly`` of the rows to meet it (all of
+    them when it sets none), so what it observed is the share that did; the lake-wide verdicts hold
+    their figure under a known key.
+    """
+    expected, observed = outcome.expected, outcome.observed
+    if "unexpected_percent" in observed:
+        return expected.get("mostly", 1.0), round(1.0 - observed["unexpected_percent"] / 100.0, 6)
+    for wanted, seen in (("max_share", "share"), ("repeated", "repeated")):
+        if wanted in expected and seen in observed:
+            return expected[wanted], observed[seen]
+    return _unwrapped(expected), _unwrapped(observed)
+
+
+def _unwrapped(figures: dict):
+    """A lone number as the number itself; anything else as it is (JSON in the metadata)."""
+    if len(figures) == 1:
+        [value] = figures.values()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+    return figures
+
+
 def _result(model: ModelSpec, check, table: str, by_day: dict[dt.date, list[Outcome]]) -> dg.AssetCheckResult:
     failures = [(day, o) for day, outcomes in sorted(by_day.items()) for o in outcomes if not o.success]
     last_day = max(by_day)
@@ -73,26 +100,32 @@ def _result(model: ModelSpec, check, table: str, by_day: dict[dt.date, list[Outc
         for day, o in (failures or [(last_day, o) for o in by_day[last_day]])
     ]
     failing_columns = sorted({o.column for _, o in failures if o.column})
-    summary = {}
+    first_failure = None
+    # Passed: read by the latest day this predicate judged (days in the baseline window judge only structure).
+    judged = [day for day, outcomes in sorted(by_day.items()) if outcomes]
+    shown = by_day[judged[-1]][0] if judged else None
     if failures:
-        day, first = failures[0]
-        where = f"{day} ({first.column})" if first.column else str(day)
-        summary["first_failure"] = (
-            f"{where}: expected {json.dumps(first.expected, default=str)}, observed {json.dumps(first.observed, default=str)}"
-        )
-    return dg.AssetCheckResult(
-        check_name=check.name,
-        asset_key=dg.AssetKey([model.name, table]),
+        day, shown = failures[0]
+        where = f"{day} ({shown.column})" if shown.column else str(day)
+        wanted, seen = json.dumps(shown.expected, default=str), json.dumps(shown.observed, default=str)
+        first_failure = f"{where}: expected {wanted}, observed {seen}"
+    expected, observed = _figures(shown) if shown else (None, None)
+    return check_result(
+        check.name,
+        dg.AssetKey([model.name, table]),
         passed=not failures,
         severity=_SEVERITY[check.severity(model)],
+        expected=expected,
+        observed=observed,
+        first_failure=first_failure,
+        failing_periods=[str(day) for day, _ in failures],
         description=check.description,
         metadata={
             "days_checked": len(by_day),
-            "failing_days": dg.MetadataValue.json(sorted({str(day) for day, _ in failures})),
             "failing_columns": dg.MetadataValue.json(failing_columns),
             "expectations": len(by_day[last_day]),
+            **({"column": shown.column} if shown and shown.column else {}),
             ("failures" if failures else f"results_{last_day}"): dg.MetadataValue.md("\n".join(lines)),
-            **summary,
         },
     )
 

@@ -3,13 +3,15 @@
 A check fails with ERROR when any figure of the run's days passed its error limit and with WARN
 when one passed only its warn limit; "not enough data" never fails. The day's figures are
 judged; the trailing week's only where the day had too few rows. Distances, not p-values,
-so a large day does not alert on a trivial shift. Metadata lists the worst drifting figures.
+so a large day does not alert on a trivial shift. Metadata (``checks.results``) has the first
+failing figure's limit and value and the failing days, and lists the worst drifting figures.
 """
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from checks.results import check_result
 from closedloop.drift.report import figures_of, judged_rows
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
@@ -39,23 +41,41 @@ def _result(model: ModelSpec, check: str, rows: pa.Table) -> dg.AssetCheckResult
     metadata = {
         "figures_judged": rows.num_rows,
         "not_enough_data": pc.sum(pc.equal(rows.column("status"), "not_enough_data")).as_py() or 0,
-        "failing_days": dg.MetadataValue.json(sorted({str(d) for d in alerts.column("day").to_pylist()})),
         "failing_columns": dg.MetadataValue.json(sorted(set(alerts.column("column").to_pylist()))),
     }
+    first_failure = None
     if alerts.num_rows:
-        first = alerts.sort_by([("day", "ascending"), ("severity", "descending")]).to_pylist()[0]
-        metadata["first_failure"] = (
-            f"{first['day']} ({first['column']}, {first['version']}, {first['window']}): "
-            f"expected {first['metric']} within {first['threshold']:.4g}, observed {first['value']:.4g}"
+        shown = alerts.sort_by([("day", "ascending"), ("severity", "descending")]).to_pylist()[0]
+        first_failure = (
+            f"{shown['day']} ({shown['column']}, {shown['version']}, {shown['window']}): "
+            f"expected {shown['metric']} within {shown['threshold']:.4g}, observed {shown['value']:.4g}"
         )
         metadata["worst_drift"] = dg.MetadataValue.md("\n".join(lines))
-    return dg.AssetCheckResult(
-        check_name=check,
-        asset_key=dg.AssetKey([model.name, "drift"]),
+    else:
+        shown = _closest_to_its_limit(rows)
+    if shown is not None:
+        metadata["figure"] = f"{shown['day']} {shown['column']} {shown['version']} {shown['window']} {shown['metric']}"
+    return check_result(
+        check,
+        dg.AssetKey([model.name, "drift"]),
         passed=not statuses,
         severity=dg.AssetCheckSeverity.ERROR if "error" in statuses else dg.AssetCheckSeverity.WARN,
+        expected=shown["threshold"] if shown else None,
+        observed=shown["value"] if shown else None,
+        first_failure=first_failure,
+        failing_periods=[str(d) for d in alerts.column("day").to_pylist()],
+        description=f"Passed: {rows.num_rows} figure(s) judged, none past its warn limit.",
         metadata=metadata,
     )
+
+
+def _closest_to_its_limit(rows: pa.Table) -> dict | None:
+    """The latest day's judged figure that came nearest its limit (the one a passing check is read by)."""
+    judged = rows.filter(pc.and_(pc.equal(rows.column("status"), "ok"), pc.is_valid(rows.column("severity"))))
+    if not judged.num_rows:
+        return None
+    latest = judged.filter(pc.equal(judged.column("day"), pc.max(judged.column("day"))))
+    return latest.sort_by([("severity", "descending")]).to_pylist()[0]
 
 
 def build_drift_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:

@@ -10,6 +10,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from checks.results import check_result, period_in_words
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
 from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
@@ -46,26 +47,34 @@ def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.Asse
         for r in broken[:_SHOWN_HOURS]
     ]
     latest = max(judged, key=lambda r: r.hour) if judged else None
+    shown = broken[0] if broken else latest
     metadata = {
         "hours_judged": len({r.hour for r in judged}),
         "hours_not_enough_data": len({r.hour for r in results if r.not_enough_data}),
         "hours_broken": len({r.hour for r in broken}),
     }
     if latest is not None:
-        metadata["latest_hour"] = f"{latest.hour:%Y-%m-%d %H:00}"
-        metadata["expected_at_most"] = float(latest.expected)
-        metadata["observed"] = float(latest.observed)
+        metadata["latest_hour"] = period_in_words(latest.hour)
+    first_failure = None
     if broken:
         first = broken[0]
-        metadata["first_failure"] = (
-            f"{first.hour:%Y-%m-%d %H:00} ({first.route}): expected at most {first.expected:,.4g}, observed {first.observed:,.4g}"
+        first_failure = (
+            f"{period_in_words(first.hour)} ({first.route}): "
+            f"expected at most {first.expected:,.4g}, observed {first.observed:,.4g}"
         )
         metadata["broken_hours"] = dg.MetadataValue.md("\n".join(lines))
-    return dg.AssetCheckResult(
-        check_name=_CHECK_NAMES[guard],
-        asset_key=dg.AssetKey([model.name, "ops_stats"]),
+    return check_result(
+        _CHECK_NAMES[guard],
+        dg.AssetKey([model.name, "ops_stats"]),
         passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR if model.ops.severity == "page" else dg.AssetCheckSeverity.WARN,
+        expected=float(shown.expected) if shown else (float(results[0].expected) if results else None),
+        observed=float(shown.observed) if shown else None,
+        first_failure=first_failure,
+        failing_periods=[period_in_words(r.hour) for r in broken],
+        description=f"Passed: {metadata['hours_judged']} hour(s) judged, none past its limit."
+        if latest is not None
+        else "Passed: no hour had enough requests to judge.",
         metadata=metadata,
     )
 

@@ -14,6 +14,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from checks.results import check_result, period_in_words
 from wiring.tags import AS_OF_TAG
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
@@ -34,20 +35,34 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
     mine = [r for r in rows if r["slo"] == slo.name]
     breached = [r for r in mine if r["state"] == "breached"]
     judged = [r for r in mine if r["value"] is not None]
-    metadata = {"periods_judged": len(judged), "periods_breached": len(breached), "expected": _bound(slo)}
-    if judged:
-        latest = judged[-1]
-        metadata.update({"latest_period": latest["period"], "observed": float(latest["value"]), "state": latest["state"]})
+    metadata = {"bound": _bound(slo), "periods_judged": len(judged), "periods_breached": len(breached)}
+    latest = judged[-1] if judged else None
+    if latest is not None:
+        metadata.update({"latest_period": latest["period"], "state": latest["state"]})
+    first_failure = None
     if breached:
-        first = breached[0]
-        scope = f" ({first['version']})" if first["version"] != "all" else ""
-        metadata["first_failure"] = f"{first['period']}: expected {slo.metric}{scope} {_bound(slo)}, observed {first['value']:.4g}"
-        metadata["failing_days"] = dg.MetadataValue.json(sorted({str(r["day"]) for r in breached}))
+        # A run that starts inside a breach may open on a period without data: the first with a value says more.
+        first = next((r for r in breached if r["value"] is not None), breached[0])
+        scope = f" ({first['version']})" if first["version"] not in ("all", None) else ""
+        seen = "no data" if first["value"] is None else f"{first['value']:.4g}"
+        first_failure = f"{first['period']}: expected {slo.metric}{scope} {_bound(slo)}, observed {seen}"
     transitions = [f"{r['period']} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]]
     if transitions:
         metadata["transitions"] = dg.MetadataValue.json(transitions)
-    return dg.AssetCheckResult(
-        check_name=slo.name, asset_key=asset, passed=not breached, severity=_SEVERITY[slo.severity], metadata=metadata
+    shown = first if breached else latest
+    return check_result(
+        slo.name,
+        asset,
+        passed=not breached,
+        severity=_SEVERITY[slo.severity],
+        expected=_bound(slo) if slo.band else slo.threshold,
+        observed=shown["value"] if shown else None,
+        first_failure=first_failure,
+        failing_periods=[period_in_words(r["period"]) for r in breached],
+        description=f"Passed: not breached in the {len(judged)} period(s) judged ({slo.metric} {_bound(slo)})."
+        if judged
+        else f"Passed: no period had enough data to judge {slo.metric}.",
+        metadata=metadata,
     )
 
 

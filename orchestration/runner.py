@@ -33,7 +33,7 @@ class FailedCheck:
     asset: str
     check: str
     severity: str
-    days: tuple[str, ...]
+    days: tuple[str, ...]  # the days of its failing periods (an hourly check's hours fold into their day)
     first_failure: str | None
 
 
@@ -134,14 +134,14 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.passed:
             continue
-        days = evaluation.metadata.get("failing_days")
+        periods = evaluation.metadata.get("failing_periods")
         first = evaluation.metadata.get("first_failure")
         failed.append(
             FailedCheck(
                 asset=evaluation.asset_key.to_user_string(),
                 check=evaluation.check_name,
                 severity=evaluation.severity.value,
-                days=tuple(days.value) if days else (),
+                days=tuple(sorted({period[:10] for period in periods.value})) if periods else (),
                 first_failure=first.value if first else None,
             )
         )

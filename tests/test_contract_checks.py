@@ -104,7 +104,7 @@ def test_distribution_changes_warn_on_their_day_naming_the_column(damaged_run, c
     _, _, evaluations = damaged_run
     evaluation = evaluations[check]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.metadata["failing_days"].value == [str(DAMAGED)]
+    assert evaluation.metadata["failing_periods"].value == [str(DAMAGED)]
     assert evaluation.metadata["failing_columns"].value == [column]
     assert column in evaluation.metadata["first_failure"].value and "expected" in evaluation.metadata["first_failure"].value
 
@@ -122,7 +122,7 @@ def test_labels_for_unknown_predictions_are_kept_counted_and_warned(damaged_run)
     registry, _, evaluations = damaged_run
     evaluation = evaluations["labels_reference_known_predictions"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.metadata["failing_days"].value == [str(DAMAGED)]
+    assert evaluation.metadata["failing_periods"].value == [str(DAMAGED)]
     labels = Lake(registry.lake, registry.landing).read_partition("fraud", "labels", DAMAGED)
     assert pc.sum(pc.is_null(labels.column("model_version"))).as_py() == 30
 
@@ -191,7 +191,7 @@ def test_simulated_incidents_trip_their_checks_on_their_days_only(tmp_path):
     result = run(registry, "fraud", last=23)
     assert result.success
     failing = {
-        e.check_name: (e.metadata["failing_days"].value, e.metadata["failing_columns"].value)
+        e.check_name: (e.metadata["failing_periods"].value, e.metadata["failing_columns"].value)
         for e in result.get_asset_check_evaluations()
         if not e.passed and e.asset_key.path[-1] in ("predictions", "labels")
     }

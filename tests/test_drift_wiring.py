@@ -51,11 +51,11 @@ def test_drift_incidents_fail_their_checks_on_their_days_and_clean_days_stay_qui
     features = checks["features_within_drift_limits"]
     assert not features.passed and features.severity == dg.AssetCheckSeverity.ERROR
     expected = incident_days("fraud_new_payment_type") + incident_days("fraud_merchant_id_explosion")
-    assert features.metadata["failing_days"].value == expected
+    assert features.metadata["failing_periods"].value == expected
     assert {"avg_amount_30d", "merchant_id"} <= set(features.metadata["failing_columns"].value)
     assert checks["score_within_drift_limits"].passed and checks["decision_rate_within_drift_limits"].passed
     inputs = checks["inputs_indistinguishable_from_baseline"]
-    assert set(inputs.metadata["failing_days"].value) <= set(expected)
+    assert set(inputs.metadata["failing_periods"].value) <= set(expected)
 
 
 @pytest.mark.slow

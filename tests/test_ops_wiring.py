@@ -116,6 +116,8 @@ def test_the_traffic_spike_trips_latency_and_cost_in_its_first_hour_and_the_budg
         assert guards[name].metadata["first_failure"].value.startswith(f"{first_spike_hour} (all)"), name
         broken = guards[name].metadata["broken_hours"].value
         assert all(line.startswith(f"| {SPIKE_DAY}") for line in broken.splitlines()[2:]), name  # clean days stay quiet
+        periods = guards[name].metadata["failing_periods"].value
+        assert periods[0] == first_spike_hour and all(p.startswith(f"{SPIKE_DAY} ") for p in periods), name
     budget = guards["projected_daily_spend_within_budget"]
     assert not budget.passed
     first_budget_hour = budget.metadata["first_failure"].value[:16]

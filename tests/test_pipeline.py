@@ -63,7 +63,7 @@ def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path
     assert not result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     check = evaluations["predictions_quarantine_share_within_limit"]
-    assert not check.passed and check.metadata["failing_days"].value == [day(0)]
+    assert not check.passed and check.metadata["failing_periods"].value == [day(0)]
     assert '"share": 0.1' in check.metadata["failures"].value and '"max_share": 0.01' in check.metadata["failures"].value
     assert evaluations["predictions_match_contract"].passed  # the accepted rows themselves are fine
     started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}

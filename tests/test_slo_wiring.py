@@ -48,7 +48,8 @@ def test_hourly_slos_breach_in_the_spikes_first_hour_and_nowhere_else(spike_run)
         check = checks[name]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR, name
         assert check.metadata["first_failure"].value.startswith(f"{SPIKE_DAY}T{SPIKE.hours[0]:02d}:00"), name
-        assert check.metadata["failing_days"].value == [str(SPIKE_DAY)], name
+        spike_hours = [f"{SPIKE_DAY} {h:02d}:00" for h in range(*SPIKE.hours)]
+        assert check.metadata["failing_periods"].value == spike_hours, name  # breached until the first quiet hour
 
 
 def test_slos_are_checked_on_the_asset_of_their_metric(spike_run):
