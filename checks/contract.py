@@ -16,13 +16,13 @@ from collections import defaultdict
 import dagster as dg
 
 from checks.results import check_result
-from closedloop.inputs.gx_adapter import Outcome, validate
-from closedloop.inputs.contract import learn_contract, repeated_prediction_ids, unregistered_columns
-from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
 from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
-from closedloop.inputs.quarantine import quarantine_shares
 from closedloop.core.specs import ModelSpec
+from closedloop.inputs.contract import learn_contract, repeated_prediction_ids, unregistered_columns
+from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
+from closedloop.inputs.gx_adapter import Outcome, validate
+from closedloop.inputs.quarantine import quarantine_shares
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -47,7 +47,14 @@ def _lake_outcomes(lake: Lake, model: ModelSpec, table: str, days: list[dt.date]
     if table == "predictions":
         for day, repeated in repeated_prediction_ids(lake, model, days).items():
             outcomes[day].append(
-                Outcome("predictions_have_unique_ids", "ids unique across days", "prediction_id", repeated == 0, {"repeated": 0}, {"repeated": repeated})
+                Outcome(
+                    "predictions_have_unique_ids",
+                    "ids unique across days",
+                    "prediction_id",
+                    repeated == 0,
+                    {"repeated": 0},
+                    {"repeated": repeated},
+                )
             )
         for day in days:
             extra = unregistered_columns(model, columns[day])
@@ -58,7 +65,10 @@ def _lake_outcomes(lake: Lake, model: ModelSpec, table: str, days: list[dt.date]
                     None,
                     not extra,
                     {"columns": "only those in the registry"},
-                    {"unregistered": extra, "hint": f"declare them under models.{model.name}.features or drop them from the log"}
+                    {
+                        "unregistered": extra,
+                        "hint": f"declare them under models.{model.name}.features or drop them from the log",
+                    }
                     if extra
                     else {"unregistered": []},
                 )
@@ -96,7 +106,8 @@ def _result(model: ModelSpec, check, table: str, by_day: dict[dt.date, list[Outc
     last_day = max(by_day)
     lines = ["| day | column | expectation | expected | observed |", "|---|---|---|---|---|"]
     lines += [
-        f"| {day} | {o.column or ''} | {o.expectation} | {json.dumps(o.expected, default=str)} | {json.dumps(o.observed, default=str)} |"
+        f"| {day} | {o.column or ''} | {o.expectation} | {json.dumps(o.expected, default=str)} | "
+        f"{json.dumps(o.observed, default=str)} |"
         for day, o in (failures or [(last_day, o) for o in by_day[last_day]])
     ]
     failing_columns = sorted({o.column for _, o in failures if o.column})
@@ -148,7 +159,11 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
         for day in days:
             frame = store.read_partition(model.name, table, day).to_pandas()
             columns[day] = list(frame.columns)
-            suite = prediction_expectations(model, day, learned) if table == "predictions" else label_expectations(model, day)
+            suite = (
+                prediction_expectations(model, day, learned)
+                if table == "predictions"
+                else label_expectations(model, day)
+            )
             outcomes, full = validate(frame, suite)
             store.write_file(
                 store.document_path(model.name, "validations", f"{table}/{day.isoformat()}"),

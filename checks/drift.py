@@ -12,19 +12,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from checks.results import check_result
-from closedloop.drift.report import figures_of, judged_rows
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
+from closedloop.drift.report import figures_of, judged_rows
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
 _SHOWN = 15
 # check name -> (the figures it judges, what it promises)
 CHECKS = {
-    "features_within_drift_limits": ("features", "Every feature and segment stays within its drift limits (day and trailing week)."),
+    "features_within_drift_limits": (
+        "features",
+        "Every feature and segment stays within its drift limits (day and trailing week).",
+    ),
     "score_within_drift_limits": ("score", "The score distribution of every version stays within its drift limits."),
-    "decision_rate_within_drift_limits": ("decision", "The decision rate of every version stays within its drift limits."),
-    "inputs_indistinguishable_from_baseline": ("inputs_together", "A classifier cannot tell the day's inputs from the baseline's (domain AUC)."),
+    "decision_rate_within_drift_limits": (
+        "decision",
+        "The decision rate of every version stays within its drift limits.",
+    ),
+    "inputs_indistinguishable_from_baseline": (
+        "inputs_together",
+        "A classifier cannot tell the day's inputs from the baseline's (domain AUC).",
+    ),
 }
 
 
@@ -33,9 +42,13 @@ def _result(model: ModelSpec, check: str, rows: pa.Table) -> dg.AssetCheckResult
         [("severity", "descending"), ("day", "ascending")]
     )
     statuses = set(alerts.column("status").to_pylist())
-    lines = ["| day | column | version | window | metric | value | limit | status |", "|---|---|---|---|---|---:|---:|---|"]
+    lines = [
+        "| day | column | version | window | metric | value | limit | status |",
+        "|---|---|---|---|---|---:|---:|---|",
+    ]
     lines += [
-        f"| {r['day']} | {r['column']} | {r['version']} | {r['window']} | {r['metric']} | {r['value']:.4g} | {r['threshold']:.4g} | {r['status']} |"
+        f"| {r['day']} | {r['column']} | {r['version']} | {r['window']} | {r['metric']} | {r['value']:.4g} | "
+        f"{r['threshold']:.4g} | {r['status']} |"
         for r in alerts.slice(0, _SHOWN).to_pylist()
     ]
     metadata = {

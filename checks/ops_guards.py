@@ -13,9 +13,9 @@ import pandas as pd
 from checks.results import check_result, period_in_words
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
+from closedloop.core.specs import ModelSpec
 from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
 from closedloop.ops.stats import read_ops_stats
-from closedloop.core.specs import ModelSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 from wiring.tags import AS_OF_TAG
@@ -91,7 +91,9 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
             dg.AssetCheckSpec(
                 _CHECK_NAMES[g],
                 asset=asset,
-                description=f"{g} stays within models.{model.name}.ops (per hour; the budget on the projected day's spend).",
+                description=(
+                    f"{g} stays within models.{model.name}.ops (per hour; the budget on the projected day's spend)."
+                ),
             )
             for g in guards
         ],
@@ -105,8 +107,12 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
         for key in run_days(context):
             day = checked_day(key)
             stats = read_ops_stats(store, model.name, day, day)
-            history = read_ops_stats(store, model.name, day - dt.timedelta(days=BUDGET_HISTORY_DAYS), day - dt.timedelta(days=1))
-            results += evaluate_guards(stats, model.ops, hours_to_judge(day, as_of), history=history if history.num_rows else None)
+            history = read_ops_stats(
+                store, model.name, day - dt.timedelta(days=BUDGET_HISTORY_DAYS), day - dt.timedelta(days=1)
+            )
+            results += evaluate_guards(
+                stats, model.ops, hours_to_judge(day, as_of), history=history if history.num_rows else None
+            )
         for guard in guards:
             yield _result(model, guard, [r for r in results if r.guard == guard])
 

@@ -15,14 +15,14 @@ import dagster as dg
 import pandas as pd
 
 from checks.results import check_result, period_in_words
-from wiring.tags import AS_OF_TAG
+from closedloop.control.metric_catalog import metric_table
+from closedloop.control.slo import evaluate_periods, record_evaluations
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge
 from closedloop.core.specs import ModelSpec, SLOSpec
-from closedloop.control.metric_catalog import metric_table
-from closedloop.control.slo import evaluate_periods, record_evaluations
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
+from wiring.tags import AS_OF_TAG
 
 _SEVERITY = {"page": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
@@ -87,7 +87,7 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
         store = lake.get()
         tag = context.run.tags.get(AS_OF_TAG)
         as_of = pd.Timestamp(tag).to_pydatetime() if tag else None
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         # One pass over the run's days and their hours, each state carried from the period before:
         # the lake's earlier evaluations are read once, not once per day of a backfill.
         days = [checked_day(key) for key in run_days(context)]
@@ -98,7 +98,10 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
         rows = evaluations.to_pylist()
         for row in rows:
             if row["transition"]:
-                context.log.warning(f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = {row['value']:.4g})")
+                context.log.warning(
+                    f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = "
+                    f"{row['value']:.4g})"
+                )
         for slo in slos:
             yield _result(model, slo, asset, rows)
 
