@@ -21,7 +21,7 @@ from wiring.resources import LakeResource
 from wiring.tags import AS_OF_TAG
 
 BUDGET_HISTORY_DAYS = 7
-_CHECK_NAMES = {
+GUARD_CHECK_NAMES = {
     "latency_p95_ms": "latency_p95_within_ceiling",
     "error_rate": "error_rate_within_ceiling",
     "fallback_rate": "fallback_rate_within_ceiling",
@@ -64,7 +64,7 @@ def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.Asse
         )
         metadata["broken_hours"] = dg.MetadataValue.md("\n".join(lines))
     return check_result(
-        _CHECK_NAMES[guard],
+        GUARD_CHECK_NAMES[guard],
         dg.AssetKey([model.name, "ops_stats"]),
         passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR if model.ops.severity == "page" else dg.AssetCheckSeverity.WARN,
@@ -89,7 +89,7 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
         name=f"{model.name}__ops_guards",
         specs=[
             dg.AssetCheckSpec(
-                _CHECK_NAMES[g],
+                GUARD_CHECK_NAMES[g],
                 asset=asset,
                 description=(
                     f"{g} stays within models.{model.name}.ops (per hour; the budget on the projected day's spend)."

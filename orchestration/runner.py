@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from checks.ops_guards import GUARD_CHECK_NAMES
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job_name
@@ -33,7 +34,7 @@ class FailedCheck:
     asset: str
     check: str
     severity: str
-    days: tuple[str, ...]  # the days of its failing periods (an hourly check's hours fold into their day)
+    days: tuple[str, ...]  # the days of its failing periods (hours fold into their day); none for ops guards
     first_failure: str | None
 
 
@@ -129,6 +130,13 @@ def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[R
     return outcomes
 
 
+def _failing_days(check: str, periods: list[str]) -> tuple[str, ...]:
+    """The days a check failed on; none for an ops guard, whose summary line names its first failing hour."""
+    if check in GUARD_CHECK_NAMES.values():
+        return ()
+    return tuple(sorted({period[:10] for period in periods}))
+
+
 def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]:
     failed = []
     for evaluation in result.get_asset_check_evaluations():
@@ -141,7 +149,7 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]
                 asset=evaluation.asset_key.to_user_string(),
                 check=evaluation.check_name,
                 severity=evaluation.severity.value,
-                days=tuple(sorted({period[:10] for period in periods.value})) if periods else (),
+                days=_failing_days(evaluation.check_name, periods.value if periods else []),
                 first_failure=first.value if first else None,
             )
         )
