@@ -7,7 +7,7 @@ import pytest
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import simulate
 from orchestration import cli
-from tests.test_pipeline import day
+from tests.helpers import day, fraud_rows, land
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,6 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
 def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):
     from closedloop.inputs.ingest import ingest_predictions
     from closedloop.core.lake import Lake
-    from tests.conftest import fraud_rows, land
 
     lake = Lake(registry.lake, tmp_path / "own_landing")
     land(lake, "fraud", "predictions", day(1), fraud_rows(day(1), ["a", "b", "c"], score=[float("nan"), 1.5, 0.5]))

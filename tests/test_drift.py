@@ -35,7 +35,9 @@ from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.core.specs import DriftSpec
 from closedloop.registry import drift_limit_problems
 from closedloop.simulator import simulate
-from tests.test_profiles import DAY, hand_made_baseline
+from tests.helpers import hand_made_baseline
+
+DAY = dt.date(2026, 9, 3)
 
 # The `drift:` block proposed for the fraud model in config/models.yaml: merchant ids have a long
 # tail, so ~4% of a clean day's ids are ones the 10-day baseline never saw.

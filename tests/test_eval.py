@@ -28,8 +28,7 @@ from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.core.specs import EvaluationSpec
 from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
-from tests.conftest import at, fraud_rows, label_rows, land
-from tests.test_metrics import FRAUD, binned, outcomes_table
+from tests.helpers import FRAUD, at, binned, fraud_rows, label_rows, land, outcomes_table
 
 DAY = "2026-09-03"
 

@@ -11,7 +11,7 @@ from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions
 from orchestration.runner import count_steps, materialize_range
-from tests.conftest import fraud_rows, land
+from tests.helpers import day, fraud_rows, land
 
 DAYS = 3
 
@@ -26,10 +26,6 @@ def landing(tmp_path_factory):
 @pytest.fixture
 def registry(landing, tmp_path):
     return load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
-
-
-def day(offset: int) -> str:
-    return (DEFAULT_START + dt.timedelta(days=offset)).isoformat()
 
 
 def run_range(registry, model, start, end, instance=None):
