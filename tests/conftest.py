@@ -1,4 +1,4 @@
-"""Shared fixtures: the project's registry pointed at a temporary lake, and webhook endpoints.
+"""Shared fixtures: the tests' registry pointed at a temporary lake, and webhook endpoints.
 
 Helpers shared by test modules live in tests/helpers.py.
 """
@@ -12,13 +12,20 @@ import pytest
 
 from closedloop.core.lake import Lake
 from closedloop.core.specs import Registry
-from closedloop.registry import DEFAULT_CONFIG, load_registry
-from tests.helpers import Recorder
+from closedloop.registry import load_registry
+from tests.helpers import TEST_REGISTRY, Recorder
+
+
+@pytest.fixture(autouse=True)
+def _the_cli_and_code_location_read_the_test_registry(monkeypatch):
+    """Whatever loads the registry from the environment (the CLI, `dagster` tools) reads the tests' own;
+    a test about the demo registry sets CLOSEDLOOP_CONFIG itself."""
+    monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(TEST_REGISTRY))
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    return load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    return load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: landing files, hand-made tables, a webhook receiver.
+"""Helpers shared by the test modules: the tests' own registry, landing files, hand-made tables.
 
 Test modules import from here (conftest.py holds only fixtures); no test module imports another.
 """
@@ -18,10 +18,15 @@ from closedloop.drift.profiles import MERGED_SCHEMA
 from closedloop.evaluation.eval_stats import eval_stats, score_counts
 from closedloop.evaluation.outcomes import outcomes_schema
 from closedloop.evaluation.score_bins import ScoreCounts
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START
 
 UTC = dt.timezone.utc
+
+# The tests' registry: a copy of the demo's config/models.yaml, so that tuning the demo changes no
+# test's verdict. Only the tests about the demo registry itself read config/models.yaml.
+TEST_REGISTRY = Path(__file__).resolve().parent / "registry" / "models.yaml"
+
 
 # --- simulated days and landing files ----------------------------------------------------------
 
@@ -86,7 +91,7 @@ def label_rows(ids: list[str], labels: list[int], when: dt.datetime, **names) ->
 
 # --- hand-made outcomes and their binned counts ------------------------------------------------
 
-FRAUD = load_registry(DEFAULT_CONFIG).models["fraud"]
+FRAUD = load_registry(TEST_REGISTRY).models["fraud"]
 OUTCOMES_DAY = dt.date(2026, 9, 1)
 OUTCOMES_TS = dt.datetime(2026, 9, 1, 12, tzinfo=UTC)
 

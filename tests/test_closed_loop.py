@@ -70,6 +70,7 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
 @pytest.mark.slow
 def test_status_and_approve_from_the_command_line(production, capsys, monkeypatch):
     registry = production.registry
+    monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(DEFAULT_CONFIG))  # the end-to-end loop runs on the demo registry
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))
     assert cli.main(["status", "--model", "fraud", "--json"]) == 0

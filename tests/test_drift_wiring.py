@@ -11,10 +11,11 @@ from closedloop.drift.daily import drift_of_day
 from closedloop.drift.baseline import baseline_name, current_baseline
 from closedloop.drift.report import drift_report
 from closedloop.core.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions
+from tests.helpers import TEST_REGISTRY
 
 DAYS = 24
 
@@ -32,7 +33,7 @@ def incident_days(incident_id: str) -> list[str]:
 def drift_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("drift")
     simulate(root / "landing", days=DAYS, seed=7, fraud_rows_per_day=3000, triage_rows_per_day=100)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     selection = [dg.AssetKey(["fraud", name]) for name in ("predictions", "profiles", "drift")]
     result = build_definitions(registry).resolve_job_def("fraud_pipeline").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),

@@ -24,11 +24,11 @@ from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake, LakeError
 from closedloop.evaluation.score_bins import BINS, ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.core.specs import EvaluationSpec
 from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
-from tests.helpers import FRAUD, at, binned, fraud_rows, label_rows, land, outcomes_table
+from tests.helpers import FRAUD, TEST_REGISTRY, at, binned, fraud_rows, label_rows, land, outcomes_table
 
 DAY = "2026-09-03"
 
@@ -238,7 +238,7 @@ def production(tmp_path_factory):
     and drifts from day 35. Outcomes are seen from the last day (day 59)."""
     root = tmp_path_factory.mktemp("production")
     simulate(root / "landing", days=60, fraud_rows_per_day=1500, triage_rows_per_day=800)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     lake = Lake(registry.lake, registry.landing)
     for offset in range(60):
         for model in registry.models.values():

@@ -10,13 +10,14 @@ import pytest
 from closedloop.control.serving import read_serving
 from closedloop.control.incidents import read_incidents
 from closedloop.core.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from closedloop.control.slo import read_evaluations
 from orchestration import cli
 from orchestration.definitions import build_definitions
 from orchestration.runner import handle_incidents
+from tests.helpers import TEST_REGISTRY
 
 SPIKE = next(i for i in INCIDENTS if i.id == "triage_traffic_spike")
 SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
@@ -26,7 +27,7 @@ SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
 def spike_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("slo")
     simulate(root / "landing", days=SPIKE.start_day + 2, seed=7, fraud_rows_per_day=100, triage_rows_per_day=1500)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     selection = [dg.AssetKey(["ticket_triage", name]) for name in ("predictions", "ops_stats")]
     result = build_definitions(registry).resolve_job_def("ticket_triage_pipeline").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
