@@ -60,23 +60,27 @@ def test_drift_incidents_fail_their_checks_on_their_days_and_clean_days_stay_qui
 
 
 @pytest.mark.slow
-def test_a_window_report_needs_only_profiles(drift_run):
+def test_a_window_report_needs_only_profiles(drift_run, tmp_path):
     registry, _, _ = drift_run
     lake = Lake(registry.lake, registry.landing)
     fraud = registry.model("fraud")
     baseline = current_baseline(lake, fraud)
     last = DEFAULT_START + dt.timedelta(days=DAYS - 1)
-    samples = lake.read_partition("fraud", "samples", fraud.baseline.start)
 
-    def reports():
+    def reports(lake):
+        samples = lake.read_partition("fraud", "samples", fraud.baseline.start)
         profiles = [lake.read_partition("fraud", "profiles", last - dt.timedelta(days=i)) for i in range(30)]
         window = pa.concat_tables([p for p in profiles if p is not None])
         month = drift_report(fraud, baseline, profiles[0], window, window="30d", day=last)
         return drift_of_day(lake, fraud, baseline, samples, last), month
 
-    before = reports()
-    shutil.rmtree(lake.root / "fraud" / "predictions")
-    after = reports()
+    before = reports(lake)
+    # The module's lake stays whole for the other tests: the raw predictions go from a copy.
+    shutil.copytree(lake.root, tmp_path / "lake")
+    without_predictions = Lake(tmp_path / "lake", registry.landing)
+    shutil.rmtree(without_predictions.root / "fraud" / "predictions")
+    assert without_predictions.partition_files("fraud", "predictions") == []
+    after = reports(without_predictions)
     assert after[0].equals(before[0]) and after[1].equals(before[1])
     assert set(after[1].column("window").to_pylist()) == {"day", "30d"}
     assert max(after[1].column("rows").to_pylist()) > 20 * 2500  # the window covers every profiled day

@@ -3,6 +3,7 @@ slo_evaluations, `closedloop status`, and the incidents the sensor opens and clo
 
 import datetime as dt
 import json
+import shutil
 
 import dagster as dg
 import pytest
@@ -81,8 +82,11 @@ def test_status_prints_each_slos_latest_state(spike_run, capsys, monkeypatch):
     assert payload["incidents"] == []
 
 
-def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours_recover(spike_run):
-    registry, _, _ = spike_run
+def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours_recover(spike_run, tmp_path):
+    shared, _, _ = spike_run
+    # Incidents, actions and the serving file are written to a copy: the module's lake stays without incidents.
+    shutil.copytree(shared.lake, tmp_path / "lake")
+    registry = load_registry(TEST_REGISTRY, landing=str(shared.landing), lake=str(tmp_path / "lake"))
     instance = dg.DagsterInstance.ephemeral()
     runs = handle_incidents(registry, instance)
     assert [r.success for r in runs] == [True] * 4  # two SLOs, each opened and closed
@@ -95,3 +99,4 @@ def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours
         assert incident["action_result"] == "applied"
     assert read_serving(lake, registry.model("ticket_triage"))["fallback"] is True  # the kill switch stays on for a person
     assert handle_incidents(registry, instance) == []  # handled: the next evaluation of the sensor asks for nothing
+    assert read_incidents(Lake(shared.lake, shared.landing), "ticket_triage") == []  # the module's lake is untouched
