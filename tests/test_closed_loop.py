@@ -43,6 +43,7 @@ def production(tmp_path_factory):
 @pytest.mark.slow
 def test_every_injected_incident_is_caught_on_its_day_and_clean_days_stay_quiet(production):
     card = production.card
+    assert len(production.runs) == 2 and production.incident_runs  # a run per model, and the incidents it opened
     assert all(run.success for run in production.runs + production.incident_runs)
     assert card.recall == 1.0, [d for d in card.detections if d.caught_by is None]
     late = [d for d in card.detections if d.on_time is False]

@@ -365,6 +365,7 @@ def test_figures_render_and_mark_the_threshold_that_keeps_the_approved_rate(prod
     shutil.copytree(lake.root, tmp_path / "lake")
     own = Lake(tmp_path / "lake", lake.landing)
     paths = write_eval_figures(own, registry.model("ticket_triage"), day(59))
+    assert set(paths) == set(figures)
     assert all(path.is_relative_to(own.root) and path.stat().st_size > 1000 for path in paths.values())
     v12 = score_counts(window_stats(lake, fraud, day(44), 4)[0])[("v12", "all", "all")]  # full rollout days
     keeping = metrics.threshold_for_rate(v12, 0.017)
