@@ -7,7 +7,7 @@ import pytest
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import simulate
 from orchestration import cli
-from tests.test_pipeline import day
+from tests.helpers import TEST_REGISTRY, day, fraud_rows, land
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def landing(tmp_path_factory):
 
 @pytest.fixture
 def registry(landing, tmp_path):
-    return load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
+    return load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
 
 
 @pytest.fixture
@@ -71,6 +71,7 @@ def test_simulate_writes_the_landing_layout(tmp_path, capsys, fresh_environment)
 
 @pytest.mark.slow
 def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh_environment):
+    monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(DEFAULT_CONFIG))  # the demo runs on the demo registry
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(tmp_path / "landing"))
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
     assert cli.main(["demo", "--days", "3", "--json"]) == 0
@@ -107,7 +108,6 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
 def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):
     from closedloop.inputs.ingest import ingest_predictions
     from closedloop.core.lake import Lake
-    from tests.conftest import fraud_rows, land
 
     lake = Lake(registry.lake, tmp_path / "own_landing")
     land(lake, "fraud", "predictions", day(1), fraud_rows(day(1), ["a", "b", "c"], score=[float("nan"), 1.5, 0.5]))

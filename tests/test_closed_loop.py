@@ -4,6 +4,7 @@ landed row must be accounted for."""
 
 import datetime as dt
 import json
+import shutil
 from types import SimpleNamespace
 
 import dagster as dg
@@ -42,6 +43,7 @@ def production(tmp_path_factory):
 @pytest.mark.slow
 def test_every_injected_incident_is_caught_on_its_day_and_clean_days_stay_quiet(production):
     card = production.card
+    assert len(production.runs) == 2 and production.incident_runs  # a run per model, and the incidents it opened
     assert all(run.success for run in production.runs + production.incident_runs)
     assert card.recall == 1.0, [d for d in card.detections if d.caught_by is None]
     late = [d for d in card.detections if d.on_time is False]
@@ -68,10 +70,13 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
 
 
 @pytest.mark.slow
-def test_status_and_approve_from_the_command_line(production, capsys, monkeypatch):
+def test_status_and_approve_from_the_command_line(production, capsys, monkeypatch, tmp_path):
     registry = production.registry
+    # Approving changes the lake (serving file, audit row): it happens on a copy, the module's lake stays as the loop left it.
+    shutil.copytree(registry.lake, tmp_path / "lake")
+    monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(DEFAULT_CONFIG))  # the end-to-end loop runs on the demo registry
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))
-    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
     assert cli.main(["status", "--model", "fraud", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert {s["slo"]: s["state"] for s in status["slos"]}["review_rate_in_band"] == "breached"

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import build_definitions
+from tests.helpers import TEST_REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +29,7 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
+        "CLOSEDLOOP_CONFIG": str(TEST_REGISTRY),
         "CLOSEDLOOP_LAKE": str(tmp_path / "lake"),
         "VIRTUAL_ENV": str(bin_dir.parent),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",

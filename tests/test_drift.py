@@ -31,13 +31,15 @@ from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.lake import Lake
 from closedloop.drift.profiles import merge_profiles, profile_day, profile_table
 from closedloop.core.names import ALL
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.core.specs import DriftSpec
 from closedloop.registry import drift_limit_problems
 from closedloop.simulator import simulate
-from tests.test_profiles import DAY, hand_made_baseline
+from tests.helpers import TEST_REGISTRY, hand_made_baseline
 
-# The `drift:` block proposed for the fraud model in config/models.yaml: merchant ids have a long
+DAY = dt.date(2026, 9, 3)
+
+# The `drift:` block proposed for the fraud model in the registry: merchant ids have a long
 # tail, so ~4% of a clean day's ids are ones the 10-day baseline never saw.
 FRAUD_DRIFT = """
 min_rows: 500
@@ -207,7 +209,7 @@ def production(tmp_path_factory):
     """24 simulated days of the fraud model, ingested, profiled on the baseline, and judged day by day."""
     root = tmp_path_factory.mktemp("production")
     result = simulate(root / "landing", days=24, fraud_rows_per_day=3_000, triage_rows_per_day=100)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     lake = Lake(registry.lake, registry.landing)
     fraud = registry.model("fraud").model_copy(update={"drift": DriftSpec.model_validate(yaml.safe_load(FRAUD_DRIFT))})
     days = [result.start + dt.timedelta(days=i) for i in range(result.days)]
@@ -308,7 +310,7 @@ def test_drift_figures_render(production):
 
 def test_v12s_score_shift_collapses_its_decision_rate_and_a_thin_canary_never_alerts(tmp_path):
     result = simulate(tmp_path / "landing", days=60, fraud_rows_per_day=1_500, triage_rows_per_day=20)  # the shift lasts to day 59
-    registry = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
     [shift] = [i for i in json.loads(result.truth_path.read_text())["incidents"] if i["id"] == "fraud_v12_calibration_shift"]
     canary, full = shift["start_day"], 41  # v12 takes 10% of traffic, then all of it (simulator/fraud.py)

@@ -7,6 +7,7 @@ a model owner would look for them.
 
 import datetime as dt
 import json
+import shutil
 from collections import defaultdict
 
 import numpy as np
@@ -24,12 +25,11 @@ from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake, LakeError
 from closedloop.evaluation.score_bins import BINS, ScoreCounts
 from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.core.specs import EvaluationSpec
 from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
 from closedloop.simulator import DEFAULT_START, simulate
-from tests.conftest import at, fraud_rows, label_rows, land
-from tests.test_metrics import FRAUD, binned, outcomes_table
+from tests.helpers import FRAUD, TEST_REGISTRY, at, binned, fraud_rows, label_rows, land, outcomes_table
 
 DAY = "2026-09-03"
 
@@ -239,7 +239,7 @@ def production(tmp_path_factory):
     and drifts from day 35. Outcomes are seen from the last day (day 59)."""
     root = tmp_path_factory.mktemp("production")
     simulate(root / "landing", days=60, fraud_rows_per_day=1500, triage_rows_per_day=800)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     lake = Lake(registry.lake, registry.landing)
     for offset in range(60):
         for model in registry.models.values():
@@ -355,14 +355,18 @@ def test_a_new_version_without_matured_labels_gets_no_estimate(production):
 
 
 @pytest.mark.slow
-def test_figures_render_and_mark_the_threshold_that_keeps_the_approved_rate(production):
+def test_figures_render_and_mark_the_threshold_that_keeps_the_approved_rate(production, tmp_path):
     registry, lake = production
     fraud = registry.model("fraud").model_copy(update={"evaluation": EvaluationSpec(windows_days=(7,))})
     figures = eval_figures(lake, fraud, day(44), approved_rate=0.017)
     assert set(figures) == {"reliability", "score_histogram", "decision_rate", "threshold_tradeoff"}
     assert all(png.startswith(b"\x89PNG") for png in figures.values())
-    paths = write_eval_figures(lake, registry.model("ticket_triage"), day(59))
-    assert all(path.is_relative_to(lake.root) and path.stat().st_size > 1000 for path in paths.values())
+    # Written figures go to a copy of the lake: the module's lake is shared with the other tests.
+    shutil.copytree(lake.root, tmp_path / "lake")
+    own = Lake(tmp_path / "lake", lake.landing)
+    paths = write_eval_figures(own, registry.model("ticket_triage"), day(59))
+    assert set(paths) == set(figures)
+    assert all(path.is_relative_to(own.root) and path.stat().st_size > 1000 for path in paths.values())
     v12 = score_counts(window_stats(lake, fraud, day(44), 4)[0])[("v12", "all", "all")]  # full rollout days
     keeping = metrics.threshold_for_rate(v12, 0.017)
     assert keeping < 0.5 and metrics.above_threshold(v12, keeping).value <= 0.017

@@ -15,11 +15,12 @@ import pytest
 from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 from closedloop.core.lake import Lake
 from closedloop.evaluation.metrics import wilson
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
 from wiring.automation import SENSOR_NAME
 from orchestration.definitions import build_definitions
+from tests.helpers import TEST_REGISTRY
 
 MODEL = "ticket_triage"
 EVALUATION = ("outcomes", "eval_stats", "rolling_eval")
@@ -64,7 +65,7 @@ def landing(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backfilled(landing, tmp_path_factory):
     """Days 0-7 of ticket_triage materialized in one run; labels are known through day 7."""
-    registry = load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path_factory.mktemp("backfilled") / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path_factory.mktemp("backfilled") / "lake"))
     instance = dg.DagsterInstance.ephemeral()
     result = run(build_definitions(registry), instance, day(0), day(7))
     return registry, Lake(registry.lake, registry.landing), instance, result
@@ -123,7 +124,7 @@ def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_la
 
 
 def test_late_labels_re_evaluate_earlier_days_without_a_backfill(landing, tmp_path):
-    registry = load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
     triage = registry.model(MODEL)
     lake = Lake(registry.lake, registry.landing)
     defs = build_definitions(registry)

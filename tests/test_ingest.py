@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from closedloop.inputs.contract import ContractError
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
-from tests.conftest import at, fraud_rows, label_rows, land
+from tests.helpers import at, fraud_rows, label_rows, land
 
 DAY = "2026-09-03"
 

@@ -4,10 +4,7 @@ Every comparison runs the real path: raw rows -> an outcomes table -> the eval_s
 dense counts -> the metric; the reference is scikit-learn (or scipy) on the same raw rows.
 """
 
-import datetime as dt
-
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,44 +19,10 @@ from sklearn.metrics import (
 )
 
 from closedloop.evaluation import metrics
-from closedloop.evaluation.eval_stats import eval_stats, score_counts
-from closedloop.evaluation.score_bins import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS, ScoreCounts
-from closedloop.evaluation.outcomes import outcomes_schema
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.evaluation.score_bins import BINS, EDGES, GRID, HALF_WIDTHS, MIDPOINTS
+from tests.helpers import binned
 
-FRAUD = load_registry(DEFAULT_CONFIG).models["fraud"]
-DAY = dt.date(2026, 9, 1)
-TS = dt.datetime(2026, 9, 1, 12, tzinfo=dt.timezone.utc)
 SLACK = 1e-9  # float summation order
-
-
-def outcomes_table(scores, labels, *, decisions=None, versions=None, matured=None, segments=None) -> pa.Table:
-    """A fraud ``outcomes`` partition holding exactly these rows (label None = unlabeled)."""
-    scores = np.asarray(scores, dtype=float)
-    n = len(scores)
-    labels = [None if label is None else int(label) for label in labels]
-    segments = segments or {}
-    return pa.table(
-        {
-            "prediction_id": [f"p{i}" for i in range(n)],
-            "model_version": versions if versions is not None else ["v11"] * n,
-            "ts": [TS] * n,
-            "score": scores,
-            "decision": decisions if decisions is not None else (scores >= 0.5).astype(np.int8),
-            **{name: segments.get(name, ["x"] * n) for name in FRAUD.segments},
-            "label": labels,
-            "label_ts": [None if label is None else TS for label in labels],
-            "label_delay_hours": [None if label is None else 0.0 for label in labels],
-            "label_matured": matured if matured is not None else [label is not None for label in labels],
-        },
-        schema=outcomes_schema(FRAUD),
-    )
-
-
-def binned(scores, labels, **kwargs) -> ScoreCounts:
-    """The counts the pipeline would keep for these rows."""
-    stats = eval_stats(outcomes_table(scores, labels, **kwargs), FRAUD, DAY)
-    return score_counts(stats, "matured", pool_versions=False).get(("v11", "all", "all"), ScoreCounts.empty())
 
 
 @st.composite

@@ -30,9 +30,10 @@ from closedloop.ops.stats import (
     projected_daily_spend,
     read_ops_stats,
 )
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.core.specs import RegistryError
 from closedloop.simulator import simulate
+from tests.helpers import TEST_REGISTRY
 
 UTC = dt.timezone.utc
 DAY = dt.datetime(2026, 9, 16, tzinfo=UTC)
@@ -250,7 +251,7 @@ def triage_lake(tmp_path_factory) -> Lake:
     """ticket_triage ops_stats of 2026-09-08 .. 2026-09-16 (days 7-15; the spike is on day 15)."""
     root = tmp_path_factory.mktemp("spike")
     simulate(root / "landing", days=17, fraud_rows_per_day=200, triage_rows_per_day=1500)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     lake = Lake(root=registry.lake, landing=registry.landing)
     model = registry.model("ticket_triage")
     for day in pd.date_range("2026-09-08", "2026-09-16").date:
@@ -324,7 +325,7 @@ def test_figures_render(triage_lake):
 
 
 def test_the_registry_reads_ops_guards_and_names_a_misspelt_key(tmp_path: Path):
-    document = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    document = yaml.safe_load(TEST_REGISTRY.read_text())
     document["models"]["ticket_triage"]["ops"] = {"max_latency_p95_ms": 4000, "routes": {"llm_small": {"max_latency_p95_ms": 2000}}}
     document["models"]["fraud"].pop("ops", None)
     path = tmp_path / "models.yaml"

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 
 from closedloop.core.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions
 from orchestration.runner import count_steps, materialize_range
-from tests.conftest import fraud_rows, land
+from tests.helpers import TEST_REGISTRY, day, fraud_rows, land
 
 DAYS = 3
 
@@ -25,11 +25,7 @@ def landing(tmp_path_factory):
 
 @pytest.fixture
 def registry(landing, tmp_path):
-    return load_registry(DEFAULT_CONFIG, landing=str(landing), lake=str(tmp_path / "lake"))
-
-
-def day(offset: int) -> str:
-    return (DEFAULT_START + dt.timedelta(days=offset)).isoformat()
+    return load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
 
 
 def run_range(registry, model, start, end, instance=None):
@@ -53,7 +49,7 @@ def test_rematerializing_replaces_partitions_without_duplicates(registry):
 
 
 def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path):
-    own = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    own = load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
     lake = Lake(own.lake, own.landing)
     ids = [f"p{i}" for i in range(50)]
     land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ids, score=pa.array([float("nan")] * 5 + [0.3] * 45)))
@@ -81,7 +77,7 @@ def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
     assert len(steps) == count_steps(registry, ["ticket_triage"]) >= 4
     assert {m for m, _ in steps} == {"ticket_triage"} and ("ticket_triage", "ticket_triage__predictions") in steps
 
-    broken = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake2"))
+    broken = load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake2"))
     lake = Lake(broken.lake, broken.landing)
     land(lake, "fraud", "predictions", day(0), fraud_rows(day(0), ["a"]).drop_columns(["merchant_id"]))
     [outcome] = materialize_range(broken, ["fraud"], DEFAULT_START, DEFAULT_START, instance)

@@ -11,26 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closedloop.drift.baseline import BINS, Baseline, CategoricalBaseline, NumericBaseline, freeze_baseline, load_baseline, save_baseline
-from closedloop.drift.profiles import MERGED_SCHEMA, hll_estimate, merge_profiles, profile_day, profile_table
+from closedloop.drift.baseline import BINS, freeze_baseline, load_baseline, save_baseline
+from closedloop.drift.profiles import hll_estimate, merge_profiles, profile_day, profile_table
 from closedloop.core.names import ALL
+from tests.helpers import hand_made_baseline
 
 DAY = dt.date(2026, 9, 3)
-
-
-def hand_made_baseline(numeric: dict[str, list[float]], categorical: dict[str, tuple[list[str], list[str] | dict[str, int]]]) -> Baseline:
-    """A baseline with chosen edges and values (known values without counts were seen twice each)."""
-    return Baseline(
-        model="fraud",
-        name="hand_made",
-        source={"kind": "test"},
-        rows=0,
-        numeric={c: NumericBaseline(tuple(edges), None, None, 0.0) for c, edges in numeric.items()},
-        categorical={c: CategoricalBaseline(tuple(top), dict(known) if isinstance(known, dict) else dict.fromkeys(known, 2), 0.0)
-                     for c, (top, known) in categorical.items()},
-        hash="0123456789abcdef",
-        profile=MERGED_SCHEMA.empty_table(),
-    )
 
 
 def one_row(profile: pa.Table, column: str, version: str = "v11") -> dict:

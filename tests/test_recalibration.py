@@ -15,11 +15,12 @@ from closedloop.core.lake import Lake
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.evaluation.outcomes import outcomes_for_day, outcomes_schema
 from closedloop.evaluation.recalibration import HOLDOUT_EVERY, RecalibrationError, apply_calibrator, recalibrate
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.control.runbook import carry_out
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.fraud import V12_FULL_DAY
 from closedloop.simulator.incidents import INCIDENTS
+from tests.helpers import TEST_REGISTRY
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 1, 6, tzinfo=UTC)
@@ -88,7 +89,7 @@ def test_without_enough_matured_labels_recalibration_says_when_it_can(registry, 
 
 
 def test_the_runbook_recalibrates_the_breaching_version_and_waits_for_approval(tmp_path):
-    raw = DEFAULT_CONFIG.read_text().replace(
+    raw = TEST_REGISTRY.read_text().replace(
         "action: {type: rollback, mode: propose}", "action: {type: recalibrate, mode: propose, params: {method: isotonic, window_days: 14}}"
     )
     (tmp_path / "models.yaml").write_text(raw)
@@ -118,7 +119,7 @@ def test_on_the_simulators_v12_period_the_calibrator_lowers_ece_on_held_back_day
     shift = next(i for i in INCIDENTS if i.id == "fraud_v12_calibration_shift")
     days = shift.end_day + 47  # every day of the shift has matured by the last simulated day
     simulate(tmp_path / "landing", days=days, seed=7, fraud_rows_per_day=2000, triage_rows_per_day=10)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
     lake = Lake(registry.lake, registry.landing)
     fraud = registry.model("fraud")
     last = DEFAULT_START + dt.timedelta(days=days - 1)

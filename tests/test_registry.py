@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import DEFAULT_CONFIG, drift_limit_problems, load_registry, slo_source_problems
 
 from closedloop.core.specs import RegistryError
 
@@ -53,6 +53,10 @@ def test_project_registry_loads_both_sample_models():
     assert triage.source_column("route") == "route"
     assert {m.kind for m in triage.metrics} == {"business", "quality", "operational"}
     assert registry.lake == (DEFAULT_CONFIG.parent / "../data/demo/lake").resolve()
+    # The demo registry is the one the demo and the end-to-end test run on (the other tests read
+    # tests/registry/models.yaml): every SLO of it reads a source closedloop computes, every drift limit a metric.
+    assert all(model.slos for model in registry.models.values())
+    assert [p for m in registry.models.values() for p in slo_source_problems(m) + drift_limit_problems(m)] == []
 
 
 def test_good_registry_parses_slo_fields(tmp_path):

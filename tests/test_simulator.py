@@ -17,8 +17,8 @@ from sklearn.metrics import roc_auc_score
 from closedloop.simulator import DEFAULT_START, SimulationResult, simulate
 from closedloop.simulator import fraud, ticket_triage
 from closedloop.simulator.incidents import INCIDENTS, TRUTH_FILE
+from tests.helpers import TEST_REGISTRY
 
-REGISTRY = Path(__file__).resolve().parents[1] / "config" / "models.yaml"
 DAYS = 60
 SIZES = {"fraud_rows_per_day": 3_000, "triage_rows_per_day": 1_500}
 TS = pa.timestamp("us", tz="UTC")
@@ -166,7 +166,7 @@ def test_schemas(run: SimulationResult) -> None:
 
 
 def test_columns_follow_the_registry(run: SimulationResult) -> None:
-    registry = yaml.safe_load(REGISTRY.read_text())["models"]
+    registry = yaml.safe_load(TEST_REGISTRY.read_text())["models"]
     for model, spec in registry.items():
         rename = spec.get("columns", {})
         pred_cols = pq.read_schema(next((run.out / model / "predictions").rglob("*.parquet"))).names

@@ -12,7 +12,7 @@ from closedloop.drift.report import REPORT_SCHEMA
 from closedloop.evaluation.score_bins import SCORE_GRID
 from closedloop.ops.stats import compute_ops_stats
 from closedloop.core.names import ALL
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.core.specs import ProductionMetric, RegistryError, SLOSpec
 from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA
 from closedloop.control.slo import (
@@ -30,6 +30,7 @@ from closedloop.control.readings import Reading, metric_readings, validate_busin
 from closedloop.control.webhook import incident_message, post_json, webhook_url
 from closedloop.core.periods import PeriodError
 from closedloop.control.metric_catalog import SourceError
+from tests.helpers import TEST_REGISTRY
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 10, 7)
@@ -144,7 +145,7 @@ def test_business_sql_is_validated_against_the_contract_columns(registry):
 
 
 def _registry_with(tmp_path, edit):
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw = yaml.safe_load(TEST_REGISTRY.read_text())
     edit(raw["models"]["fraud"])
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -152,7 +153,7 @@ def _registry_with(tmp_path, edit):
 
 
 def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_the_slo(tmp_path, registry):
-    assert load_registry(DEFAULT_CONFIG).models.keys() == registry.models.keys()
+    assert set(registry.models) == {"fraud", "ticket_triage"}  # the demo registry's own load is in test_registry
 
     def unknown(model):
         model["metrics"][2]["source"] = "drift.scores_psi"  # a typo of the column

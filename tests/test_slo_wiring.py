@@ -3,6 +3,7 @@ slo_evaluations, `closedloop status`, and the incidents the sensor opens and clo
 
 import datetime as dt
 import json
+import shutil
 
 import dagster as dg
 import pytest
@@ -10,13 +11,14 @@ import pytest
 from closedloop.control.serving import read_serving
 from closedloop.control.incidents import read_incidents
 from closedloop.core.lake import Lake
-from closedloop.registry import DEFAULT_CONFIG, load_registry
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from closedloop.control.slo import read_evaluations
 from orchestration import cli
 from orchestration.definitions import build_definitions
 from orchestration.runner import handle_incidents
+from tests.helpers import TEST_REGISTRY
 
 SPIKE = next(i for i in INCIDENTS if i.id == "triage_traffic_spike")
 SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
@@ -26,7 +28,7 @@ SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
 def spike_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("slo")
     simulate(root / "landing", days=SPIKE.start_day + 2, seed=7, fraud_rows_per_day=100, triage_rows_per_day=1500)
-    registry = load_registry(DEFAULT_CONFIG, landing=str(root / "landing"), lake=str(root / "lake"))
+    registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     selection = [dg.AssetKey(["ticket_triage", name]) for name in ("predictions", "ops_stats")]
     result = build_definitions(registry).resolve_job_def("ticket_triage_pipeline").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
@@ -81,8 +83,11 @@ def test_status_prints_each_slos_latest_state(spike_run, capsys, monkeypatch):
     assert payload["incidents"] == []
 
 
-def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours_recover(spike_run):
-    registry, _, _ = spike_run
+def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours_recover(spike_run, tmp_path):
+    shared, _, _ = spike_run
+    # Incidents, actions and the serving file are written to a copy: the module's lake stays without incidents.
+    shutil.copytree(shared.lake, tmp_path / "lake")
+    registry = load_registry(TEST_REGISTRY, landing=str(shared.landing), lake=str(tmp_path / "lake"))
     instance = dg.DagsterInstance.ephemeral()
     runs = handle_incidents(registry, instance)
     assert [r.success for r in runs] == [True] * 4  # two SLOs, each opened and closed
@@ -95,3 +100,4 @@ def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours
         assert incident["action_result"] == "applied"
     assert read_serving(lake, registry.model("ticket_triage"))["fallback"] is True  # the kill switch stays on for a person
     assert handle_incidents(registry, instance) == []  # handled: the next evaluation of the sensor asks for nothing
+    assert read_incidents(Lake(shared.lake, shared.landing), "ticket_triage") == []  # the module's lake is untouched
