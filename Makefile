@@ -14,7 +14,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export CLOSEDLOOP_DATA := $(DATA)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast ui bench lock clean
+.PHONY: demo test test-fast lint ui bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -28,11 +28,20 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 demo: $(VENV)/.synced
 	$(BIN)/closedloop demo
 
-test: $(VENV)/.synced
+test: lint
 	$(BIN)/pytest
 
-test-fast: $(VENV)/.synced
+test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# The house rules: lint, formatting and the import contracts in pyproject.toml (the domain imports no
+# Dagster; orchestration > assets, checks > wiring > closedloop; stages import core and earlier stages),
+# and mypy on the domain.
+lint: $(VENV)/.synced
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ui: $(VENV)/.synced
 	@$(BIN)/python -m closedloop.environment > /dev/null
@@ -45,4 +54,4 @@ lock: $(UV)
 	$(UV) lock
 
 clean:
-	rm -rf $(VENV) .uv data .pytest_cache
+	rm -rf $(VENV) .uv data .pytest_cache .ruff_cache .import_linter_cache .mypy_cache

@@ -21,7 +21,7 @@ from closedloop.evaluation.score_bins import ScoreCounts
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # The tests' registry: a copy of the demo's config/models.yaml, so that tuning the demo changes no
 # test's verdict. Only the tests about the demo registry itself read config/models.yaml.
@@ -128,7 +128,9 @@ def binned(scores, labels, **kwargs) -> ScoreCounts:
 # --- hand-made drift baselines -------------------------------------------------------------------
 
 
-def hand_made_baseline(numeric: dict[str, list[float]], categorical: dict[str, tuple[list[str], list[str] | dict[str, int]]]) -> Baseline:
+def hand_made_baseline(
+    numeric: dict[str, list[float]], categorical: dict[str, tuple[list[str], list[str] | dict[str, int]]]
+) -> Baseline:
     """A baseline with chosen edges and values (known values without counts were seen twice each)."""
     return Baseline(
         model="fraud",
@@ -136,8 +138,10 @@ def hand_made_baseline(numeric: dict[str, list[float]], categorical: dict[str, t
         source={"kind": "test"},
         rows=0,
         numeric={c: NumericBaseline(tuple(edges), None, None, 0.0) for c, edges in numeric.items()},
-        categorical={c: CategoricalBaseline(tuple(top), dict(known) if isinstance(known, dict) else dict.fromkeys(known, 2), 0.0)
-                     for c, (top, known) in categorical.items()},
+        categorical={
+            c: CategoricalBaseline(tuple(top), dict(known) if isinstance(known, dict) else dict.fromkeys(known, 2), 0.0)
+            for c, (top, known) in categorical.items()
+        },
         hash="0123456789abcdef",
         profile=MERGED_SCHEMA.empty_table(),
     )

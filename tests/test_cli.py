@@ -49,7 +49,10 @@ def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fr
         (["run", "--start", "2026-09-01", "--end", "2026-08-01"], "--end 2026-08-01 is before --start 2026-09-01"),
         (["run", "--start", "2025-01-01", "--end", "2025-01-02"], "before fraud's first partition 2026-09-01"),
         (["run", "--start", "2026-09-01", "--end", "2026-09-01", "--model", "spam"], "no model named 'spam'"),
-        (["--config", "/nonexistent/models.yaml", "run", "--start", "2026-09-01", "--end", "2026-09-01"], "registry file not found"),
+        (
+            ["--config", "/nonexistent/models.yaml", "run", "--start", "2026-09-01", "--end", "2026-09-01"],
+            "registry file not found",
+        ),
     ],
 )
 def test_errors_are_one_line(argv, says, capsys, monkeypatch, tmp_path, fresh_environment):
@@ -106,8 +109,8 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
 
 
 def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):
-    from closedloop.inputs.ingest import ingest_predictions
     from closedloop.core.lake import Lake
+    from closedloop.inputs.ingest import ingest_predictions
 
     lake = Lake(registry.lake, tmp_path / "own_landing")
     land(lake, "fraud", "predictions", day(1), fraud_rows(day(1), ["a", "b", "c"], score=[float("nan"), 1.5, 0.5]))

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from closedloop.control.incidents import read_incidents
+from closedloop.control.scorecard import score
 from closedloop.core.lake import Lake
 from closedloop.registry import DEFAULT_CONFIG, load_registry
-from closedloop.control.scorecard import score
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
 from orchestration.runner import handle_incidents, materialize_range
@@ -65,7 +65,10 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
     inputs = [i for i in incidents["fraud"] if i["slo"] == "inputs_within_drift_limits"]
     assert [(i["opened"], i["state"]) for i in inputs] == [("2026-09-13", "closed"), ("2026-09-21", "closed")]
     triage = {i["slo"]: i for i in incidents["ticket_triage"]}
-    assert triage["p95_latency_ceiling"]["action_result"] == "applied" and triage["p95_latency_ceiling"]["state"] == "closed"
+    assert (
+        triage["p95_latency_ceiling"]["action_result"] == "applied"
+        and triage["p95_latency_ceiling"]["state"] == "closed"
+    )
     assert (triage["reviews_arriving"]["opened"], triage["reviews_arriving"]["closed"]) == ("2026-09-27", "2026-10-02")
 
 

@@ -9,11 +9,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from closedloop.core.lake import Lake
+from closedloop.core.specs import ColumnContract
 from closedloop.inputs.contract import learn_contract
 from closedloop.inputs.expectations import CONTRACT_CHECKS, prediction_expectations
-from closedloop.core.lake import Lake
 from closedloop.registry import load_registry
-from closedloop.core.specs import ColumnContract
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions
@@ -52,9 +52,13 @@ def damage_last_day(landing) -> None:
         table = table.set_column(
             table.schema.get_field_index("ip_reputation"),
             "ip_reputation",
-            pc.if_else(pa.array([i % 3 == 0 for i in range(n)]), pa.scalar(None, pa.float64()), table.column("ip_reputation")),
+            pc.if_else(
+                pa.array([i % 3 == 0 for i in range(n)]), pa.scalar(None, pa.float64()), table.column("ip_reputation")
+            ),
         )
-        table = table.set_column(table.schema.get_field_index("amount"), "amount", pc.multiply(table.column("amount"), 1000.0))
+        table = table.set_column(
+            table.schema.get_field_index("amount"), "amount", pc.multiply(table.column("amount"), 1000.0)
+        )
         table = table.append_column("experiment_arm", pa.array(["b"] * n))
         pq.write_table(table, path)
     labels = landing / "fraud" / "labels" / f"date={DAMAGED}"
@@ -64,7 +68,9 @@ def damage_last_day(landing) -> None:
             {
                 "prediction_id": pa.array([f"ghost-{i}" for i in range(30)]),
                 "label": pa.array([0] * 30, pa.int8()),
-                "label_ts": pa.array([dt.datetime.combine(DAMAGED, dt.time(12), tzinfo=dt.timezone.utc)] * 30, pa.timestamp("us", tz="UTC")),
+                "label_ts": pa.array(
+                    [dt.datetime.combine(DAMAGED, dt.time(12), tzinfo=dt.UTC)] * 30, pa.timestamp("us", tz="UTC")
+                ),
             }
         ),
         labels / "part-99.parquet",
@@ -107,7 +113,10 @@ def test_distribution_changes_warn_on_their_day_naming_the_column(damaged_run, c
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["failing_periods"].value == [str(DAMAGED)]
     assert evaluation.metadata["failing_columns"].value == [column]
-    assert column in evaluation.metadata["first_failure"].value and "expected" in evaluation.metadata["first_failure"].value
+    assert (
+        column in evaluation.metadata["first_failure"].value
+        and "expected" in evaluation.metadata["first_failure"].value
+    )
 
 
 def test_an_added_column_is_kept_with_a_warning(damaged_run):
@@ -152,7 +161,9 @@ def test_registry_severity_error_makes_distribution_checks_block(landing, tmp_pa
     registry = registry.model_copy(update={"models": {**registry.models, "fraud": strict}})
     result = run(registry, "fraud")
     assert not result.success
-    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}["predictions_null_rates_within_ceilings"]
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}[
+        "predictions_null_rates_within_ceilings"
+    ]
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "fraud__labels" not in started
@@ -171,12 +182,18 @@ def test_learned_bounds_and_registry_overrides(damaged_run):
         1 - learned.columns["avg_amount_30d"].null_rate - 0.05, abs=1e-6
     )
     overridden = fraud.model_copy(
-        update={"contract": fraud.contract.model_copy(update={"columns": {"avg_amount_30d": ColumnContract(max_null_rate=0.5)}})}
+        update={
+            "contract": fraud.contract.model_copy(
+                update={"columns": {"avg_amount_30d": ColumnContract(max_null_rate=0.5)}}
+            )
+        }
     )
     suite = {(e.check, e.column): e.kwargs for e in prediction_expectations(overridden, DAMAGED, learned)}
     assert suite[("predictions_null_rates_within_ceilings", "avg_amount_30d")]["mostly"] == 0.5
     inside = {(e.check, e.column) for e in prediction_expectations(fraud, fraud.baseline.end, learned)}
-    assert not any(check == "predictions_null_rates_within_ceilings" for check, _ in inside)  # the baseline is not judged by itself
+    assert not any(
+        check == "predictions_null_rates_within_ceilings" for check, _ in inside
+    )  # the baseline is not judged by itself
 
 
 def incident_days(incident_id: str) -> list[str]:

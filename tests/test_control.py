@@ -18,7 +18,7 @@ from closedloop.control.serving import (
 from closedloop.core.names import InvalidNameError
 from closedloop.core.specs import RunbookAction
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)
 LATER = NOW + dt.timedelta(minutes=30)
 
@@ -37,7 +37,9 @@ def test_default_serving_is_the_latest_released_version(registry):
 
 def test_auto_rollback_changes_the_file_and_writes_an_audit_row(registry, lake):
     fraud = registry.model("fraud")
-    row = request_action(lake, fraud, RunbookAction(type="rollback", mode="auto"), why="fraud/x/2026-10-08", who="sensor", now=NOW)
+    row = request_action(
+        lake, fraud, RunbookAction(type="rollback", mode="auto"), why="fraud/x/2026-10-08", who="sensor", now=NOW
+    )
     serving = json.loads(lake.serving_path("fraud").read_text())
     assert serving["active_version"] == "v11" and serving["weights"] == {"v11": 1.0}
     assert row["state"] == "applied" and json.loads(row["before"])["active_version"] == "v12"
@@ -92,7 +94,6 @@ def test_bad_actions_are_refused_before_they_are_recorded(registry, lake):
     assert read_actions(lake, "fraud") == []
 
 
-
 def test_runbook_params_are_checked_when_the_registry_loads():
     with pytest.raises(ValueError, match=r"takes params \['method', 'window_days'\], not \['windows'\]"):
         RunbookAction(type="recalibrate", params={"windows": 30})
@@ -105,7 +106,12 @@ def test_runbook_params_are_checked_when_the_registry_loads():
 
 def test_a_recalibration_sets_the_calibrator_and_threshold_and_a_rollback_drops_them(registry):
     fraud = registry.model("fraud")
-    calibrator = {"id": "v12_20261101T060000", "version": "v12", "method": "isotonic", "path": "/lake/fraud/calibrators/x.json"}
+    calibrator = {
+        "id": "v12_20261101T060000",
+        "version": "v12",
+        "method": "isotonic",
+        "path": "/lake/fraud/calibrators/x.json",
+    }
     after = changed_serving(fraud, default_serving(fraud), "recalibrate", {"calibrator": calibrator, "threshold": 0.21})
     assert (after["calibrator"], after["threshold"]) == (calibrator, 0.21)
     rolled = changed_serving(fraud, after, "rollback", {})

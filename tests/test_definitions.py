@@ -103,7 +103,9 @@ def test_definitions_snapshot(registry):
     assert checks == sorted(expected)
     model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh")]
     assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, "incident", "decide_action"])
-    assert sorted(s.name for s in defs.schedules) == sorted(f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly"))
+    assert sorted(s.name for s in defs.schedules) == sorted(
+        f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly")
+    )
     sensors = {s.name: s for s in defs.sensors}
     assert sorted(sensors) == ["closedloop_automation", "closedloop_incidents", "closedloop_run_failures"]
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}

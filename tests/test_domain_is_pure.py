@@ -19,7 +19,11 @@ def test_no_module_of_the_domain_imports_dagster():
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if n.split(".")[0] in {"dagster", "orchestration", "assets", "checks"}]
+            offenders += [
+                f"{path.relative_to(PACKAGE)}: {n}"
+                for n in names
+                if n.split(".")[0] in {"dagster", "orchestration", "assets", "checks"}
+            ]
     assert offenders == []
 
 

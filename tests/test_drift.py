@@ -21,19 +21,18 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
+from closedloop.core.lake import Lake
+from closedloop.core.names import ALL
+from closedloop.core.specs import DriftSpec
 from closedloop.drift import measures as drift
 from closedloop.drift.baseline import freeze_baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc, sample_day
-from closedloop.drift.measures import ColumnProfile, Comparison, expected_distinct
-from closedloop.drift.report import ALL_INPUTS, drift_report
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.inputs.ingest import ingest_predictions
-from closedloop.core.lake import Lake
+from closedloop.drift.measures import ColumnProfile, Comparison, expected_distinct
 from closedloop.drift.profiles import merge_profiles, profile_day, profile_table
-from closedloop.core.names import ALL
-from closedloop.registry import load_registry
-from closedloop.core.specs import DriftSpec
-from closedloop.registry import drift_limit_problems
+from closedloop.drift.report import ALL_INPUTS, drift_report
+from closedloop.inputs.ingest import ingest_predictions
+from closedloop.registry import drift_limit_problems, load_registry
 from closedloop.simulator import simulate
 from tests.helpers import TEST_REGISTRY, hand_made_baseline
 
@@ -120,7 +119,9 @@ def test_categorical_metrics_match_counting(reference, current, top_size):
     seen = collections.Counter(v for v in reference if v is not None)
     top = [v for v, _ in seen.most_common(top_size)]
     baseline = hand_made_baseline({}, {"c": (top, list(seen))})
-    c = Comparison("c", profile_of(current, baseline, "c"), profile_of(reference, baseline, "c"), baseline.categorical["c"], None)
+    c = Comparison(
+        "c", profile_of(current, baseline, "c"), profile_of(reference, baseline, "c"), baseline.categorical["c"], None
+    )
 
     def shares(values):
         present = [v for v in values if v is not None]
@@ -135,8 +136,12 @@ def test_categorical_metrics_match_counting(reference, current, top_size):
         assert drift.js_distance(c) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-9)
     present = [v for v in current if v is not None]
     if present:
-        assert drift.new_category_share(c) == pytest.approx(sum(v not in seen for v in present) / len(present), abs=1e-9)
-    assert drift.missing_rate_delta(c) == pytest.approx(current.count(None) / len(current) - reference.count(None) / len(reference), abs=1e-9)
+        assert drift.new_category_share(c) == pytest.approx(
+            sum(v not in seen for v in present) / len(present), abs=1e-9
+        )
+    assert drift.missing_rate_delta(c) == pytest.approx(
+        current.count(None) / len(current) - reference.count(None) / len(reference), abs=1e-9
+    )
 
 
 def test_expected_distinct_values_and_cardinality_ratio():
@@ -150,7 +155,9 @@ def test_expected_distinct_values_and_cardinality_ratio():
     baseline = hand_made_baseline({}, {"merchant_id": ([v for v, _ in known.most_common(50)], dict(known))})
     expected = expected_distinct(np.array(list(known.values()), dtype=float), 3_000)
     for day, ratio in ((ids(3_000), (0.9, 1.1)), (ids(1_800) + [f"T{i}" for i in range(1_200)], (1.5, np.inf))):
-        c = Comparison("merchant_id", profile_of(day, baseline, "merchant_id"), None, baseline.categorical["merchant_id"], None)
+        c = Comparison(
+            "merchant_id", profile_of(day, baseline, "merchant_id"), None, baseline.categorical["merchant_id"], None
+        )
         assert drift.cardinality_ratio(c) == pytest.approx(len(set(day)) / expected, rel=0.05)  # HyperLogLog's error
         assert ratio[0] < drift.cardinality_ratio(c) < ratio[1]
 
@@ -160,7 +167,9 @@ def test_share_above_threshold_is_exact_at_an_edge():
     a, b = rng.beta(1, 20, 5_000), rng.beta(1, 10, 4_000)
     edges = sorted(set(np.quantile(a, np.arange(20) / 20, method="inverted_cdf")) | {0.1})
     baseline = hand_made_baseline({"score": edges}, {})
-    c = Comparison("score", profile_of(b, baseline, "score"), profile_of(a, baseline, "score"), baseline.numeric["score"], 0.1)
+    c = Comparison(
+        "score", profile_of(b, baseline, "score"), profile_of(a, baseline, "score"), baseline.numeric["score"], 0.1
+    )
     assert drift.share_above_threshold(c) == pytest.approx(np.mean(b >= 0.1), abs=1e-12)
     assert drift.share_above_threshold_delta(c) == pytest.approx(np.mean(b >= 0.1) - np.mean(a >= 0.1), abs=1e-12)
     assert drift.share_above_threshold(Comparison("score", c.current, c.reference, c.baseline, None)) is None
@@ -175,11 +184,18 @@ def test_limits_are_data_a_column_wins_over_the_model_which_wins_over_the_defaul
     spec = DriftSpec.model_validate(
         {
             "thresholds": {"psi": {"type": "upper", "warn": 0.2, "error": 0.3}},
-            "columns": {"amount": {"psi": {"type": "upper"}}, "merchant_id": {"cardinality_ratio": {"type": "ratio", "warn": 3}}},
+            "columns": {
+                "amount": {"psi": {"type": "upper"}},
+                "merchant_id": {"cardinality_ratio": {"type": "ratio", "warn": 3}},
+            },
         }
     )
     assert spec.limit("psi", "country").level(0.25) == "warn"
-    assert [DriftSpec().limit("psi", "country").level(v) for v in (0.1, 0.25, 0.26)] == ["ok", "warn", "error"]  # beyond a limit
+    assert [DriftSpec().limit("psi", "country").level(v) for v in (0.1, 0.25, 0.26)] == [
+        "ok",
+        "warn",
+        "error",
+    ]  # beyond a limit
     assert spec.limit("psi", "amount").level(99.0) == "ok"  # no limits: reported, never alerts
     assert spec.limit("ks", "amount") is None
     ratio = spec.limit("cardinality_ratio", "merchant_id")
@@ -187,7 +203,9 @@ def test_limits_are_data_a_column_wins_over_the_model_which_wins_over_the_defaul
     absolute = DriftSpec().limit("missing_rate_delta", "x")
     assert [absolute.level(v) for v in (0.01, -0.03, 0.06)] == ["ok", "warn", "error"]
     assert absolute.severity(-0.05) == pytest.approx(1.0)
-    typo = registry.model("fraud").model_copy(update={"drift": DriftSpec.model_validate({"thresholds": {"psy": {"type": "upper", "warn": 0.1}}})})
+    typo = registry.model("fraud").model_copy(
+        update={"drift": DriftSpec.model_validate({"thresholds": {"psy": {"type": "upper", "warn": 0.1}}})}
+    )
     [problem] = drift_limit_problems(typo)  # load_registry refuses the registry with this message
     assert "models.fraud.drift.thresholds: unknown drift metric(s) ['psy']" in problem and "'psi'" in problem
     with pytest.raises(ValueError, match="warn 0.3 is above error 0.2"):
@@ -219,13 +237,27 @@ def production(tmp_path_factory):
     profiles = [profile_day(lake, fraud, baseline, day) for day in days]
     for day, profile in zip(days, profiles):
         lake.write_partition("fraud", "profiles", day, profile)
-    reports = [drift_report(fraud, baseline, profiles[i], pa.concat_tables(profiles[max(0, i - 6) : i + 1])).to_pandas() for i in range(len(days))]
-    truth = [i for i in json.loads(result.truth_path.read_text())["incidents"] if i["model"] == "fraud" and i["signal"] in SIGNAL_METRICS]
-    return SimpleNamespace(lake=lake, fraud=fraud, days=days, baseline=baseline, profiles=profiles, reports=reports, truth=truth)
+    reports = [
+        drift_report(fraud, baseline, profiles[i], pa.concat_tables(profiles[max(0, i - 6) : i + 1])).to_pandas()
+        for i in range(len(days))
+    ]
+    truth = [
+        i
+        for i in json.loads(result.truth_path.read_text())["incidents"]
+        if i["model"] == "fraud" and i["signal"] in SIGNAL_METRICS
+    ]
+    return SimpleNamespace(
+        lake=lake, fraud=fraud, days=days, baseline=baseline, profiles=profiles, reports=reports, truth=truth
+    )
 
 
 def status(report, column, metric, version=ALL, window="day"):
-    [value] = report[(report["column"] == column) & (report["metric"] == metric) & (report["version"] == version) & (report["window"] == window)]["status"]
+    [value] = report[
+        (report["column"] == column)
+        & (report["metric"] == metric)
+        & (report["version"] == version)
+        & (report["window"] == window)
+    ]["status"]
     return value
 
 
@@ -236,7 +268,9 @@ def test_each_drift_incident_is_an_error_on_its_first_day_and_quiet_before(produ
         assert status(production.reports[first], incident["column"], metric) == "error", incident["id"]
         assert status(production.reports[first], incident["column"], metric, version="v11") == "error", incident["id"]
         after_baseline = range(10, first)
-        assert [status(production.reports[d], incident["column"], metric) for d in after_baseline] == ["ok"] * len(after_baseline)
+        assert [status(production.reports[d], incident["column"], metric) for d in after_baseline] == ["ok"] * len(
+            after_baseline
+        )
 
 
 def clean(production, day: int, window: int) -> bool:
@@ -258,7 +292,9 @@ def test_clean_days_raise_no_false_alerts(production):
 
 def test_thin_traffic_is_not_enough_data_and_never_alerts(production):
     raw = production.lake.read_partition("fraud", "predictions", production.days[12]).slice(0, 300)
-    canary = raw.set_column(raw.schema.get_field_index("model_version"), "model_version", pa.array(["v12"] * raw.num_rows))
+    canary = raw.set_column(
+        raw.schema.get_field_index("model_version"), "model_version", pa.array(["v12"] * raw.num_rows)
+    )
     day = pa.concat_tables([production.profiles[12], profile_table(canary, production.baseline, production.days[12])])
     report = drift_report(production.fraud, production.baseline, day, day).to_pandas()
     v12 = report[report["version"] == "v12"]
@@ -271,14 +307,20 @@ def test_a_window_report_comes_from_stored_profiles_without_the_raw_predictions(
     raw = [production.lake.read_partition("fraud", "predictions", day) for day in production.days]
     last = production.days[-1]
     at_once = profile_table(pa.concat_tables(raw), production.baseline, last)
-    expected = drift_report(production.fraud, production.baseline, production.profiles[-1], at_once, window="30d").to_pandas()
+    expected = drift_report(
+        production.fraud, production.baseline, production.profiles[-1], at_once, window="30d"
+    ).to_pandas()
 
     shutil.copytree(production.lake.root, tmp_path / "lake")
     lake = Lake(tmp_path / "lake", production.lake.landing)
     shutil.rmtree(tmp_path / "lake" / "fraud" / "predictions")
-    stored = [lake.read_partition("fraud", "profiles", day) for day in production.days if day > last - dt.timedelta(days=30)]
+    stored = [
+        lake.read_partition("fraud", "profiles", day) for day in production.days if day > last - dt.timedelta(days=30)
+    ]
     assert lake.partition_files("fraud", "predictions") == [] and len(stored) == 24
-    report = drift_report(production.fraud, production.baseline, stored[-1], pa.concat_tables(stored), window="30d").to_pandas()
+    report = drift_report(
+        production.fraud, production.baseline, stored[-1], pa.concat_tables(stored), window="30d"
+    ).to_pandas()
 
     floats = ["value", "severity"]  # sums of floats depend on the order of addition
     assert report.drop(columns=floats).equals(expected.drop(columns=floats))
@@ -288,12 +330,20 @@ def test_a_window_report_comes_from_stored_profiles_without_the_raw_predictions(
 
 def test_domain_classifier_tells_a_drifted_day_from_the_baseline(production):
     samples = [sample_day(production.lake, production.fraud, day) for day in production.days]
-    assert samples[0].num_rows == 2_000 and samples[0].equals(sample_day(production.lake, production.fraud, production.days[0]))
+    assert samples[0].num_rows == 2_000 and samples[0].equals(
+        sample_day(production.lake, production.fraud, production.days[0])
+    )
     reference = pa.concat_tables(samples[:10])
     clean_day = domain_classifier_auc(production.fraud, production.baseline, reference, samples[11])
     exploded = domain_classifier_auc(production.fraud, production.baseline, reference, samples[20])
     assert clean_day.auc < 0.56 and exploded.auc > 0.65
-    report = drift_report(production.fraud, production.baseline, production.profiles[20], production.profiles[20], domain_auc={"day": exploded.auc})
+    report = drift_report(
+        production.fraud,
+        production.baseline,
+        production.profiles[20],
+        production.profiles[20],
+        domain_auc={"day": exploded.auc},
+    )
     assert status(report.to_pandas(), ALL_INPUTS, "domain_classifier_auc") in {"warn", "error"}
 
 
@@ -309,10 +359,14 @@ def test_drift_figures_render(production):
 
 
 def test_v12s_score_shift_collapses_its_decision_rate_and_a_thin_canary_never_alerts(tmp_path):
-    result = simulate(tmp_path / "landing", days=60, fraud_rows_per_day=1_500, triage_rows_per_day=20)  # the shift lasts to day 59
+    result = simulate(
+        tmp_path / "landing", days=60, fraud_rows_per_day=1_500, triage_rows_per_day=20
+    )  # the shift lasts to day 59
     registry = load_registry(TEST_REGISTRY, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
-    [shift] = [i for i in json.loads(result.truth_path.read_text())["incidents"] if i["id"] == "fraud_v12_calibration_shift"]
+    [shift] = [
+        i for i in json.loads(result.truth_path.read_text())["incidents"] if i["id"] == "fraud_v12_calibration_shift"
+    ]
     canary, full = shift["start_day"], 41  # v12 takes 10% of traffic, then all of it (simulator/fraud.py)
     for i in [*range(10), canary, full]:
         ingest_predictions(lake, fraud, result.start + dt.timedelta(days=i))

@@ -7,10 +7,10 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from closedloop.drift.daily import drift_of_day
-from closedloop.drift.baseline import baseline_name, current_baseline, freeze_baseline
-from closedloop.drift.report import drift_report
 from closedloop.core.lake import Lake
+from closedloop.drift.baseline import baseline_name, current_baseline, freeze_baseline
+from closedloop.drift.daily import drift_of_day
+from closedloop.drift.report import drift_report
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
@@ -35,11 +35,15 @@ def drift_run(tmp_path_factory):
     simulate(root / "landing", days=DAYS, seed=7, fraud_rows_per_day=3000, triage_rows_per_day=100)
     registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     selection = [dg.AssetKey(["fraud", name]) for name in ("predictions", "profiles", "drift")]
-    result = build_definitions(registry).resolve_job_def("fraud_pipeline").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=selection,
-        tags={"dagster/asset_partition_range_start": day(0), "dagster/asset_partition_range_end": day(DAYS - 1)},
-        raise_on_error=False,
+    result = (
+        build_definitions(registry)
+        .resolve_job_def("fraud_pipeline")
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=selection,
+            tags={"dagster/asset_partition_range_start": day(0), "dagster/asset_partition_range_end": day(DAYS - 1)},
+            raise_on_error=False,
+        )
     )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "drift"}
     return registry, result, checks

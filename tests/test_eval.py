@@ -17,17 +17,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.estimation import clean_comparisons, daily_counts
-from closedloop.evaluation import metrics
-from closedloop.evaluation.estimation import ESTIMATED_METRICS, MIN_REFERENCE_LABELS, estimate_performance, estimate_vs_realised, estimate_window
-from closedloop.evaluation.figures import eval_figures, write_eval_figures
-from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
-from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.core.lake import Lake, LakeError
-from closedloop.evaluation.score_bins import BINS, ScoreCounts
-from closedloop.evaluation.outcomes import outcomes_for_day
-from closedloop.registry import load_registry
 from closedloop.core.specs import EvaluationSpec
+from closedloop.evaluation import metrics
+from closedloop.evaluation.estimation import (
+    ESTIMATED_METRICS,
+    MIN_REFERENCE_LABELS,
+    estimate_performance,
+    estimate_vs_realised,
+    estimate_window,
+)
+from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, eval_stats, merge_eval_stats, score_counts
+from closedloop.evaluation.figures import eval_figures, write_eval_figures
+from closedloop.evaluation.outcomes import outcomes_for_day
 from closedloop.evaluation.rolling_eval import daily_decision_rates, rolling_eval, window_stats
+from closedloop.evaluation.score_bins import BINS, ScoreCounts
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from tests.helpers import FRAUD, TEST_REGISTRY, at, binned, fraud_rows, label_rows, land, outcomes_table
 
@@ -45,7 +51,13 @@ def test_latest_label_wins_and_a_later_label_partition_changes_the_day(registry,
     fraud = registry.model("fraud")
     land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b", "c"]))
     ingest_predictions(lake, fraud, DAY)
-    land(lake, "fraud", "labels", day(2, DAY).isoformat(), label_rows(["a", "b"], [0, 1], at(day(2, DAY).isoformat(), 12)))
+    land(
+        lake,
+        "fraud",
+        "labels",
+        day(2, DAY).isoformat(),
+        label_rows(["a", "b"], [0, 1], at(day(2, DAY).isoformat(), 12)),
+    )
     ingest_labels(lake, fraud, day(2, DAY))
 
     before = outcomes_for_day(lake, fraud, DAY, day(5, DAY))
@@ -67,7 +79,9 @@ def test_latest_label_wins_and_a_later_label_partition_changes_the_day(registry,
 
 
 def test_labels_are_matured_only_if_known_at_the_horizon(registry, lake):
-    fraud = registry.model("fraud").model_copy(update={"labels": registry.model("fraud").labels.model_copy(update={"maturity_days": 3})})
+    fraud = registry.model("fraud").model_copy(
+        update={"labels": registry.model("fraud").labels.model_copy(update={"maturity_days": 3})}
+    )
     land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b", "c"]))
     ingest_predictions(lake, fraud, DAY)
     for offset, ids in ((1, ["a"]), (3, ["b"]), (4, ["c"])):
@@ -110,7 +124,12 @@ SEGMENT_VALUES = st.sampled_from(["DE", "US", None])
 @given(
     st.lists(
         st.tuples(
-            st.floats(0, 1), st.sampled_from([0, 1, None]), st.booleans(), st.sampled_from(["v11", "v12"]), SEGMENT_VALUES, st.booleans()
+            st.floats(0, 1),
+            st.sampled_from([0, 1, None]),
+            st.booleans(),
+            st.sampled_from(["v11", "v12"]),
+            SEGMENT_VALUES,
+            st.booleans(),
         ),
         min_size=1,
         max_size=60,
@@ -203,7 +222,6 @@ def test_a_window_without_statistics_is_empty_not_an_error(registry, lake):
         result.document(7)
 
 
-
 def test_statistics_counted_on_other_score_bins_are_refused_until_re_materialized(registry, lake):
     """Partitions of a closedloop that binned scores differently (none stamped, or another grid)
     would misplace every count: the window refuses them, naming the days, until they are rewritten."""
@@ -214,10 +232,14 @@ def test_statistics_counted_on_other_score_bins_are_refused_until_re_materialize
     old = lake.read_partition("fraud", "eval_stats", day(1)).drop_columns(["score_grid"])  # before grids were stamped
     lake.write_partition("fraud", "eval_stats", day(1), old)
     other = lake.read_partition("fraud", "eval_stats", day(2))
-    other = other.set_column(other.schema.get_field_index("score_grid"), "score_grid", pa.array(["uniform1000"] * other.num_rows))
+    other = other.set_column(
+        other.schema.get_field_index("score_grid"), "score_grid", pa.array(["uniform1000"] * other.num_rows)
+    )
     lake.write_partition("fraud", "eval_stats", day(2), other)
 
-    with pytest.raises(LakeError, match=f"eval_stats of {day(1)}, {day(2)} .*re-materialize.*--start {day(1)} --end {day(2)}"):
+    with pytest.raises(
+        LakeError, match=f"eval_stats of {day(1)}, {day(2)} .*re-materialize.*--start {day(1)} --end {day(2)}"
+    ):
         rolling_eval(lake, fraud, day(2))
     with pytest.raises(LakeError, match=f"eval_stats of {day(1)} "):
         window_stats(lake, fraud, day(1), 2)  # the old partition alone: it has no score_grid column at all
@@ -275,7 +297,9 @@ def test_fraud_v12_decision_rate_collapses_and_its_calibration_breaks_on_canary_
 def test_ticket_triage_label_coverage_falls_during_the_outage_as_seen_on_day_30(production):
     registry, lake = production
     triage = registry.model("ticket_triage")
-    coverage = {offset: outcomes_for_day(lake, triage, day(offset), day(30)).summary.coverage for offset in range(15, 31)}
+    coverage = {
+        offset: outcomes_for_day(lake, triage, day(offset), day(30)).summary.coverage for offset in range(15, 31)
+    }
     assert min(coverage[d] for d in range(15, 22)) > 0.75
     assert max(coverage[d] for d in range(26, 31)) < 0.05
     # The backlog lands on day 31: the same prediction day, seen a day later, is labeled again.
@@ -307,7 +331,11 @@ def test_estimated_performance_matches_matured_labels_on_a_clean_period_and_not_
     for end, clean in ((22, True), (56, False)):
         target = score_counts(window_stats(lake, triage, day(end), 7)[0])[("v3", "all", "all")]
         estimate = estimate_performance(reference, hidden_labels(target), triage.threshold("v3"))
-        comparison = estimate_vs_realised(estimate, metrics.evaluate(target, triage.threshold("v3"))).to_pandas().set_index("metric")
+        comparison = (
+            estimate_vs_realised(estimate, metrics.evaluate(target, triage.threshold("v3")))
+            .to_pandas()
+            .set_index("metric")
+        )
         assert comparison.loc["roc_auc", "standard_error"] < 0.02
         if clean:
             assert (comparison.error.abs() <= 3 * comparison.standard_error).all(), comparison

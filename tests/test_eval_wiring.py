@@ -12,15 +12,15 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 from closedloop.core.lake import Lake
+from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 from closedloop.evaluation.metrics import wilson
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli
-from wiring.automation import SENSOR_NAME
 from orchestration.definitions import build_definitions
 from tests.helpers import TEST_REGISTRY
+from wiring.automation import SENSOR_NAME
 
 MODEL = "ticket_triage"
 EVALUATION = ("outcomes", "eval_stats", "rolling_eval")
@@ -32,7 +32,7 @@ def day(offset: int) -> str:
 
 
 def at(offset: int, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(DEFAULT_START + dt.timedelta(days=offset), dt.time(hour, minute), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(DEFAULT_START + dt.timedelta(days=offset), dt.time(hour, minute), tzinfo=dt.UTC)
 
 
 def key(name: str, model: str = MODEL) -> dg.AssetKey:
@@ -42,7 +42,9 @@ def key(name: str, model: str = MODEL) -> dg.AssetKey:
 def run(defs, instance, start: str, end: str, job: str = f"{MODEL}_pipeline", **kwargs) -> dg.ExecuteInProcessResult:
     """One run over start..end, as a single-run backfill (or a scheduled day when start == end)."""
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False, tags=tags, **kwargs)
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_config=QUIET, raise_on_error=False, tags=tags, **kwargs
+    )
 
 
 def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[str]]:
@@ -65,7 +67,9 @@ def landing(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backfilled(landing, tmp_path_factory):
     """Days 0-7 of ticket_triage materialized in one run; labels are known through day 7."""
-    registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path_factory.mktemp("backfilled") / "lake"))
+    registry = load_registry(
+        TEST_REGISTRY, landing=str(landing), lake=str(tmp_path_factory.mktemp("backfilled") / "lake")
+    )
     instance = dg.DagsterInstance.ephemeral()
     result = run(build_definitions(registry), instance, day(0), day(7))
     return registry, Lake(registry.lake, registry.landing), instance, result
@@ -79,7 +83,9 @@ def test_each_model_evaluates_on_its_daily_partitions_with_label_aware_mappings(
         predictions, labels = key("predictions", model.name), key("labels", model.name)
         assert outcomes.parent_keys == {predictions, labels}
         maturity = model.labels.maturity_days
-        assert outcomes.assets_def.get_partition_mapping(labels) == dg.TimeWindowPartitionMapping(start_offset=0, end_offset=maturity)
+        assert outcomes.assets_def.get_partition_mapping(labels) == dg.TimeWindowPartitionMapping(
+            start_offset=0, end_offset=maturity
+        )
         assert graph.get_partition_mapping(outcomes.key, predictions) == dg.TimeWindowPartitionMapping()  # same day
         assert eval_stats.parent_keys == {outcomes.key}
         assert rolling_eval.parent_keys == {eval_stats.key}
@@ -87,9 +93,15 @@ def test_each_model_evaluates_on_its_daily_partitions_with_label_aware_mappings(
         mapping = rolling_eval.assets_def.get_partition_mapping(eval_stats.key)
         assert mapping == dg.TimeWindowPartitionMapping(start_offset=-(longest - 1), end_offset=0)
         assert outcomes.automation_condition.get_label() == "late_labels"
-        assert eval_stats.automation_condition.get_label() == rolling_eval.automation_condition.get_label() == "follow_outcomes"
+        assert (
+            eval_stats.automation_condition.get_label()
+            == rolling_eval.automation_condition.get_label()
+            == "follow_outcomes"
+        )
     [sensor] = [s for s in defs.sensors if s.name == SENSOR_NAME]
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # otherwise late labels wait for someone to switch it on
+    assert (
+        sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    )  # otherwise late labels wait for someone to switch it on
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
 
 
@@ -108,7 +120,9 @@ def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_la
     assert len(per_day) == 2 + 8 and f"| {day(4)} |" in per_day[6] and per_day[6].endswith("| yes |")
     assert per_day[9].endswith(f"| on {day(10)} |")  # day 7 matures 3 days later
 
-    metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node(f"{MODEL}__rolling_eval")}[day(7)]
+    metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node(f"{MODEL}__rolling_eval")}[
+        day(7)
+    ]
     headline = metadata["headline"].value
     assert "| 7d | v3 |" in headline and "| 30d | v3 |" in headline
     assert metadata["threshold_for_approved_rate"].value["v3"] > 0
@@ -131,12 +145,16 @@ def test_late_labels_re_evaluate_earlier_days_without_a_backfill(landing, tmp_pa
     instance = dg.DagsterInstance.ephemeral()
     selection = dg.AssetSelection.groups(MODEL)
     assert run(defs, instance, day(0), day(7)).success
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(8, 0, 10))
+    tick = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(8, 0, 10)
+    )
     assert tick.total_requested == 0  # a backfill that just ran leaves nothing to do
 
     week_before = read_rolling_eval(lake, triage, day(5)).document(7)["versions"]["v3"]
     assert week_before[ESTIMATED]["roc_auc"] is not None  # day 5's window is not mature as of day 7: estimated
-    matured = lambda d: pq.read_table(lake.partition_path(MODEL, "outcomes", d))["label_matured"].to_pylist().count(True)  # noqa: E731
+    matured = lambda d: (
+        pq.read_table(lake.partition_path(MODEL, "outcomes", d))["label_matured"].to_pylist().count(True)
+    )  # noqa: E731
     assert matured(day(5)) == 0  # seen as of day 7, day 5 is not mature (maturity 3 days)
 
     # Day 9, 00:30: the daily schedule's run for day 8 lands day 8's labels (today's have not landed).
@@ -180,9 +198,17 @@ def cli_lake(backfilled, monkeypatch):
 
 
 def test_metrics_prints_one_json_object_per_window(cli_lake, capsys):
-    assert cli.main(["metrics", "--model", MODEL, "--date", day(7), "--window", "7", "--segment", "plan_tier", "--json"]) == 0
+    assert (
+        cli.main(["metrics", "--model", MODEL, "--date", day(7), "--window", "7", "--segment", "plan_tier", "--json"])
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
-    assert (payload["model"], payload["date"], payload["window_days"], payload["window_start"]) == (MODEL, day(7), 7, day(1))
+    assert (payload["model"], payload["date"], payload["window_days"], payload["window_start"]) == (
+        MODEL,
+        day(7),
+        7,
+        day(1),
+    )
     v3 = payload["versions"]["v3"]
     promised = {"n", "n_labeled", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece"}
     promised |= {"decision_rate", "positive_rate"}
@@ -204,8 +230,14 @@ def test_metrics_prints_one_json_object_per_window(cli_lake, capsys):
     [
         (["--model", "spam", "--date", day(7)], "no model named 'spam'"),
         (["--model", MODEL, "--date", "2026-02-30"], "invalid partition key '2026-02-30'"),
-        (["--model", MODEL, "--date", day(7), "--window", "14"], "--window 14: ticket_triage is evaluated over [7, 30]-day windows"),
-        (["--model", MODEL, "--date", day(7), "--segment", "country"], "ticket_triage's segments are ['plan_tier', 'channel']"),
+        (
+            ["--model", MODEL, "--date", day(7), "--window", "14"],
+            "--window 14: ticket_triage is evaluated over [7, 30]-day windows",
+        ),
+        (
+            ["--model", MODEL, "--date", day(7), "--segment", "country"],
+            "ticket_triage's segments are ['plan_tier', 'channel']",
+        ),
         (["--model", MODEL, "--date", day(30)], f"no rolling evaluation of ticket_triage for {day(30)}"),
     ],
 )

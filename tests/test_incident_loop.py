@@ -8,19 +8,21 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from closedloop.control.serving import read_actions, read_serving
 from closedloop.control.incidents import read_incidents
+from closedloop.control.serving import read_actions, read_serving
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
 from orchestration.definitions import build_definitions
-from wiring.resources import WebhookResource
 from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR, RUN_FAILURE_SENSOR
+from wiring.resources import WebhookResource
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HOUR = dt.datetime(2026, 9, 16, 10, tzinfo=UTC)
 
 
-def evaluation(slo: str, period: dt.datetime, state: str, value: float, transition: str | None, since: dt.datetime | None):
+def evaluation(
+    slo: str, period: dt.datetime, state: str, value: float, transition: str | None, since: dt.datetime | None
+):
     """One ``slo_evaluations`` row of ticket_triage's hourly p95 SLO (or another hourly one)."""
     return {
         "model": "ticket_triage", "slo": slo, "metric": "latency_p95_ms", "source": "ops.latency_p95_ms", "cadence": "hourly",
@@ -65,10 +67,15 @@ def test_a_breach_opens_one_incident_and_a_recovery_closes_it(loop, registry, la
     _, _, tick = loop
     record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
     requests, cursor = tick(None)
-    assert len(requests) == 1 and requests[0].run_key == f"ticket_triage/p95_latency_ceiling/{HOUR.isoformat()}:breached"
+    assert (
+        len(requests) == 1 and requests[0].run_key == f"ticket_triage/p95_latency_ceiling/{HOUR.isoformat()}:breached"
+    )
     [incident] = read_incidents(lake, "ticket_triage")
     assert (incident["state"], incident["value"], incident["action"], incident["action_result"]) == (
-        "open", 12_600.0, "fallback", "applied"
+        "open",
+        12_600.0,
+        "fallback",
+        "applied",
     )
     assert incident["notification"] == "opened: no webhook configured (set CLOSEDLOOP_WEBHOOK_URL)"
     # The fallback action (auto) flipped the kill switch and left an audit row naming the incident.
@@ -103,7 +110,9 @@ def test_the_owner_gets_a_slack_compatible_message_on_a_local_webhook(loop, lake
     assert content_type == "application/json"
     assert message["text"] == ":rotating_light: [page] ticket_triage: SLO cost_ceiling breached: latency_p95_ms = 9.7"
     details = message["blocks"][1]["text"]["text"]
-    assert "(SLO: <= 4000)" in details and "Owner: team:llm-platform" in details and "fallback (auto): applied" in details
+    assert (
+        "(SLO: <= 4000)" in details and "Owner: team:llm-platform" in details and "fallback (auto): applied" in details
+    )
     [incident] = read_incidents(lake, "ticket_triage")
     assert incident["notification"] == "opened: delivered (1 attempt)"
 
@@ -134,10 +143,24 @@ def test_a_proposed_action_waits_until_the_decide_action_job_approves_it(loop, r
     fraud = registry.model("fraud")
     [incident] = read_incidents(lake, "fraud")
     [pending] = read_actions(lake, "fraud", "pending")
-    assert incident["version"] == "v12" and incident["action_result"] == f"pending approval: closedloop approve {pending['action_id']}"
+    assert (
+        incident["version"] == "v12"
+        and incident["action_result"] == f"pending approval: closedloop approve {pending['action_id']}"
+    )
     assert read_serving(lake, fraud)["active_version"] == "v12"  # nothing changes before a person approves
     decided = defs.get_job_def(DECIDE_ACTION_JOB).execute_in_process(
-        run_config={"ops": {"decide": {"config": {"model": "fraud", "action_id": pending["action_id"], "decision": "approve", "who": "alice@example.com"}}}},
+        run_config={
+            "ops": {
+                "decide": {
+                    "config": {
+                        "model": "fraud",
+                        "action_id": pending["action_id"],
+                        "decision": "approve",
+                        "who": "alice@example.com",
+                    }
+                }
+            }
+        },
         instance=instance,
     )
     assert decided.success
@@ -152,7 +175,10 @@ def test_the_sensor_reads_only_partitions_written_since_its_cursor(loop, lake, m
     _, cursor = tick(None)
     read = []
     original = lake.read_files
-    monkeypatch.setattr("closedloop.core.lake.Lake.read_files", staticmethod(lambda paths, schema: read.extend(paths) or original(paths, schema)))
+    monkeypatch.setattr(
+        "closedloop.core.lake.Lake.read_files",
+        staticmethod(lambda paths, schema: read.extend(paths) or original(paths, schema)),
+    )
     later = HOUR + dt.timedelta(days=3)
     record(lake, evaluation("p95_latency_ceiling", later, "ok", 2_000.0, "recovered", HOUR))
     requests, _ = tick(cursor)
@@ -166,7 +192,18 @@ def test_failed_runs_are_reported_to_the_webhook(registry, webhook_server):
     instance = dg.DagsterInstance.ephemeral()
     # A decision on an action that does not exist fails the run.
     result = defs.get_job_def(DECIDE_ACTION_JOB).execute_in_process(
-        run_config={"ops": {"decide": {"config": {"model": "fraud", "action_id": "act_missing", "decision": "approve", "who": "bob@example.com"}}}},
+        run_config={
+            "ops": {
+                "decide": {
+                    "config": {
+                        "model": "fraud",
+                        "action_id": "act_missing",
+                        "decision": "approve",
+                        "who": "bob@example.com",
+                    }
+                }
+            }
+        },
         instance=instance,
         raise_on_error=False,
     )

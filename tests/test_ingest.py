@@ -33,7 +33,13 @@ def test_bad_rows_are_quarantined_with_their_reason(registry, lake):
     versions = ["v11"] * 12
     versions[8] = "v99"
     ids[9] = None
-    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ids, score=score, ts=pa.array(ts, pa.timestamp("us", tz="UTC")), model_version=versions))
+    land(
+        lake,
+        "fraud",
+        "predictions",
+        DAY,
+        fraud_rows(DAY, ids, score=score, ts=pa.array(ts, pa.timestamp("us", tz="UTC")), model_version=versions),
+    )
 
     result = ingest_predictions(lake, fraud, DAY)
 
@@ -70,7 +76,9 @@ def test_duplicates_across_files_are_dropped_and_conflicts_quarantined(registry,
     assert result.quarantine_reasons == {"duplicate prediction_id with different values": 2}
     accepted = read(lake, "fraud", "predictions").set_index("prediction_id")
     assert accepted.loc["c", "score"] == pytest.approx(first.column("score")[2].as_py())  # first file wins
-    assert set(quarantine(lake, "fraud", "predictions").source_file) == {"fraud/predictions/date=2026-09-03/part-01.parquet"}
+    assert set(quarantine(lake, "fraud", "predictions").source_file) == {
+        "fraud/predictions/date=2026-09-03/part-01.parquet"
+    }
 
 
 def test_decision_comes_from_the_versions_threshold_unless_logged(registry, lake):
@@ -125,7 +133,20 @@ def test_column_mapping_reads_a_log_with_its_own_names(registry, lake):
     assert "sentiment" in table.column_names  # an unregistered column is kept
     assert table.column("decision").to_pylist() == [0, 1, 0]  # logged decision wins over the threshold
 
-    land(lake, "ticket_triage", "labels", "2026-09-04", label_rows(["t1", "t2", "ghost"], [0, 1, 1], at("2026-09-04", 8), prediction_id="request_id", label="is_urgent", label_ts="reviewed_at"))
+    land(
+        lake,
+        "ticket_triage",
+        "labels",
+        "2026-09-04",
+        label_rows(
+            ["t1", "t2", "ghost"],
+            [0, 1, 1],
+            at("2026-09-04", 8),
+            prediction_id="request_id",
+            label="is_urgent",
+            label_ts="reviewed_at",
+        ),
+    )
     labels = ingest_labels(lake, triage, "2026-09-04")
     assert (labels.accepted, labels.unknown_predictions) == (3, 1)
     joined = read(lake, "ticket_triage", "labels", "2026-09-04").set_index("prediction_id")
@@ -139,11 +160,26 @@ def test_column_mapping_reads_a_log_with_its_own_names(registry, lake):
     [
         (lambda t: t.drop_columns(["score"]), "missing required column(s) 'score'"),
         (lambda t: t.drop_columns(["merchant_id"]), "remove it from models.fraud.features or .segments"),
-        (lambda t: t.rename_columns(["id" if c == "prediction_id" else c for c in t.column_names]), "map the new names under models.fraud.columns"),
-        (lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", t.column("ts").cast(pa.timestamp("us"))), "without a time zone"),
-        (lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)), "column 'amount' has type string and does not convert to double"),
-        (lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)), "declare the column under the kind it now has in models.fraud.features"),
-        (lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(["2026-09-03"] * t.num_rows)), "expected a timestamp with a time zone"),
+        (
+            lambda t: t.rename_columns(["id" if c == "prediction_id" else c for c in t.column_names]),
+            "map the new names under models.fraud.columns",
+        ),
+        (
+            lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", t.column("ts").cast(pa.timestamp("us"))),
+            "without a time zone",
+        ),
+        (
+            lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)),
+            "column 'amount' has type string and does not convert to double",
+        ),
+        (
+            lambda t: t.set_column(t.schema.get_field_index("amount"), "amount", pa.array(["ten"] * t.num_rows)),
+            "declare the column under the kind it now has in models.fraud.features",
+        ),
+        (
+            lambda t: t.set_column(t.schema.get_field_index("ts"), "ts", pa.array(["2026-09-03"] * t.num_rows)),
+            "expected a timestamp with a time zone",
+        ),
     ],
 )
 def test_a_file_that_breaks_the_schema_fails_the_partition_with_a_clear_message(registry, lake, change, message):
@@ -193,7 +229,13 @@ def test_a_day_with_nothing_landed_still_gets_typed_empty_partitions(registry, l
     assert predictions.num_rows == 0 and predictions.schema.field("score").type == pa.float64()
     assert "merchant_id" in predictions.column_names
     labels = pq.read_table(lake.partition_path("fraud", "labels", DAY))
-    assert labels.num_rows == 0 and labels.column_names == ["prediction_id", "label", "label_ts", "model_version", "prediction_ts"]
+    assert labels.num_rows == 0 and labels.column_names == [
+        "prediction_id",
+        "label",
+        "label_ts",
+        "model_version",
+        "prediction_ts",
+    ]
     assert lake.quarantine_path("fraud", "labels", DAY).exists()
 
 
@@ -282,7 +324,13 @@ def test_an_id_accepted_on_an_earlier_day_is_quarantined_later(registry, lake):
 
 def test_a_label_timestamped_before_its_prediction_is_quarantined(registry, lake):
     fraud = registry.model("fraud")
-    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b"], ts=pa.array([at(DAY, 20), at(DAY, 1)], pa.timestamp("us", tz="UTC"))))
+    land(
+        lake,
+        "fraud",
+        "predictions",
+        DAY,
+        fraud_rows(DAY, ["a", "b"], ts=pa.array([at(DAY, 20), at(DAY, 1)], pa.timestamp("us", tz="UTC"))),
+    )
     ingest_predictions(lake, fraud, DAY)
     land(lake, "fraud", "labels", DAY, label_rows(["a", "b"], [1, 0], at(DAY, 10)))
     result = ingest_labels(lake, fraud, DAY)
@@ -306,7 +354,11 @@ column_damage = st.sampled_from(["drop", "strings", "nulls", "rename", "naive", 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    damage=st.dictionaries(st.sampled_from(["prediction_id", "ts", "score", "model_version", "amount", "payment_type", "decision"]), column_damage, max_size=3),
+    damage=st.dictionaries(
+        st.sampled_from(["prediction_id", "ts", "score", "model_version", "amount", "payment_type", "decision"]),
+        column_damage,
+        max_size=3,
+    ),
     n=st.integers(0, 12),
 )
 def test_malformed_files_are_refused_clearly_or_ingested_without_loss(registry, lake, damage, n):

@@ -29,8 +29,14 @@ def test_partition_keys_parse():
 
 def test_paths_follow_the_layout(tmp_path):
     lake = Lake(root=tmp_path / "lake", landing=tmp_path / "landing")
-    assert lake.partition_path("fraud", "eval_stats", "2026-09-01") == tmp_path / "lake/fraud/eval_stats/date=2026-09-01/part.parquet"
-    assert lake.quarantine_path("fraud", "labels", dt.date(2026, 9, 1)) == tmp_path / "lake/fraud/quarantine/table=labels/date=2026-09-01/part.parquet"
+    assert (
+        lake.partition_path("fraud", "eval_stats", "2026-09-01")
+        == tmp_path / "lake/fraud/eval_stats/date=2026-09-01/part.parquet"
+    )
+    assert (
+        lake.quarantine_path("fraud", "labels", dt.date(2026, 9, 1))
+        == tmp_path / "lake/fraud/quarantine/table=labels/date=2026-09-01/part.parquet"
+    )
     assert lake.landing_dir("fraud", "labels", "2026-09-01") == tmp_path / "landing/fraud/labels/date=2026-09-01"
     with pytest.raises(InvalidNameError):
         lake.partition_path("../other", "predictions", "2026-09-01")
@@ -85,9 +91,15 @@ def test_a_damaged_lake_file_is_named(tmp_path):
 
 def test_figures_and_documents_have_validated_paths(tmp_path):
     lake = Lake(root=tmp_path, landing=tmp_path)
-    assert lake.figure_path("fraud", "drift_heatmap", "2026-09-01") == tmp_path / "fraud/figures/drift_heatmap/date=2026-09-01.png"
+    assert (
+        lake.figure_path("fraud", "drift_heatmap", "2026-09-01")
+        == tmp_path / "fraud/figures/drift_heatmap/date=2026-09-01.png"
+    )
     assert lake.document_path("fraud", "baselines", "v3") == tmp_path / "fraud/baselines/v3.json"
-    assert lake.document_path("fraud", "validations", "predictions/2026-09-01") == tmp_path / "fraud/validations/predictions/2026-09-01.json"
+    assert (
+        lake.document_path("fraud", "validations", "predictions/2026-09-01")
+        == tmp_path / "fraud/validations/predictions/2026-09-01.json"
+    )
     for bad in ["../x", "a/b/c", "predictions/../../x", "2026-13-01"]:
         with pytest.raises((InvalidNameError, LakeError)):
             lake.document_path("fraud", "validations", bad)

@@ -207,7 +207,9 @@ def fraud_like(where: str, n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     return 1 / (1 + np.exp(logits)), 1 - labels  # mirrored: the common class scores near 1
 
 
-@pytest.mark.parametrize(("where", "thresholds"), [("spread", (0.5, 0.1234)), ("low", (0.005, 0.00123)), ("high", (0.995, 0.99877))])
+@pytest.mark.parametrize(
+    ("where", "thresholds"), [("spread", (0.5, 0.1234)), ("low", (0.005, 0.00123)), ("high", (0.995, 0.99877))]
+)
 def test_squeezed_scores_match_sklearn_as_closely_as_spread_ones(where, thresholds):
     """The tails have bins of their own: squeezed into [0, 0.01] or [0.99, 1] (1/1000 bins put
     them in ten, and ROC AUC was 0.06 off), every metric stays within its bound, AUC within 0.002."""
@@ -261,7 +263,7 @@ def test_small_or_one_class_populations_give_none_not_errors(scores, labels):
 def test_scores_on_bin_edges_follow_score_at_or_above_threshold():
     scores = [0.0, 0.5, np.nextafter(0.5, 0), 0.117, np.nextafter(0.117, 0), 1.0]
     counts = binned(scores, [1, 0, 1, 0, 1, 0])
-    edge = {value: int(np.flatnonzero(EDGES == value)[0]) for value in (0.117, 0.5)}
+    edge = {value: int(np.flatnonzero(value == EDGES)[0]) for value in (0.117, 0.5)}
     assert list(np.flatnonzero(counts.rows)) == [0, edge[0.117] - 1, edge[0.117], edge[0.5] - 1, edge[0.5], BINS - 1]
     assert metrics.above_threshold(counts, 0.5).value == 2 / 6
     assert metrics.above_threshold(counts, 1.0).binning_error == 1 / 6  # 1.0 shares the last bin
@@ -276,4 +278,3 @@ def test_threshold_for_rate_is_the_lowest_grid_threshold_within_the_rate(data, r
         assert np.mean(scores >= threshold) <= rate + 1e-12
     if threshold > 0:
         assert np.mean(scores >= EDGES[metrics.threshold_bin(threshold) - 1]) > rate
-

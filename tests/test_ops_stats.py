@@ -12,10 +12,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from closedloop.inputs.ingest import ingest_predictions
 from closedloop.core.lake import Lake
+from closedloop.core.specs import OpsGuards, RegistryError, RouteGuards
+from closedloop.inputs.ingest import ingest_predictions
 from closedloop.ops.figures import fallback_figure, latency_cost_figure
-from closedloop.core.specs import OpsGuards, RouteGuards
 from closedloop.ops.guards import evaluate_guards
 from closedloop.ops.stats import (
     KEYS,
@@ -31,11 +31,10 @@ from closedloop.ops.stats import (
     read_ops_stats,
 )
 from closedloop.registry import load_registry
-from closedloop.core.specs import RegistryError
 from closedloop.simulator import simulate
 from tests.helpers import TEST_REGISTRY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.datetime(2026, 9, 16, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n"
 HOUR_US = 3_600 * 10**6
@@ -176,8 +175,12 @@ def test_counts_rates_and_costs_equal_a_direct_pandas_computation(seed, n, hours
 
     metrics = ops_metrics(stats, by=("hour",)).set_index("hour")
     hourly = frame.groupby("hour")
-    pd.testing.assert_series_equal(metrics["error_rate"], hourly["is_error"].mean(), check_names=False, check_exact=True)
-    pd.testing.assert_series_equal(metrics["fallback_rate"], hourly["is_fallback"].mean(), check_names=False, check_exact=True)
+    pd.testing.assert_series_equal(
+        metrics["error_rate"], hourly["is_error"].mean(), check_names=False, check_exact=True
+    )
+    pd.testing.assert_series_equal(
+        metrics["fallback_rate"], hourly["is_fallback"].mean(), check_names=False, check_exact=True
+    )
     cost_per_1k = 1000 * hourly["cost_usd"].sum() / hourly["cost_usd"].count().where(lambda c: c > 0)
     pd.testing.assert_series_equal(metrics["cost_per_1k"], cost_per_1k, check_names=False, check_exact=True)
     total = ops_metrics(stats, by=())
@@ -304,7 +307,9 @@ def test_the_budget_guard_fires_during_the_spike_day_and_not_on_a_normal_day(tri
     guards = OpsGuards(daily_budget_usd=budget)
 
     def first_failure(day: str, history: str) -> int | None:
-        history_stats = read_ops_stats(triage_lake, "ticket_triage", history, dt.date.fromisoformat(day) - dt.timedelta(days=1))
+        history_stats = read_ops_stats(
+            triage_lake, "ticket_triage", history, dt.date.fromisoformat(day) - dt.timedelta(days=1)
+        )
         results = evaluate_guards(day_stats(triage_lake, day), guards, hours_of(day), history=history_stats)
         return next((r.hour.hour for r in results if not r.passed), None)
 
@@ -315,7 +320,10 @@ def test_the_budget_guard_fires_during_the_spike_day_and_not_on_a_normal_day(tri
 def test_figures_render(triage_lake):
     stats = read_ops_stats(triage_lake, "ticket_triage", "2026-09-10", "2026-09-16")
     guards = OpsGuards(
-        max_latency_p95_ms=4000, max_cost_per_1k=8.0, max_fallback_rate=0.1, routes={"llm_small": RouteGuards(max_latency_p95_ms=2000)}
+        max_latency_p95_ms=4000,
+        max_cost_per_1k=8.0,
+        max_fallback_rate=0.1,
+        routes={"llm_small": RouteGuards(max_latency_p95_ms=2000)},
     )
     assert latency_cost_figure(stats, guards, "ticket_triage").startswith(PNG)
     assert fallback_figure(stats, guards, "ticket_triage").startswith(PNG)
@@ -326,7 +334,10 @@ def test_figures_render(triage_lake):
 
 def test_the_registry_reads_ops_guards_and_names_a_misspelt_key(tmp_path: Path):
     document = yaml.safe_load(TEST_REGISTRY.read_text())
-    document["models"]["ticket_triage"]["ops"] = {"max_latency_p95_ms": 4000, "routes": {"llm_small": {"max_latency_p95_ms": 2000}}}
+    document["models"]["ticket_triage"]["ops"] = {
+        "max_latency_p95_ms": 4000,
+        "routes": {"llm_small": {"max_latency_p95_ms": 2000}},
+    }
     document["models"]["fraud"].pop("ops", None)
     path = tmp_path / "models.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -336,5 +347,7 @@ def test_the_registry_reads_ops_guards_and_names_a_misspelt_key(tmp_path: Path):
 
     document["models"]["ticket_triage"]["ops"]["routes"]["llm_small"] = {"max_latncy_p95_ms": 2000}
     path.write_text(yaml.safe_dump(document))
-    with pytest.raises(RegistryError, match=r"models\.ticket_triage\.ops\.routes\.llm_small\.max_latncy_p95_ms: unknown key"):
+    with pytest.raises(
+        RegistryError, match=r"models\.ticket_triage\.ops\.routes\.llm_small\.max_latncy_p95_ms: unknown key"
+    ):
         load_registry(path)

@@ -7,16 +7,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from closedloop.core.periods import hours_to_judge
-from wiring.tags import AS_OF_TAG
 from closedloop.core.lake import Lake
+from closedloop.core.periods import hours_to_judge
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration.definitions import build_definitions
 from tests.helpers import TEST_REGISTRY
+from wiring.tags import AS_OF_TAG
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SPIKE = next(i for i in INCIDENTS if i.id == "triage_traffic_spike")
 SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
 
@@ -26,7 +26,9 @@ def schedule(defs, name):
 
 
 def tick_context(defs, at: dt.datetime, instance=None):
-    return dg.build_schedule_context(scheduled_execution_time=at, instance=instance, repository_def=defs.get_repository_def())
+    return dg.build_schedule_context(
+        scheduled_execution_time=at, instance=instance, repository_def=defs.get_repository_def()
+    )
 
 
 def test_hourly_schedule_asks_for_todays_partition_with_its_tick_time(registry):
@@ -55,7 +57,9 @@ def test_schedules_run_by_default(registry):
 
 def test_guards_judge_the_hour_that_just_ended_on_an_hourly_tick():
     day = dt.date(2026, 9, 16)
-    assert hours_to_judge(day, dt.datetime(2026, 9, 16, 11, 5, tzinfo=UTC)) == [dt.datetime(2026, 9, 16, 10, tzinfo=UTC)]
+    assert hours_to_judge(day, dt.datetime(2026, 9, 16, 11, 5, tzinfo=UTC)) == [
+        dt.datetime(2026, 9, 16, 10, tzinfo=UTC)
+    ]
     assert hours_to_judge(day, dt.datetime(2026, 9, 16, 0, 5, tzinfo=UTC)) == []
     assert len(hours_to_judge(day, None)) == 24
     assert len(hours_to_judge(day, dt.datetime(2026, 9, 20, 11, tzinfo=UTC))) == 24
@@ -94,7 +98,9 @@ def test_an_hourly_tick_replaces_todays_partition_with_more_rows(tmp_path):
     assert len(set(second.column("prediction_id").to_pylist())) == second.num_rows
     ops = lake.read_partition("ticket_triage", "ops_stats", DEFAULT_START)
     assert pc.sum(ops.column("requests")).as_py() == second.num_rows
-    assert [p.name for p in lake.partition_path("ticket_triage", "predictions", DEFAULT_START).parent.iterdir()] == ["part.parquet"]
+    assert [p.name for p in lake.partition_path("ticket_triage", "predictions", DEFAULT_START).parent.iterdir()] == [
+        "part.parquet"
+    ]
 
 
 @pytest.mark.slow
@@ -102,13 +108,17 @@ def test_the_traffic_spike_trips_latency_and_cost_in_its_first_hour_and_the_budg
     landing = tmp_path / "landing"
     simulate(landing, days=SPIKE.start_day + 1, seed=7, fraud_rows_per_day=100, triage_rows_per_day=3000)
     registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
-    result = build_definitions(registry).resolve_job_def("ticket_triage_pipeline").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": DEFAULT_START.isoformat(),
-            "dagster/asset_partition_range_end": SPIKE_DAY.isoformat(),
-        },
-        raise_on_error=False,
+    result = (
+        build_definitions(registry)
+        .resolve_job_def("ticket_triage_pipeline")
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            tags={
+                "dagster/asset_partition_range_start": DEFAULT_START.isoformat(),
+                "dagster/asset_partition_range_end": SPIKE_DAY.isoformat(),
+            },
+            raise_on_error=False,
+        )
     )
     guards = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[-1] == "ops_stats"}
     first_spike_hour = f"{SPIKE_DAY} {SPIKE.hours[0]:02d}:00"

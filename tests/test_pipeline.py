@@ -60,7 +60,9 @@ def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     check = evaluations["predictions_quarantine_share_within_limit"]
     assert not check.passed and check.metadata["failing_periods"].value == [day(0)]
-    assert '"share": 0.1' in check.metadata["failures"].value and '"max_share": 0.01' in check.metadata["failures"].value
+    assert (
+        '"share": 0.1' in check.metadata["failures"].value and '"max_share": 0.01' in check.metadata["failures"].value
+    )
     assert evaluations["predictions_match_contract"].passed  # the accepted rows themselves are fine
     started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
     assert "fraud__predictions" in started and "fraud__labels" not in started
@@ -71,7 +73,12 @@ def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
     steps = []
     instance = dg.DagsterInstance.ephemeral()
     outcomes = materialize_range(
-        registry, ["ticket_triage"], DEFAULT_START, DEFAULT_START + dt.timedelta(days=1), instance, lambda m, s: steps.append((m, s))
+        registry,
+        ["ticket_triage"],
+        DEFAULT_START,
+        DEFAULT_START + dt.timedelta(days=1),
+        instance,
+        lambda m, s: steps.append((m, s)),
     )
     assert [o.success for o in outcomes] == [True]
     assert len(steps) == count_steps(registry, ["ticket_triage"]) >= 4
@@ -89,5 +96,5 @@ def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
     [outcome] = materialize_range(broken, ["fraud"], DEFAULT_START, DEFAULT_START, instance)
     assert outcome.failure == (
         f"check fraud/predictions:predictions_quarantine_share_within_limit failed on {day(0)}: "
-        "expected {\"max_share\": 0.01}, observed {\"share\": 0.5, \"quarantined\": 1, \"accepted\": 1}"
+        'expected {"max_share": 0.01}, observed {"share": 0.5, "quarantined": 1, "accepted": 1}'
     )

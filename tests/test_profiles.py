@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from closedloop.core.names import ALL
 from closedloop.drift.baseline import BINS, freeze_baseline, load_baseline, save_baseline
 from closedloop.drift.profiles import hll_estimate, merge_profiles, profile_day, profile_table
-from closedloop.core.names import ALL
 from tests.helpers import hand_made_baseline
 
 DAY = dt.date(2026, 9, 3)
@@ -120,7 +120,12 @@ def test_merged_daily_profiles_equal_profiling_the_window_at_once(registry, lake
     key = lambda r: (r["model_version"], r["column"])  # noqa: E731
     for across_versions in (False, True):
         merged = sorted(merge_profiles(daily, across_versions=across_versions).to_pylist(), key=key)
-        at_once = sorted(merge_profiles([profile_table(pa.concat_tables(tables), baseline, DAY)], across_versions=across_versions).to_pylist(), key=key)
+        at_once = sorted(
+            merge_profiles(
+                [profile_table(pa.concat_tables(tables), baseline, DAY)], across_versions=across_versions
+            ).to_pylist(),
+            key=key,
+        )
         assert [key(r) for r in merged] == [key(r) for r in at_once] and len(merged) == (5 if across_versions else 10)
         for mine, theirs in zip(merged, at_once):
             assert mine["days"] == len(days) and theirs["days"] == 1
@@ -134,7 +139,9 @@ def test_merged_daily_profiles_equal_profiling_the_window_at_once(registry, lake
 def test_profiles_of_different_baselines_are_not_merged(registry):
     table = fraud_day(np.random.default_rng(1), 100, registry.model("fraud"))
     first = profile_table(table, hand_made_baseline({"score": [0.5]}, {}), DAY)
-    second = first.set_column(first.schema.get_field_index("baseline_hash"), "baseline_hash", pa.array(["other"] * first.num_rows))
+    second = first.set_column(
+        first.schema.get_field_index("baseline_hash"), "baseline_hash", pa.array(["other"] * first.num_rows)
+    )
     with pytest.raises(ValueError, match="different baselines"):
         merge_profiles([first, second])
 

@@ -9,20 +9,20 @@ import pyarrow as pa
 import pytest
 from sklearn.calibration import calibration_curve
 
-from closedloop.control.serving import read_actions, read_serving
 from closedloop.control.incidents import record_incident
+from closedloop.control.runbook import carry_out
+from closedloop.control.serving import read_actions, read_serving
 from closedloop.core.lake import Lake
-from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.evaluation.outcomes import outcomes_for_day, outcomes_schema
 from closedloop.evaluation.recalibration import HOLDOUT_EVERY, RecalibrationError, apply_calibrator, recalibrate
+from closedloop.inputs.ingest import ingest_labels, ingest_predictions
 from closedloop.registry import load_registry
-from closedloop.control.runbook import carry_out
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.fraud import V12_FULL_DAY
 from closedloop.simulator.incidents import INCIDENTS
 from tests.helpers import TEST_REGISTRY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 1, 6, tzinfo=UTC)
 DAY = dt.date(2026, 10, 20)
 
@@ -73,7 +73,12 @@ def test_a_calibrator_lowers_ece_on_held_back_labels_and_restores_the_approved_r
     # The artifact is JSON in the lake, and applying it is what the serving side does.
     stored = json.loads(fitted.path.read_text())
     assert stored == document and fitted.path.parent == lake.root / "fraud" / "calibrators"
-    assert fitted.params["calibrator"] == {"id": f"v12_{NOW:%Y%m%dT%H%M%S}", "version": "v12", "method": method, "path": str(fitted.path)}
+    assert fitted.params["calibrator"] == {
+        "id": f"v12_{NOW:%Y%m%dT%H%M%S}",
+        "version": "v12",
+        "method": method,
+        "path": str(fitted.path),
+    }
     # On a fresh period the calibrator never saw, scikit-learn agrees the scores are calibrated again.
     rng = np.random.default_rng(99)
     logit = rng.normal(-4.6, 1.6, 50_000)
@@ -90,7 +95,8 @@ def test_without_enough_matured_labels_recalibration_says_when_it_can(registry, 
 
 def test_the_runbook_recalibrates_the_breaching_version_and_waits_for_approval(tmp_path):
     raw = TEST_REGISTRY.read_text().replace(
-        "action: {type: rollback, mode: propose}", "action: {type: recalibrate, mode: propose, params: {method: isotonic, window_days: 14}}"
+        "action: {type: rollback, mode: propose}",
+        "action: {type: recalibrate, mode: propose, params: {method: isotonic, window_days: 14}}",
     )
     (tmp_path / "models.yaml").write_text(raw)
     registry = load_registry(tmp_path / "models.yaml", landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))

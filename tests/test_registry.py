@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from closedloop.registry import DEFAULT_CONFIG, drift_limit_problems, load_registry, slo_source_problems
-
 from closedloop.core.specs import RegistryError
+from closedloop.registry import DEFAULT_CONFIG, drift_limit_problems, load_registry, slo_source_problems
 
 GOOD_MODEL = {
     "owner": "team:risk-ml",
@@ -19,9 +18,22 @@ GOOD_MODEL = {
     "segments": ["country"],
     "baseline": {"start": "2026-09-01", "end": "2026-09-10"},
     "metrics": [
-        {"name": "auc", "kind": "quality", "source": "rolling_eval.roc_auc[30d]", "cadence": "daily", "owner": "team:risk-ml"},
+        {
+            "name": "auc",
+            "kind": "quality",
+            "source": "rolling_eval.roc_auc[30d]",
+            "cadence": "daily",
+            "owner": "team:risk-ml",
+        },
         {"name": "p95", "kind": "operational", "source": "ops.latency_p95_ms", "cadence": "hourly", "owner": "a@b.io"},
-        {"name": "rate", "kind": "business", "source": "predictions", "sql": "avg(decision)", "cadence": "daily", "owner": "team:ops"},
+        {
+            "name": "rate",
+            "kind": "business",
+            "source": "predictions",
+            "sql": "avg(decision)",
+            "cadence": "daily",
+            "owner": "team:ops",
+        },
     ],
     "slos": [
         {"name": "auc_floor", "metric": "auc", "comparison": ">=", "threshold": 0.8, "for": 2, "severity": "warn"},
@@ -76,19 +88,39 @@ def test_environment_roots_override_the_file(tmp_path):
         (with_model(ownr="x"), "models.fraud.ownr", "unknown key"),
         (with_model(owner="nobody"), "models.fraud.owner", "'nobody' is not a valid owner"),
         (with_model(task="regression"), "models.fraud.task", "'binary'"),
-        (with_model(versions={"v1": {"threshold": 1.5}}), "models.fraud.versions.v1.threshold", "less than or equal to 1"),
+        (
+            with_model(versions={"v1": {"threshold": 1.5}}),
+            "models.fraud.versions.v1.threshold",
+            "less than or equal to 1",
+        ),
         (with_model(versions={}), "models.fraud.versions", "at least 1 item"),
         (with_model(start_date="yesterday"), "models.fraud.start_date", "valid date"),
-        (with_model(labels={"source": "x", "maturity_days": -1}), "models.fraud.labels.maturity_days", "greater than or equal to 0"),
+        (
+            with_model(labels={"source": "x", "maturity_days": -1}),
+            "models.fraud.labels.maturity_days",
+            "greater than or equal to 0",
+        ),
         (with_model(labels=None), "models.fraud.labels", "Field required"),
         (with_model(columns={"prediction": "id"}), "models.fraud.columns", "unknown closedloop column"),
         (with_model(columns={"prediction_id": "id", "ts": "id"}), "models.fraud.columns", "mapped more than once"),
         (with_model(segments=["amount"]), "models.fraud", "declared more than once"),
         (with_model(segments=["score"]), "models.fraud", "clash with closedloop's own column names"),
-        (with_model(features={"numeric": ["bad name"]}), "models.fraud.features.numeric.0", "'bad name' is not a valid name"),
+        (
+            with_model(features={"numeric": ["bad name"]}),
+            "models.fraud.features.numeric.0",
+            "'bad name' is not a valid name",
+        ),
         (with_model(baseline={"start": "2026-09-10", "end": "2026-09-01"}), "models.fraud.baseline", "before start"),
-        (with_model(baseline={"start": "2026-08-01", "end": "2026-09-01"}), "models.fraud", "before the model's start_date"),
-        (with_model(evaluation={"windows_days": [0]}), "models.fraud.evaluation.windows_days.0", "greater than or equal to 1"),
+        (
+            with_model(baseline={"start": "2026-08-01", "end": "2026-09-01"}),
+            "models.fraud",
+            "before the model's start_date",
+        ),
+        (
+            with_model(evaluation={"windows_days": [0]}),
+            "models.fraud.evaluation.windows_days.0",
+            "greater than or equal to 1",
+        ),
         (with_model(metrics=GOOD_MODEL["metrics"][:2]), "models.fraud", "3 to 5 production metrics"),
         (
             with_model(metrics=[{**GOOD_MODEL["metrics"][0], "cadence": "weekly"}] + GOOD_MODEL["metrics"][1:]),
@@ -116,7 +148,9 @@ def test_environment_roots_override_the_file(tmp_path):
             "Input should be",
         ),
         (
-            with_model(slos=[{"name": "s", "metric": "auc", "band": [0, 1], "severity": "warn", "action": {"type": "dial"}}]),
+            with_model(
+                slos=[{"name": "s", "metric": "auc", "band": [0, 1], "severity": "warn", "action": {"type": "dial"}}]
+            ),
             "models.fraud.slos.0.action",
             "needs params.weights",
         ),

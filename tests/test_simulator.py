@@ -14,8 +14,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from closedloop.simulator import DEFAULT_START, SimulationResult, simulate
-from closedloop.simulator import fraud, ticket_triage
+from closedloop.simulator import DEFAULT_START, SimulationResult, fraud, simulate, ticket_triage
 from closedloop.simulator.incidents import INCIDENTS, TRUTH_FILE
 from tests.helpers import TEST_REGISTRY
 
@@ -375,8 +374,22 @@ def test_truth_file(run: SimulationResult) -> None:
     truth = json.loads(run.truth_path.read_text())
     assert truth["seed"] == 7 and truth["days"] == DAYS and truth["start"] == "2026-09-01"
     assert [i["id"] for i in truth["incidents"]] == [i.id for i in INCIDENTS]
-    keys = {"id", "model", "kind", "start", "end", "start_day", "end_day", "signal", "signals",
-            "column", "version", "hours", "gradual", "description"}
+    keys = {
+        "id",
+        "model",
+        "kind",
+        "start",
+        "end",
+        "start_day",
+        "end_day",
+        "signal",
+        "signals",
+        "column",
+        "version",
+        "hours",
+        "gradual",
+        "description",
+    }
     for entry in truth["incidents"]:
         assert set(entry) == keys
         assert entry["signal"] == entry["signals"][0]
@@ -389,9 +402,7 @@ def test_truth_file(run: SimulationResult) -> None:
 
 
 def test_short_runs_leave_out_incidents_that_do_not_fit(tmp_path: Path) -> None:
-    result = simulate(
-        tmp_path / "short", days=14, fraud_rows_per_day=1_000, triage_rows_per_day=200
-    )
+    result = simulate(tmp_path / "short", days=14, fraud_rows_per_day=1_000, triage_rows_per_day=200)
     truth = json.loads(result.truth_path.read_text())
     assert truth["days"] == 14 and truth["incidents"] == []  # days 12-15 do not fit in 14 days
     preds = _read(result.out, "fraud", "predictions")
@@ -399,8 +410,12 @@ def test_short_runs_leave_out_incidents_that_do_not_fit(tmp_path: Path) -> None:
 
     result = simulate(tmp_path / "mid", days=31, fraud_rows_per_day=500, triage_rows_per_day=200)
     ids = [i["id"] for i in json.loads(result.truth_path.read_text())["incidents"]]
-    assert ids == ["fraud_new_payment_type", "fraud_merchant_id_explosion",
-                   "triage_traffic_spike", "triage_label_outage"]
+    assert ids == [
+        "fraud_new_payment_type",
+        "fraud_merchant_id_explosion",
+        "triage_traffic_spike",
+        "triage_label_outage",
+    ]
 
 
 def test_fraud_logs_its_serving_latency(fraud_preds: pd.DataFrame) -> None:

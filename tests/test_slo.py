@@ -8,13 +8,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from closedloop.drift.report import REPORT_SCHEMA
-from closedloop.evaluation.score_bins import SCORE_GRID
-from closedloop.ops.stats import compute_ops_stats
-from closedloop.core.names import ALL
-from closedloop.registry import load_registry
-from closedloop.core.specs import ProductionMetric, RegistryError, SLOSpec
-from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA
+from closedloop.control.metric_catalog import SourceError
+from closedloop.control.readings import Reading, metric_readings, validate_business_sql
 from closedloop.control.slo import (
     SLOState,
     evaluate_slos,
@@ -22,17 +17,22 @@ from closedloop.control.slo import (
     judged_reading,
     latest_evaluations,
     next_state,
-    transition,
     read_evaluations,
     record_evaluations,
+    transition,
 )
-from closedloop.control.readings import Reading, metric_readings, validate_business_sql
 from closedloop.control.webhook import incident_message, post_json, webhook_url
+from closedloop.core.names import ALL
 from closedloop.core.periods import PeriodError
-from closedloop.control.metric_catalog import SourceError
+from closedloop.core.specs import ProductionMetric, RegistryError, SLOSpec
+from closedloop.drift.report import REPORT_SCHEMA
+from closedloop.evaluation.rolling_eval import ROLLING_EVAL_SCHEMA
+from closedloop.evaluation.score_bins import SCORE_GRID
+from closedloop.ops.stats import compute_ops_stats
+from closedloop.registry import load_registry
 from tests.helpers import TEST_REGISTRY
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.date(2026, 10, 7)
 NOW = dt.datetime(2026, 10, 8, 6, 0, tzinfo=UTC)
 
@@ -60,7 +60,15 @@ def write_rolling_eval(lake, day, auc30):
 
 
 def write_drift(lake, day, psi):
-    base = {"day": day, "column": "score", "metric": "psi", "threshold": 0.25, "severity": 0.1, "status": "ok", "rows": 1000}
+    base = {
+        "day": day,
+        "column": "score",
+        "metric": "psi",
+        "threshold": 0.25,
+        "severity": 0.1,
+        "status": "ok",
+        "rows": 1000,
+    }
     rows = [
         {**base, "version": ALL, "window": "day", "value": psi},
         {**base, "version": "v11", "window": "day", "value": 0.001},
@@ -86,8 +94,17 @@ def write_ops(lake, day, latencies_by_hour, cost=0.003):
             rows.append({"ts": ts, "model_version": "v3", "route": "llm_large", "error": None, "is_fallback": False,
                          "latency_ms": float(latency), "cost_usd": cost})  # fmt: skip
     predictions = pa.Table.from_pylist(rows).cast(
-        pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("model_version", pa.string()), ("route", pa.string()),
-                   ("error", pa.string()), ("is_fallback", pa.bool_()), ("latency_ms", pa.float64()), ("cost_usd", pa.float64())])  # fmt: skip
+        pa.schema(
+            [
+                ("ts", pa.timestamp("us", tz="UTC")),
+                ("model_version", pa.string()),
+                ("route", pa.string()),
+                ("error", pa.string()),
+                ("is_fallback", pa.bool_()),
+                ("latency_ms", pa.float64()),
+                ("cost_usd", pa.float64()),
+            ]
+        )  # fmt: skip
     )
     lake.write_partition("ticket_triage", "ops_stats", day, compute_ops_stats(predictions))
 
@@ -174,7 +191,9 @@ def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_th
 
 
 def test_breached_only_after_for_consecutive_breaches_and_ok_after_recovery_periods():
-    slo = SLOSpec(name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 3}, recovery_periods=2)
+    slo = SLOSpec(
+        name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 3}, recovery_periods=2
+    )
     values = [0.7, 0.7, 0.9, 0.7, 0.7, 0.7, 0.7, None, 0.9, 0.7, 0.9, 0.9, 0.9]
     state, states = SLOState(), []
     for value in values:
@@ -198,14 +217,20 @@ def test_bands_and_comparisons():
 
 
 def test_transitions_mark_where_a_breach_begins_and_ends():
-    slo = SLOSpec(name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 2}, recovery_periods=2)
+    slo = SLOSpec(
+        name="s", metric="m", comparison=">=", threshold=0.8, severity="warn", **{"for": 2}, recovery_periods=2
+    )
     state, marks = SLOState(), []
     for period, value in enumerate([0.7, 0.7, 0.7, 0.9, 0.7, 0.9, 0.9, 0.7]):
         before, state = state, next_state(slo, state, is_breach(slo, value), f"p{period}")
         marks.append((transition(before, state), state.breached_since))
     assert marks == [
-        (None, None), ("breached", "p1"), (None, "p1"),  # the second bad period opens it
-        (None, "p1"), (None, "p1"), (None, "p1"),  # a bad period while recovering restarts the recovery
+        (None, None),
+        ("breached", "p1"),
+        (None, "p1"),  # the second bad period opens it
+        (None, "p1"),
+        (None, "p1"),
+        (None, "p1"),  # a bad period while recovering restarts the recovery
         ("recovered", None),  # two ok periods in a row close it
         (None, None),
     ]
@@ -324,7 +349,9 @@ def test_eval_metrics_come_from_the_days_eval_stats(registry, lake):
         "n": pa.array([30, 70, 100], pa.int64()), "score_grid": [SCORE_GRID] * 3,
     })  # fmt: skip
     lake.write_partition("fraud", "eval_stats", DAY, stats)
-    metric = ProductionMetric(name="decisions", kind="business", source="eval.decision_rate", cadence="daily", owner="team:x")
+    metric = ProductionMetric(
+        name="decisions", kind="business", source="eval.decision_rate", cadence="daily", owner="team:x"
+    )
     readings = {r.version: (r.value, r.rows) for r in metric_readings(lake, fraud, metric, DAY)}
     assert readings == {"all": (0.15, 200), "v11": (0.3, 100), "v12": (0.0, 100)}
 
@@ -360,7 +387,9 @@ def test_server_errors_are_retried_with_backoff_and_client_errors_are_not(webhoo
 
 def test_a_webhook_that_is_down_is_retried_with_backoff(dead_webhook_url):
     waits = []
-    delivery = post_json(dead_webhook_url, incident_message(INCIDENT), retries=3, backoff=0.5, sleep=waits.append, timeout=2)
+    delivery = post_json(
+        dead_webhook_url, incident_message(INCIDENT), retries=3, backoff=0.5, sleep=waits.append, timeout=2
+    )
     assert not delivery.ok and delivery.attempts == 4 and waits == [0.5, 1.0, 2.0]
     assert "refused" in delivery.error.lower()
 

@@ -8,13 +8,13 @@ import shutil
 import dagster as dg
 import pytest
 
-from closedloop.control.serving import read_serving
 from closedloop.control.incidents import read_incidents
+from closedloop.control.serving import read_serving
+from closedloop.control.slo import read_evaluations
 from closedloop.core.lake import Lake
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
-from closedloop.control.slo import read_evaluations
 from orchestration import cli
 from orchestration.definitions import build_definitions
 from orchestration.runner import handle_incidents
@@ -30,14 +30,18 @@ def spike_run(tmp_path_factory):
     simulate(root / "landing", days=SPIKE.start_day + 2, seed=7, fraud_rows_per_day=100, triage_rows_per_day=1500)
     registry = load_registry(TEST_REGISTRY, landing=str(root / "landing"), lake=str(root / "lake"))
     selection = [dg.AssetKey(["ticket_triage", name]) for name in ("predictions", "ops_stats")]
-    result = build_definitions(registry).resolve_job_def("ticket_triage_pipeline").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=selection,
-        tags={
-            "dagster/asset_partition_range_start": DEFAULT_START.isoformat(),
-            "dagster/asset_partition_range_end": (SPIKE_DAY + dt.timedelta(days=1)).isoformat(),
-        },
-        raise_on_error=False,
+    result = (
+        build_definitions(registry)
+        .resolve_job_def("ticket_triage_pipeline")
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=selection,
+            tags={
+                "dagster/asset_partition_range_start": DEFAULT_START.isoformat(),
+                "dagster/asset_partition_range_end": (SPIKE_DAY + dt.timedelta(days=1)).isoformat(),
+            },
+            raise_on_error=False,
+        )
     )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     return registry, result, checks
@@ -56,7 +60,9 @@ def test_hourly_slos_breach_in_the_spikes_first_hour_and_nowhere_else(spike_run)
 
 def test_slos_are_checked_on_the_asset_of_their_metric(spike_run):
     _, _, checks = spike_run
-    assert {name: c.asset_key.path[-1] for name, c in checks.items() if name in ("p95_latency_ceiling", "cost_ceiling")} == {
+    assert {
+        name: c.asset_key.path[-1] for name, c in checks.items() if name in ("p95_latency_ceiling", "cost_ceiling")
+    } == {
         "p95_latency_ceiling": "ops_stats",
         "cost_ceiling": "ops_stats",
     }
@@ -79,7 +85,12 @@ def test_status_prints_each_slos_latest_state(spike_run, capsys, monkeypatch):
     assert cli.main(["status", "--model", "ticket_triage", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     states = {s["slo"]: s["state"] for s in payload["slos"]}
-    assert states == {"p95_latency_ceiling": "ok", "cost_ceiling": "ok", "auc_7d_floor": "no data", "reviews_arriving": "no data"}
+    assert states == {
+        "p95_latency_ceiling": "ok",
+        "cost_ceiling": "ok",
+        "auc_7d_floor": "no data",
+        "reviews_arriving": "no data",
+    }
     assert payload["incidents"] == []
 
 
@@ -98,6 +109,8 @@ def test_the_spike_opens_an_incident_per_slo_that_acts_and_closes_when_the_hours
         assert incident["opened"] == f"{SPIKE_DAY}T{SPIKE.hours[0]:02d}:00:00+00:00"
         assert incident["closed"] == f"{SPIKE_DAY}T{SPIKE.hours[1]:02d}:00:00+00:00" and incident["state"] == "closed"
         assert incident["action_result"] == "applied"
-    assert read_serving(lake, registry.model("ticket_triage"))["fallback"] is True  # the kill switch stays on for a person
+    assert (
+        read_serving(lake, registry.model("ticket_triage"))["fallback"] is True
+    )  # the kill switch stays on for a person
     assert handle_incidents(registry, instance) == []  # handled: the next evaluation of the sensor asks for nothing
     assert read_incidents(Lake(shared.lake, shared.landing), "ticket_triage") == []  # the module's lake is untouched

@@ -3,8 +3,8 @@
 import dagster as dg
 import pyarrow as pa
 
-from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.core.sql import connect
+from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.runner import materialize_range
 
 
