@@ -31,6 +31,7 @@ def fresh_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CLOSEDLOOP_DATA", str(tmp_path / "data"))
 
 
+@pytest.mark.slow
 def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fresh_environment):
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(registry.lake))

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (["dagster", "definitions", "validate", "-w", "workspace.yaml"], "All code locations passed validation"),
     ],
 )
+@pytest.mark.slow
 def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -105,6 +105,7 @@ def test_each_model_evaluates_on_its_daily_partitions_with_label_aware_mappings(
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
 
 
+@pytest.mark.slow
 def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_last_day(backfilled):
     registry, lake, instance, result = backfilled
     assert result.success
@@ -137,6 +138,7 @@ def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_la
     assert ESTIMATED not in labels_of(day(3))
 
 
+@pytest.mark.slow
 def test_late_labels_re_evaluate_earlier_days_without_a_backfill(landing, tmp_path):
     registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
     triage = registry.model(MODEL)

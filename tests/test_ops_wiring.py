@@ -65,6 +65,7 @@ def test_guards_judge_the_hour_that_just_ended_on_an_hourly_tick():
     assert len(hours_to_judge(day, dt.datetime(2026, 9, 20, 11, tzinfo=UTC))) == 24
 
 
+@pytest.mark.slow
 def test_an_hourly_tick_replaces_todays_partition_with_more_rows(tmp_path):
     landing = tmp_path / "landing"
     simulate(landing, days=1, seed=4, fraud_rows_per_day=100, triage_rows_per_day=2000)

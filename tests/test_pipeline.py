@@ -69,6 +69,7 @@ def test_a_flood_of_bad_rows_stops_downstream_assets(registry, landing, tmp_path
     assert not lake.partition_path("fraud", "labels", day(0)).exists()
 
 
+@pytest.mark.slow
 def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
     steps = []
     instance = dg.DagsterInstance.ephemeral()

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pyarrow as pa
+import pytest
 
 from closedloop.core.sql import connect
 from closedloop.simulator import DEFAULT_START, simulate
@@ -21,6 +22,7 @@ def test_a_connections_names_are_invisible_to_another_and_go_when_it_closes():
         assert later.sql("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
 
 
+@pytest.mark.slow
 def test_a_pipeline_run_leaves_nothing_in_the_shared_database(registry, tmp_path):
     simulate(registry.landing, days=2, seed=3, fraud_rows_per_day=300, triage_rows_per_day=200)
     [outcome] = materialize_range(registry, ["fraud"], DEFAULT_START, DEFAULT_START, dg.DagsterInstance.ephemeral())
