@@ -96,16 +96,11 @@ class Lake:
 
     def quarantine_path(self, model: str, source_table: str, day: str | dt.date) -> Path:
         """Quarantine is Hive-partitioned by the table the rows were meant for, then by day."""
+        return self._quarantine_dir(model, source_table) / f"date={checked_day(day).isoformat()}" / PARTITION_FILE
+
+    def _quarantine_dir(self, model: str, source_table: str) -> Path:
         checked_name(model, "model name")
-        _checked_table(source_table, LANDING_TABLES)
-        return (
-            self.root
-            / model
-            / "quarantine"
-            / f"table={source_table}"
-            / f"date={checked_day(day).isoformat()}"
-            / PARTITION_FILE
-        )
+        return self.root / model / "quarantine" / f"table={_checked_table(source_table, LANDING_TABLES)}"
 
     @staticmethod
     def day_of(partition_file: Path) -> dt.date:
@@ -114,8 +109,7 @@ class Lake:
 
     def quarantine_files(self, model: str, source_table: str) -> list[Path]:
         """Every day's quarantined rows of one landing table, in date order."""
-        folder = self.quarantine_path(model, source_table, dt.date.min).parent.parent
-        return sorted(folder.glob(f"date=*/{PARTITION_FILE}"))
+        return sorted(self._quarantine_dir(model, source_table).glob(f"date=*/{PARTITION_FILE}"))
 
     def table_glob(self, model: str, table: str) -> Path:
         """A glob over every partition file of a table (quarantine: of every landing table), for DuckDB views."""
