@@ -7,6 +7,7 @@ the contract (nulls and unseen devices), drift (the same columns, and the score)
 
 import datetime as dt
 import json
+from types import SimpleNamespace
 
 import dagster as dg
 import pyarrow as pa
@@ -18,6 +19,7 @@ from checks.results import NO_FAILURE, check_result, period_in_words
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions
+from orchestration.runner import _failed_checks
 
 BASELINE_DAYS = 3
 DAMAGED = DEFAULT_START + dt.timedelta(days=BASELINE_DAYS)
@@ -84,6 +86,7 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+@pytest.mark.slow
 def test_every_check_result_carries_the_four_keys(evaluations):
     assert {name for names in FAMILIES.values() for name in names} <= set(evaluations)
     for name, evaluation in evaluations.items():
@@ -97,6 +100,7 @@ def test_every_check_result_carries_the_four_keys(evaluations):
             assert periods and metadata["first_failure"].value in evaluation.description, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_each_family_fails_on_the_damaged_day_with_numbers_for_expected_and_observed(evaluations, family):
     for name in FAMILIES[family]:
@@ -115,6 +119,7 @@ def test_each_family_fails_on_the_damaged_day_with_numbers_for_expected_and_obse
         assert is_number(expected) and is_number(observed), (name, expected, observed)
 
 
+@pytest.mark.slow
 def test_the_ops_guard_judges_hours_and_says_the_ceiling(evaluations):
     latency = evaluations["latency_p95_within_ceiling"].metadata
     assert latency["expected"].value == 100.0 and latency["observed"].value > 100.0
@@ -122,11 +127,25 @@ def test_the_ops_guard_judges_hours_and_says_the_ceiling(evaluations):
     assert latency["first_failure"].value.startswith(latency["failing_periods"].value[0])
 
 
+@pytest.mark.slow
 def test_the_contract_share_is_the_share_of_rows_that_met_the_predicate(evaluations):
     nulls = evaluations["predictions_null_rates_within_ceilings"].metadata
     assert nulls["column"].value == "ip_reputation"
     assert nulls["observed"].value == pytest.approx(2 / 3, abs=0.01)
     assert nulls["observed"].value < nulls["expected"].value < 1
+
+
+@pytest.mark.slow
+def test_the_run_summary_reads_the_vocabulary_as_it_always_showed_failed_checks(evaluations):
+    """`closedloop run` and `demo` list a failed check by its failing days, an ops guard by its first broken hour."""
+    failed = {f.check: f for f in _failed_checks(SimpleNamespace(get_asset_check_evaluations=evaluations.values))}
+    for name in (*FAMILIES["contract"], *FAMILIES["drift"], *FAMILIES["slos"]):
+        assert failed[name].days == (str(DAMAGED),), name
+        assert failed[name].first_failure == evaluations[name].metadata["first_failure"].value, name
+    latency = failed["latency_p95_within_ceiling"]
+    assert latency.days == ()
+    assert latency.first_failure == evaluations["latency_p95_within_ceiling"].metadata["first_failure"].value
+    assert set(failed) == {name for name, e in evaluations.items() if not e.passed}
 
 
 def test_the_helper_refuses_a_verdict_that_contradicts_itself():
@@ -154,6 +173,7 @@ def test_periods_in_words():
     assert period_in_words(dt.datetime(2026, 9, 16, 10)) == "2026-09-16 10:00"  # naive: already UTC
 
 
+@pytest.mark.slow
 def test_the_four_values_are_plain_json(evaluations):
     for evaluation in evaluations.values():
         values = [

@@ -199,6 +199,7 @@ def cli_lake(backfilled, monkeypatch):
     return lake
 
 
+@pytest.mark.slow
 def test_metrics_prints_one_json_object_per_window(cli_lake, capsys):
     assert (
         cli.main(["metrics", "--model", MODEL, "--date", day(7), "--window", "7", "--segment", "plan_tier", "--json"])

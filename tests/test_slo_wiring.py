@@ -17,8 +17,10 @@ from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
 from orchestration import cli
 from orchestration.definitions import build_definitions
-from orchestration.runner import handle_incidents
+from orchestration.runner import _failed_checks, handle_incidents
 from tests.helpers import TEST_REGISTRY
+
+pytestmark = pytest.mark.slow  # one simulated spike run, shared by the module
 
 SPIKE = next(i for i in INCIDENTS if i.id == "triage_traffic_spike")
 SPIKE_DAY = DEFAULT_START + dt.timedelta(days=SPIKE.start_day)
@@ -56,6 +58,9 @@ def test_hourly_slos_breach_in_the_spikes_first_hour_and_nowhere_else(spike_run)
         assert check.metadata["first_failure"].value.startswith(f"{SPIKE_DAY}T{SPIKE.hours[0]:02d}:00"), name
         spike_hours = [f"{SPIKE_DAY} {h:02d}:00" for h in range(*SPIKE.hours)]
         assert check.metadata["failing_periods"].value == spike_hours, name  # breached until the first quiet hour
+    # The run summary of the CLI folds an hourly SLO's hours into their day.
+    failed = {f.check: f for f in _failed_checks(result)}
+    assert failed["p95_latency_ceiling"].days == failed["cost_ceiling"].days == (str(SPIKE_DAY),)
 
 
 def test_slos_are_checked_on_the_asset_of_their_metric(spike_run):
