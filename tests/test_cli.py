@@ -1,6 +1,7 @@
 """The command line: summaries as one JSON object, errors as one line, state kept out of home."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh
     assert all(run["success"] for run in payload["runs"]) and len(payload["runs"]) == 2
     fraud = payload["ingest"]["fraud"]["predictions"]
     assert fraud["landed"] == fraud["accepted"] + fraud["quarantined"] + fraud["duplicates"] > 50_000
-    assert json.loads(open(payload["incidents_truth"]).read())["days"] == 3
+    assert json.loads(Path(payload["incidents_truth"]).read_text())["days"] == 3
     assert (tmp_path / "lake" / "catalog.duckdb").exists()
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
     assert cli.main(["sql", "select count(distinct date) as days from fraud_predictions", "--json"]) == 0

@@ -75,7 +75,7 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
 @pytest.mark.slow
 def test_status_and_approve_from_the_command_line(production, capsys, monkeypatch, tmp_path):
     registry = production.registry
-    # Approving changes the lake (serving file, audit row): it happens on a copy, the module's lake stays as the loop left it.
+    # Approving changes the lake (serving file, audit row): do it on a copy, the module's lake stays as it was.
     shutil.copytree(registry.lake, tmp_path / "lake")
     monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(DEFAULT_CONFIG))  # the end-to-end loop runs on the demo registry
     monkeypatch.setenv("CLOSEDLOOP_LANDING", str(registry.landing))

@@ -31,8 +31,13 @@ def test_serving_path_is_under_the_lake_and_validated(lake):
 
 def test_default_serving_is_the_latest_released_version(registry):
     assert default_serving(registry.model("fraud")) == {
-        "model": "fraud", "active_version": "v12", "weights": {"v12": 1.0}, "fallback": False, "threshold": 0.5, "calibrator": None,
-    }  # fmt: skip
+        "model": "fraud",
+        "active_version": "v12",
+        "weights": {"v12": 1.0},
+        "fallback": False,
+        "threshold": 0.5,
+        "calibrator": None,
+    }
 
 
 def test_auto_rollback_changes_the_file_and_writes_an_audit_row(registry, lake):

@@ -235,7 +235,7 @@ def production(tmp_path_factory):
         ingest_predictions(lake, fraud, day)
     baseline = freeze_baseline(lake, fraud)
     profiles = [profile_day(lake, fraud, baseline, day) for day in days]
-    for day, profile in zip(days, profiles):
+    for day, profile in zip(days, profiles, strict=False):
         lake.write_partition("fraud", "profiles", day, profile)
     reports = [
         drift_report(fraud, baseline, profiles[i], pa.concat_tables(profiles[max(0, i - 6) : i + 1])).to_pandas()
@@ -285,7 +285,7 @@ def test_clean_days_raise_no_false_alerts(production):
         for d, report in enumerate(production.reports):
             if clean(production, d, days):
                 raised = report[(report["window"] == window) & report["status"].isin(["warn", "error"])]
-                alerts[(window, d)] = sorted(zip(raised["column"], raised["metric"], raised["version"]))
+                alerts[(window, d)] = sorted(zip(raised["column"], raised["metric"], raised["version"], strict=False))
     assert sorted(alerts) == [("7d", 10), ("7d", 11), *[("day", d) for d in (10, 11, 16, 17, 18, 19, 23)]]
     assert {key: found for key, found in alerts.items() if found} == {}
 

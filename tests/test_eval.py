@@ -66,7 +66,7 @@ def test_latest_label_wins_and_a_later_label_partition_changes_the_day(registry,
     ingest_labels(lake, fraud, day(5, DAY))
     after = outcomes_for_day(lake, fraud, DAY, day(5, DAY))
 
-    labels = lambda o: dict(zip(o.table["prediction_id"].to_pylist(), o.table["label"].to_pylist()))  # noqa: E731
+    labels = lambda o: dict(zip(o.table["prediction_id"].to_pylist(), o.table["label"].to_pylist(), strict=False))  # noqa: E731
     assert labels(before) == {"a": 0, "b": 1, "c": None}
     assert labels(after) == {"a": 1, "b": 1, "c": None}  # the correction that arrived later wins
     assert before.summary.n_labeled == after.summary.n_labeled == 2
@@ -95,7 +95,7 @@ def test_labels_are_matured_only_if_known_at_the_horizon(registry, lake):
 
     assert not early.summary.mature and early.summary.n_matured == 0  # the horizon has not passed yet
     assert late.summary.mature
-    matured = dict(zip(late.table["prediction_id"].to_pylist(), late.table["label_matured"].to_pylist()))
+    matured = dict(zip(late.table["prediction_id"].to_pylist(), late.table["label_matured"].to_pylist(), strict=False))
     assert matured == {"a": True, "b": True, "c": False}  # c arrived after the horizon (day + 3)
 
 
@@ -138,12 +138,12 @@ SEGMENT_VALUES = st.sampled_from(["DE", "US", None])
 )
 def test_stats_of_two_days_merge_into_the_stats_of_all_their_rows(rows):
     def stats(part, when):
-        scores, labels, matured, versions, country, _ = zip(*part) if part else ([],) * 6
+        scores, labels, matured, versions, country, _ = zip(*part, strict=False) if part else ([],) * 6
         table = outcomes_table(
             scores,
             labels,
             versions=list(versions),
-            matured=[m and label is not None for m, label in zip(matured, labels)],
+            matured=[m and label is not None for m, label in zip(matured, labels, strict=False)],
             segments={"country": list(country)},
         )
         return eval_stats(table, FRAUD, when)

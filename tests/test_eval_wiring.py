@@ -59,7 +59,7 @@ def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[s
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated") / "landing"
-    # 1,000 tickets a day: day 5's estimate is calibrated on days 0-2, which then hold the 300 matured positives it needs
+    # 1,000 tickets a day: day 5's estimate is calibrated on days 0-2, which hold the 300 matured positives it needs
     simulate(root, days=10, seed=3, fraud_rows_per_day=200, triage_rows_per_day=1000)
     return root
 

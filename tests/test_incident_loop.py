@@ -25,13 +25,31 @@ def evaluation(
 ):
     """One ``slo_evaluations`` row of ticket_triage's hourly p95 SLO (or another hourly one)."""
     return {
-        "model": "ticket_triage", "slo": slo, "metric": "latency_p95_ms", "source": "ops.latency_p95_ms", "cadence": "hourly",
-        "period": period.isoformat(), "day": period.date(), "version": "all", "value": value, "rows": 900, "detail": None,
-        "comparison": "<=", "threshold": 4000.0, "band_low": None, "band_high": None, "breach": state != "ok",
-        "consecutive_breaches": int(state != "ok"), "consecutive_ok": int(state == "ok"), "state": state,
-        "breached_since": since.isoformat() if since else None, "transition": transition, "severity": "page",
-        "owner": "team:llm-platform", "evaluated_at": dt.datetime.now(UTC),
-    }  # fmt: skip
+        "model": "ticket_triage",
+        "slo": slo,
+        "metric": "latency_p95_ms",
+        "source": "ops.latency_p95_ms",
+        "cadence": "hourly",
+        "period": period.isoformat(),
+        "day": period.date(),
+        "version": "all",
+        "value": value,
+        "rows": 900,
+        "detail": None,
+        "comparison": "<=",
+        "threshold": 4000.0,
+        "band_low": None,
+        "band_high": None,
+        "breach": state != "ok",
+        "consecutive_breaches": int(state != "ok"),
+        "consecutive_ok": int(state == "ok"),
+        "state": state,
+        "breached_since": since.isoformat() if since else None,
+        "transition": transition,
+        "severity": "page",
+        "owner": "team:llm-platform",
+        "evaluated_at": dt.datetime.now(UTC),
+    }
 
 
 def record(lake, *rows):
@@ -45,7 +63,7 @@ def loop(registry, lake):
     instance = dg.DagsterInstance.ephemeral()
     sensor = defs.get_sensor_def(INCIDENT_SENSOR)
 
-    def tick(cursor: str | None, webhook: WebhookResource = WebhookResource()) -> tuple[list, str | None]:
+    def tick(cursor: str | None, webhook: WebhookResource | None = None) -> tuple[list, str | None]:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": defs.resources["lake"]})
         result = sensor(context)
         requests = result if isinstance(result, list) else []
@@ -54,7 +72,7 @@ def loop(registry, lake):
                 run_config=request.run_config,
                 instance=instance,
                 tags=request.tags,
-                resources={"lake": defs.resources["lake"], "webhook": webhook},
+                resources={"lake": defs.resources["lake"], "webhook": webhook or WebhookResource()},
                 raise_on_error=False,
             )
             request.tags["run_success"] = str(run.success)
@@ -135,9 +153,18 @@ def test_a_proposed_action_waits_until_the_decide_action_job_approves_it(loop, r
     day = dt.date(2026, 10, 6)
     row = {
         **evaluation("review_rate_in_band", HOUR, "breached", 0.0015, "breached", HOUR),
-        "model": "fraud", "metric": "review_rate", "cadence": "daily", "period": str(day), "day": day, "version": "v12",
-        "breached_since": str(day), "comparison": None, "threshold": None, "band_low": 0.005, "band_high": 0.06,
-    }  # fmt: skip
+        "model": "fraud",
+        "metric": "review_rate",
+        "cadence": "daily",
+        "period": str(day),
+        "day": day,
+        "version": "v12",
+        "breached_since": str(day),
+        "comparison": None,
+        "threshold": None,
+        "band_low": 0.005,
+        "band_high": 0.06,
+    }
     record_evaluations(lake, "fraud", pa.Table.from_pylist([row], schema=SLO_EVALUATIONS_SCHEMA))
     tick(None)
     fraud = registry.model("fraud")

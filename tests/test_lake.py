@@ -53,7 +53,8 @@ def test_write_replaces_atomically_and_cleans_up_after_a_failure(tmp_path, monke
     assert lake.read_partition("fraud", "predictions", "2026-09-01").column("x").to_pylist() == [3]
 
     def broken_write(table, where, **kwargs):
-        open(where, "wb").write(b"half a file")
+        with open(where, "wb") as half:
+            half.write(b"half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr("closedloop.core.lake.pq.write_table", broken_write)

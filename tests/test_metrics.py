@@ -88,7 +88,7 @@ def test_threshold_metrics_match_sklearn_within_their_bound(data, threshold):
     flagged = scores >= threshold
     exact = precision_recall_fscore_support(labels, flagged, average="binary", zero_division=np.nan)[:3]
     above = metrics.above_threshold(counts, threshold)
-    for name, reference in zip(("precision", "recall", "f1"), exact):
+    for name, reference in zip(("precision", "recall", "f1"), exact, strict=False):
         result = getattr(metrics, name)(counts, threshold)
         if np.isnan(reference):
             assert result.value is None, name
@@ -229,7 +229,7 @@ def test_squeezed_scores_match_sklearn_as_closely_as_spread_ones(where, threshol
         assert abs(result.value - reference) <= result.binning_error + SLACK, name
     for threshold in thresholds:
         exact = precision_recall_fscore_support(labels, scores >= threshold, average="binary")[:3]
-        for name, reference in zip(("precision", "recall", "f1"), exact):
+        for name, reference in zip(("precision", "recall", "f1"), exact, strict=False):
             result = getattr(metrics, name)(counts, threshold)
             assert abs(result.value - reference) <= result.binning_error + SLACK, (name, threshold)
             if threshold in EDGES:

@@ -64,7 +64,7 @@ def test_categorical_profile_matches_counting(values, versions, known, top_size)
     table = pa.table({"model_version": versions, "c": pa.array(values, pa.string())})
     profile = profile_table(table, hand_made_baseline({}, {"c": (top, known)}), DAY)
     for version in set(versions):
-        seen = collections.Counter(v for v, w in zip(values, versions) if w == version)
+        seen = collections.Counter(v for v, w in zip(values, versions, strict=False) if w == version)
         row = one_row(profile, "c", version)
         assert row["top_counts"] == [seen[v] for v in top]
         assert row["other"] == sum(n for v, n in seen.items() if v in known and v not in top)
@@ -102,7 +102,7 @@ def fraud_day(rng: np.random.Generator, n: int, fraud) -> pa.Table:
 def write_days(lake, fraud, days, seed=5) -> list[pa.Table]:
     rng = np.random.default_rng(seed)
     tables = [fraud_day(rng, int(n), fraud) for n in rng.integers(200, 3_000, len(days))]
-    for day, table in zip(days, tables):
+    for day, table in zip(days, tables, strict=False):
         lake.write_partition("fraud", "predictions", day, table)
     return tables
 
@@ -127,7 +127,7 @@ def test_merged_daily_profiles_equal_profiling_the_window_at_once(registry, lake
             key=key,
         )
         assert [key(r) for r in merged] == [key(r) for r in at_once] and len(merged) == (5 if across_versions else 10)
-        for mine, theirs in zip(merged, at_once):
+        for mine, theirs in zip(merged, at_once, strict=False):
             assert mine["days"] == len(days) and theirs["days"] == 1
             for field in ("rows", "count", "nulls", "min", "max", "bins", "top_counts", "other", "unseen", "hll"):
                 assert mine[field] == theirs[field], field

@@ -103,13 +103,35 @@ def test_the_runbook_recalibrates_the_breaching_version_and_waits_for_approval(t
     lake = Lake(registry.lake, registry.landing)
     fraud = registry.model("fraud")
     shifted_outcomes(lake, fraud, days=14)
-    incident = record_incident(lake, {
-        "incident_id": f"fraud/review_rate_in_band/{DAY}", "model": "fraud", "slo": "review_rate_in_band",
-        "metric": "review_rate", "version": "v12", "value": 0.0012, "detail": None, "comparison": None, "threshold": None,
-        "band_low": 0.005, "band_high": 0.06, "opened": str(DAY), "opened_at": NOW, "closed": None, "closed_at": None,
-        "owner": "team:payments-ops", "severity": "page", "action": "recalibrate", "action_mode": "propose",
-        "action_id": None, "action_result": None, "notification": None, "state": "open", "day": DAY,
-    })  # fmt: skip
+    incident = record_incident(
+        lake,
+        {
+            "incident_id": f"fraud/review_rate_in_band/{DAY}",
+            "model": "fraud",
+            "slo": "review_rate_in_band",
+            "metric": "review_rate",
+            "version": "v12",
+            "value": 0.0012,
+            "detail": None,
+            "comparison": None,
+            "threshold": None,
+            "band_low": 0.005,
+            "band_high": 0.06,
+            "opened": str(DAY),
+            "opened_at": NOW,
+            "closed": None,
+            "closed_at": None,
+            "owner": "team:payments-ops",
+            "severity": "page",
+            "action": "recalibrate",
+            "action_mode": "propose",
+            "action_id": None,
+            "action_result": None,
+            "notification": None,
+            "state": "open",
+            "day": DAY,
+        },
+    )
     done = carry_out(lake, fraud, incident, NOW)
     [pending] = read_actions(lake, "fraud", "pending")
     assert done["action_result"] == f"pending approval: closedloop approve {pending['action_id']}"

@@ -4,13 +4,48 @@ from closedloop.control.scorecard import score
 
 TRUTH = {
     "incidents": [
-        {"id": "spike", "model": "triage", "start": "2026-09-16", "end": "2026-09-16", "signal": "ops.latency_p95_ms", "gradual": False},
-        {"id": "outage", "model": "triage", "start": "2026-09-27", "end": "2026-10-01", "signal": "outcomes.label_coverage", "gradual": False},
-        {"id": "drift", "model": "triage", "start": "2026-10-06", "end": "2026-10-30", "signal": "rolling_eval.roc_auc", "gradual": True},
-        {"id": "shift", "model": "fraud", "start": "2026-10-06", "end": "2026-10-30", "signal": "eval.decision_rate", "gradual": False},
-        {"id": "missed", "model": "fraud", "start": "2026-09-13", "end": "2026-09-16", "signal": "drift.missing_rate", "gradual": False},
+        {
+            "id": "spike",
+            "model": "triage",
+            "start": "2026-09-16",
+            "end": "2026-09-16",
+            "signal": "ops.latency_p95_ms",
+            "gradual": False,
+        },
+        {
+            "id": "outage",
+            "model": "triage",
+            "start": "2026-09-27",
+            "end": "2026-10-01",
+            "signal": "outcomes.label_coverage",
+            "gradual": False,
+        },
+        {
+            "id": "drift",
+            "model": "triage",
+            "start": "2026-10-06",
+            "end": "2026-10-30",
+            "signal": "rolling_eval.roc_auc",
+            "gradual": True,
+        },
+        {
+            "id": "shift",
+            "model": "fraud",
+            "start": "2026-10-06",
+            "end": "2026-10-30",
+            "signal": "eval.decision_rate",
+            "gradual": False,
+        },
+        {
+            "id": "missed",
+            "model": "fraud",
+            "start": "2026-09-13",
+            "end": "2026-09-16",
+            "signal": "drift.missing_rate",
+            "gradual": False,
+        },
     ]
-}  # fmt: skip
+}
 
 
 def incident(model, slo, opened):

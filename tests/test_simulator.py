@@ -157,11 +157,11 @@ def test_schemas(run: SimulationResult) -> None:
     for model in COLUMNS:
         for path in (run.out / model / "predictions").rglob("*.parquet"):
             schema = pq.read_schema(path)
-            assert dict(zip(schema.names, schema.types)) == expected[model], path
+            assert dict(zip(schema.names, schema.types, strict=False)) == expected[model], path
             assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
         for path in (run.out / model / "labels").rglob("*.parquet"):
             schema = pq.read_schema(path)
-            assert dict(zip(schema.names, schema.types)) == LABEL_SCHEMAS[model], path
+            assert dict(zip(schema.names, schema.types, strict=False)) == LABEL_SCHEMAS[model], path
 
 
 def test_columns_follow_the_registry(run: SimulationResult) -> None:

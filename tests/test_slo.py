@@ -48,8 +48,17 @@ def metric_value(lake, model, metric, period):
 
 
 def write_rolling_eval(lake, day, auc30):
-    base = {"window_start": day, "window_end": day, "days_with_stats": 30, "segment": "all", "segment_value": "all",
-            "threshold": 0.5, "lower": None, "upper": None, "binning_error": None}  # fmt: skip
+    base = {
+        "window_start": day,
+        "window_end": day,
+        "days_with_stats": 30,
+        "segment": "all",
+        "segment_value": "all",
+        "threshold": 0.5,
+        "lower": None,
+        "upper": None,
+        "binning_error": None,
+    }
     rows = [
         {**base, "window_days": 30, "model_version": "all", "labels": "matured", "metric": "roc_auc", "value": auc30},
         {**base, "window_days": 7, "model_version": "all", "labels": "matured", "metric": "roc_auc", "value": 0.99},
@@ -81,8 +90,14 @@ def write_drift(lake, day, psi):
 def write_predictions(lake, day, decisions, hour=10):
     n = len(decisions)
     ts = [dt.datetime.combine(day, dt.time(hour, i % 60), tzinfo=UTC) for i in range(n)]
-    table = pa.table({"prediction_id": [f"p{i}" for i in range(n)], "model_version": ["v11"] * n,
-                      "ts": pa.array(ts, pa.timestamp("us", tz="UTC")), "decision": pa.array(decisions, pa.int8())})  # fmt: skip
+    table = pa.table(
+        {
+            "prediction_id": [f"p{i}" for i in range(n)],
+            "model_version": ["v11"] * n,
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "decision": pa.array(decisions, pa.int8()),
+        }
+    )
     lake.write_partition("fraud", "predictions", day, table)
 
 
@@ -91,8 +106,17 @@ def write_ops(lake, day, latencies_by_hour, cost=0.003):
     for hour, latencies in latencies_by_hour.items():
         for i, latency in enumerate(latencies):
             ts = dt.datetime.combine(day, dt.time(hour, i % 60), tzinfo=UTC)
-            rows.append({"ts": ts, "model_version": "v3", "route": "llm_large", "error": None, "is_fallback": False,
-                         "latency_ms": float(latency), "cost_usd": cost})  # fmt: skip
+            rows.append(
+                {
+                    "ts": ts,
+                    "model_version": "v3",
+                    "route": "llm_large",
+                    "error": None,
+                    "is_fallback": False,
+                    "latency_ms": float(latency),
+                    "cost_usd": cost,
+                }
+            )
     predictions = pa.Table.from_pylist(rows).cast(
         pa.schema(
             [
@@ -104,7 +128,7 @@ def write_ops(lake, day, latencies_by_hour, cost=0.003):
                 ("latency_ms", pa.float64()),
                 ("cost_usd", pa.float64()),
             ]
-        )  # fmt: skip
+        )
     )
     lake.write_partition("ticket_triage", "ops_stats", day, compute_ops_stats(predictions))
 
@@ -200,13 +224,20 @@ def test_breached_only_after_for_consecutive_breaches_and_ok_after_recovery_peri
         state = next_state(slo, state, None if value is None else is_breach(slo, value))
         states.append(state.state)
     assert states == [
-        "breaching", "breaching", "ok",  # two breaches then an ok: the count starts over
-        "breaching", "breaching", "breached", "breached",
+        "breaching",
+        "breaching",
+        "ok",  # two breaches then an ok: the count starts over
+        "breaching",
+        "breaching",
+        "breached",
+        "breached",
         "breached",  # no data changes nothing
         "breached",  # one ok period is not a recovery yet
         "breached",  # a breach while recovering keeps it breached and restarts the recovery
-        "breached", "ok", "ok",
-    ]  # fmt: skip
+        "breached",
+        "ok",
+        "ok",
+    ]
 
 
 def test_bands_and_comparisons():
@@ -239,7 +270,7 @@ def test_transitions_mark_where_a_breach_begins_and_ends():
 def test_evaluate_slos_carries_state_from_the_lake_record(registry, lake):
     fraud = registry.model("fraud")
     days = [DAY + dt.timedelta(days=i) for i in range(3)]
-    for day, decisions in zip(days, ([1, 1, 0, 0], [1, 0, 0, 0], [0] * 50 + [1])):
+    for day, decisions in zip(days, ([1, 1, 0, 0], [1, 0, 0, 0], [0] * 50 + [1]), strict=False):
         write_predictions(lake, day, decisions * 100)  # 100 copies: each day has the 100 rows an SLO needs
         write_rolling_eval(lake, day - LAG, 0.9)
         write_drift(lake, day, 0.01)
@@ -263,7 +294,7 @@ def test_evaluate_slos_carries_state_from_the_lake_record(registry, lake):
     again = evaluate_slos(lake, fraud, days[1], latest_evaluations(lake, "fraud", days[1]), NOW)
     record_evaluations(lake, "fraud", again)
     assert read_evaluations(lake, "fraud").num_rows == 12
-    assert again.to_pylist() == [r for r in read_evaluations(lake, "fraud", days[1], days[1]).to_pylist()]
+    assert again.to_pylist() == list(read_evaluations(lake, "fraud", days[1], days[1]).to_pylist())
 
 
 def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
@@ -300,11 +331,16 @@ def test_a_per_version_slo_is_held_to_its_worst_version_and_ignores_thin_ones():
 
 def test_business_sql_is_read_per_version(registry, lake):
     fraud = registry.model("fraud")
-    table = pa.table({
-        "prediction_id": [f"p{i}" for i in range(8)], "model_version": ["v11"] * 4 + ["v12"] * 4,
-        "ts": pa.array([dt.datetime.combine(DAY, dt.time(10, i), tzinfo=UTC) for i in range(8)], pa.timestamp("us", tz="UTC")),
-        "decision": pa.array([1, 1, 0, 0, 0, 0, 0, 1], pa.int8()),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "prediction_id": [f"p{i}" for i in range(8)],
+            "model_version": ["v11"] * 4 + ["v12"] * 4,
+            "ts": pa.array(
+                [dt.datetime.combine(DAY, dt.time(10, i), tzinfo=UTC) for i in range(8)], pa.timestamp("us", tz="UTC")
+            ),
+            "decision": pa.array([1, 1, 0, 0, 0, 0, 0, 1], pa.int8()),
+        }
+    )
     lake.write_partition("fraud", "predictions", DAY, table)
     readings = {r.version: (r.value, r.rows) for r in metric_readings(lake, fraud, _metric(fraud, "review_rate"), DAY)}
     assert readings == {"all": (0.375, 8), "v11": (0.5, 4), "v12": (0.25, 4)}
@@ -327,12 +363,44 @@ def test_drifting_inputs_count_the_columns_past_an_error_limit(registry, lake):
     fraud = registry.model("fraud")
     base = {"day": DAY, "window": "day", "version": ALL, "rows": 20_000, "severity": 0.5, "status": "ok"}
     rows = [
-        {**base, "column": "merchant_id", "metric": "new_category_share", "value": 0.4, "threshold": 0.2, "severity": 2.0, "status": "error"},
-        {**base, "column": "merchant_id", "metric": "psi", "value": 0.3, "threshold": 0.25, "severity": 1.2, "status": "error"},
+        {
+            **base,
+            "column": "merchant_id",
+            "metric": "new_category_share",
+            "value": 0.4,
+            "threshold": 0.2,
+            "severity": 2.0,
+            "status": "error",
+        },
+        {
+            **base,
+            "column": "merchant_id",
+            "metric": "psi",
+            "value": 0.3,
+            "threshold": 0.25,
+            "severity": 1.2,
+            "status": "error",
+        },
         {**base, "column": "amount", "metric": "psi", "value": 0.15, "threshold": 0.1, "status": "warn"},
-        {**base, "column": "score", "metric": "psi", "value": 4.0, "threshold": 0.25, "severity": 16.0, "status": "error"},
-        {**base, "column": "amount", "version": "v12", "metric": "psi", "value": 0.9, "threshold": 0.25, "status": "not_enough_data"},
-    ]  # fmt: skip
+        {
+            **base,
+            "column": "score",
+            "metric": "psi",
+            "value": 4.0,
+            "threshold": 0.25,
+            "severity": 16.0,
+            "status": "error",
+        },
+        {
+            **base,
+            "column": "amount",
+            "version": "v12",
+            "metric": "psi",
+            "value": 0.9,
+            "threshold": 0.25,
+            "status": "not_enough_data",
+        },
+    ]
     lake.write_partition("fraud", "drift", DAY, pa.Table.from_pylist(rows, schema=REPORT_SCHEMA))
     readings = {r.version: r for r in metric_readings(lake, fraud, _metric(fraud, "drifting_inputs"), DAY)}
     assert readings["all"].value == 1.0  # merchant_id once; a warning and the score (an output) do not count
@@ -342,12 +410,20 @@ def test_drifting_inputs_count_the_columns_past_an_error_limit(registry, lake):
 
 def test_eval_metrics_come_from_the_days_eval_stats(registry, lake):
     fraud = registry.model("fraud")
-    stats = pa.table({
-        "prediction_date": pa.array([DAY] * 3, pa.date32()), "model_version": ["v11", "v11", "v12"],
-        "segment": ["all"] * 3, "segment_value": ["all"] * 3, "label_state": ["unlabeled"] * 3,
-        "matured": [False] * 3, "decision": pa.array([1, 0, 0], pa.int8()), "bin": pa.array([900, 100, 100], pa.int16()),
-        "n": pa.array([30, 70, 100], pa.int64()), "score_grid": [SCORE_GRID] * 3,
-    })  # fmt: skip
+    stats = pa.table(
+        {
+            "prediction_date": pa.array([DAY] * 3, pa.date32()),
+            "model_version": ["v11", "v11", "v12"],
+            "segment": ["all"] * 3,
+            "segment_value": ["all"] * 3,
+            "label_state": ["unlabeled"] * 3,
+            "matured": [False] * 3,
+            "decision": pa.array([1, 0, 0], pa.int8()),
+            "bin": pa.array([900, 100, 100], pa.int16()),
+            "n": pa.array([30, 70, 100], pa.int64()),
+            "score_grid": [SCORE_GRID] * 3,
+        }
+    )
     lake.write_partition("fraud", "eval_stats", DAY, stats)
     metric = ProductionMetric(
         name="decisions", kind="business", source="eval.decision_rate", cadence="daily", owner="team:x"
@@ -359,10 +435,24 @@ def test_eval_metrics_come_from_the_days_eval_stats(registry, lake):
 # The webhook
 
 
-INCIDENT = {"incident_id": "fraud/review_rate_in_band/2026-10-08", "model": "fraud", "slo": "review_rate_in_band",
-            "metric": "review_rate", "value": 0.25, "comparison": None, "threshold": None, "band_low": 0.005,
-            "band_high": 0.06, "opened": "2026-10-08", "closed": None, "owner": "team:payments-ops", "severity": "page",
-            "action": "rollback", "action_mode": "propose", "state": "open"}  # fmt: skip
+INCIDENT = {
+    "incident_id": "fraud/review_rate_in_band/2026-10-08",
+    "model": "fraud",
+    "slo": "review_rate_in_band",
+    "metric": "review_rate",
+    "value": 0.25,
+    "comparison": None,
+    "threshold": None,
+    "band_low": 0.005,
+    "band_high": 0.06,
+    "opened": "2026-10-08",
+    "closed": None,
+    "owner": "team:payments-ops",
+    "severity": "page",
+    "action": "rollback",
+    "action_mode": "propose",
+    "state": "open",
+}
 
 
 def test_the_message_reaches_a_local_webhook(webhook_server):
