@@ -278,3 +278,19 @@ def test_threshold_for_rate_is_the_lowest_grid_threshold_within_the_rate(data, r
         assert np.mean(scores >= threshold) <= rate + 1e-12
     if threshold > 0:
         assert np.mean(scores >= EDGES[metrics.threshold_bin(threshold) - 1]) > rate
+
+
+def test_the_brier_decomposition_adds_up_when_scores_are_constant_within_calibration_bins():
+    """Murphy: Brier = reliability - resolution + uncertainty, exactly when each bin holds one forecast value."""
+    rng = np.random.default_rng(11)
+    scores = rng.choice(np.arange(10) / 10 + 0.0505, 4000)  # one value per tenth, inside a single grid bin
+    labels = (rng.random(4000) < np.clip(scores * 1.3 - 0.1, 0, 1)).astype(int)
+    parts = {k: v.value for k, v in metrics.brier_decomposition(binned(scores, labels)).items()}
+    observed = {s: labels[scores == s].mean() for s in np.unique(scores)}
+    weights = {s: (scores == s).mean() for s in observed}
+    base = labels.mean()
+    assert parts["uncertainty"] == pytest.approx(base * (1 - base))
+    assert parts["resolution"] == pytest.approx(sum(weights[s] * (observed[s] - base) ** 2 for s in observed))
+    assert parts["reliability"] == pytest.approx(sum(weights[s] * (s - observed[s]) ** 2 for s in observed), abs=1e-5)
+    total = parts["reliability"] - parts["resolution"] + parts["uncertainty"]
+    assert total == pytest.approx(brier_score_loss(labels, scores), abs=1e-4)

@@ -129,24 +129,39 @@ def below_threshold(c: ScoreCounts, threshold: float) -> MetricValue:
 # Ranking quality
 
 
-def roc_auc(c: ScoreCounts) -> MetricValue:
-    """Probability that a positive outranks a negative, with a DeLong interval computed on the bins."""
+def roc_auc_with_variance(c: ScoreCounts) -> tuple[float, float] | None:
+    """ROC AUC and its DeLong variance on the bins, so two versions' AUCs can be compared.
+
+    The variance is NaN with fewer than two positives or negatives; None without both classes.
+    """
     p, q = c.pos, c.neg
     n_pos, n_neg = p.sum(), q.sum()
     if n_pos == 0 or n_neg == 0:
-        return NOTHING
+        return None
     negatives_below = np.cumsum(q) - q
     positives_above = n_pos - np.cumsum(p)
     placement_pos = (negatives_below + q / 2) / n_neg  # for each positive: share of negatives it beats
     placement_neg = (positives_above + p / 2) / n_pos  # for each negative: share of positives beating it
     auc = float((p * placement_pos).sum() / n_pos)
-    bound = float(0.5 * (p * q).sum() / (n_pos * n_neg))
     if n_pos < 2 or n_neg < 2:
-        return MetricValue(auc, binning_error=bound)
+        return auc, math.nan
     variance = (p * (placement_pos - auc) ** 2).sum() / (n_pos - 1) / n_pos + (q * (placement_neg - auc) ** 2).sum() / (
         n_neg - 1
     ) / n_neg
-    half = Z95 * math.sqrt(max(float(variance), 0.0))
+    return auc, max(float(variance), 0.0)
+
+
+def roc_auc(c: ScoreCounts) -> MetricValue:
+    """Probability that a positive outranks a negative, with a DeLong interval computed on the bins."""
+    estimate = roc_auc_with_variance(c)
+    if estimate is None:
+        return NOTHING
+    auc, variance = estimate
+    p, q = c.pos, c.neg
+    bound = float(0.5 * (p * q).sum() / (p.sum() * q.sum()))
+    if math.isnan(variance):
+        return MetricValue(auc, binning_error=bound)
+    half = Z95 * math.sqrt(variance)
     return MetricValue(auc, max(0.0, auc - half), min(1.0, auc + half), bound)
 
 
@@ -301,6 +316,25 @@ def mce(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> MetricValue:
     if n.sum() == 0:
         return NOTHING
     return MetricValue(float(gaps.max()), binning_error=float(HALF_WIDTHS.max()))
+
+
+def brier_decomposition(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> dict[str, MetricValue]:
+    """Murphy's decomposition, Brier ~ reliability - resolution + uncertainty, on ``n_bins`` calibration bins.
+
+    Reliability (lower is better) is the calibration part; resolution (higher is better) is how far
+    the bins' positive shares spread from the base rate, the part a recalibration cannot add.
+    """
+    _, n, mean_score, positives = _reliability(c, n_bins)
+    total = n.sum()
+    if total == 0:
+        return dict.fromkeys(("reliability", "resolution", "uncertainty"), NOTHING)
+    observed = positives / n
+    base_rate = positives.sum() / total
+    return {
+        "reliability": MetricValue(float((n * (mean_score - observed) ** 2).sum() / total)),
+        "resolution": MetricValue(float((n * (observed - base_rate) ** 2).sum() / total)),
+        "uncertainty": MetricValue(float(base_rate * (1 - base_rate))),
+    }
 
 
 # Threshold choice
