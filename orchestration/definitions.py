@@ -11,6 +11,7 @@ from checks.ops_guards import build_ops_guard_checks
 from checks.slos import build_slo_checks
 from closedloop.core.specs import Registry
 from closedloop.registry import registry_from_environment
+from orchestration.comparison_job import build_compare_job
 from orchestration.jobs import build_pipeline_job
 from orchestration.runbook_jobs import build_decide_action_job, build_incident_job
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
@@ -31,7 +32,7 @@ def build_definitions(registry: Registry) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs, incident, build_decide_action_job(registry)],
+        jobs=[*jobs, incident, build_decide_action_job(registry), build_compare_job(registry)],
         schedules=schedules,
         sensors=[build_automation_sensor(), build_incident_sensor(registry, incident), closedloop_run_failures],
         resources={

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ LAKE_TABLES = (
 )
 DOCUMENT_KINDS = ("baselines", "validations", "calibrators")
 PARTITION_FILE = "part.parquet"
+_COMPARISON_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,199}")
 
 
 class LakeError(RuntimeError):
@@ -228,6 +230,12 @@ class Lake:
             / checked_name(figure, "figure name")
             / f"date={checked_day(day).isoformat()}.png"
         )
+
+    def comparison_dir(self, model: str, comparison_id: str) -> Path:
+        """The folder of one version comparison: ``<lake>/<model>/comparisons/<id>/``."""
+        if not _COMPARISON_ID.fullmatch(comparison_id):
+            raise LakeError(f"invalid comparison id {comparison_id!r}: letters, digits and underscores only")
+        return self.root / checked_name(model, "model name") / "comparisons" / comparison_id
 
     def document_path(self, model: str, kind: str, key: str) -> Path:
         """A JSON document closedloop keeps beside the tables (a frozen baseline, a validation result, ...).

@@ -345,6 +345,9 @@ class ModelSpec(_Strict):
     )
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     segments: tuple[Name, ...] = ()
+    pairing_key: Name | None = Field(
+        default=None, description="Column naming the request in the log, the same when two versions score it."
+    )
     baseline: BaselineWindow
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     contract: ContractSpec = Field(default_factory=ContractSpec)

@@ -4,7 +4,7 @@ Every command prints a readable summary, or one JSON object with ``--json``. Err
 cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
 that says what was wrong and what to do, and a non-zero exit, never a traceback. Commands are
 grouped by family: ``pipeline`` (simulate, run, demo), ``inspect`` (status, metrics, quarantine,
-sql) and ``actions`` (actions, approve, reject, rollback).
+sql), ``compare`` and ``actions`` (actions, approve, reject, rollback).
 """
 
 import argparse
@@ -15,6 +15,7 @@ from closedloop.core.names import InvalidNameError
 from closedloop.core.specs import RegistryError
 from orchestration.cli.actions import cmd_actions, cmd_decide, cmd_rollback
 from orchestration.cli.common import UserError, parse_date
+from orchestration.cli.compare import cmd_compare
 from orchestration.cli.inspect import cmd_metrics, cmd_quarantine, cmd_sql, cmd_status
 from orchestration.cli.pipeline import DEMO_DAYS, DEMO_SEED, cmd_demo, cmd_run, cmd_simulate
 
@@ -82,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--why", default="manual rollback from the command line", help="the reason, for the audit log"
     )
     rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
+
+    compare = command("compare", cmd_compare, "what changed between two versions of a model, with significance")
+    compare.add_argument("--model", required=True)
+    compare.add_argument("--baseline", required=True, help="the version compared against, e.g. v11")
+    compare.add_argument("--candidate", required=True, help="the new version, e.g. v12")
+    compare.add_argument("--start", type=parse_date, help="first day of both versions' period")
+    compare.add_argument("--end", type=parse_date, help="last day of both versions' period")
+    for version in ("baseline", "candidate"):
+        for edge in ("start", "end"):
+            compare.add_argument(f"--{version}-{edge}", type=parse_date, help=f"{edge} of the {version}'s own period")
+    compare.add_argument("--segment", help="only this segment (default: every registry segment)")
+    compare.add_argument("--open", action="store_true", help="open the report in the browser")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

@@ -1,0 +1,93 @@
+"""What each version's figures rest on, read from the lake's daily statistics.
+
+The unpaired comparison never reads raw predictions: a version's scores over its period are the
+sum of its daily ``eval_stats`` counts (score bins by label and decision, per segment), so a
+comparison of 30 days of a million predictions a day answers in seconds.
+
+Quality rests on matured labels when both versions have enough of them; otherwise on the labels
+known so far, and the report says so beside every quality figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from closedloop.compare.request import ComparisonRequest, Period
+from closedloop.core.lake import Lake
+from closedloop.core.names import ALL
+from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, merge_eval_stats, score_counts
+from closedloop.evaluation.score_bins import ScoreCounts
+
+MATURED = "matured"
+KNOWN_SO_FAR = "known so far"
+MIN_LABELS_PER_CLASS = 30  # positives and negatives each version needs before quality is compared
+_LABEL_SETS = {MATURED: "matured", KNOWN_SO_FAR: "known"}
+
+Slice = tuple[str, str | None]  # (segment, value); (ALL, ALL) is the whole population
+
+
+@dataclass(frozen=True)
+class VersionEvidence:
+    version: str
+    period: Period
+    threshold: float
+    counts: dict[Slice, ScoreCounts]  # on the comparison's label set
+    matured: ScoreCounts  # the whole population on matured labels (for coverage)
+    known: ScoreCounts  # ... and on every label known so far
+
+    @property
+    def whole(self) -> ScoreCounts:
+        return self.counts.get((ALL, ALL), ScoreCounts.empty())
+
+
+@dataclass(frozen=True)
+class Evidence:
+    baseline: VersionEvidence
+    candidate: VersionEvidence
+    label_set: str | None  # None: too few labels of either kind for quality
+
+    @property
+    def versions(self) -> tuple[VersionEvidence, VersionEvidence]:
+        return self.baseline, self.candidate
+
+
+def version_stats(lake: Lake, model: ModelSpec, version: str, period: Period) -> pa.Table:
+    """A version's evaluation statistics summed over its period."""
+    daily = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
+    return merge_eval_stats([daily.filter(pc.equal(daily["model_version"], version))])
+
+
+def _enough(counts: ScoreCounts) -> bool:
+    return min(counts.n_positive, counts.n_negative) >= MIN_LABELS_PER_CLASS
+
+
+def _slices(stats: pa.Table, labels: str) -> dict[Slice, ScoreCounts]:
+    return {(segment, value): c for (_, segment, value), c in score_counts(stats, labels, pool_versions=False).items()}
+
+
+def gather_evidence(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> Evidence:
+    """Both versions' counts from the daily statistics (the unpaired populations)."""
+    stats = {
+        request.baseline: version_stats(lake, model, request.baseline, request.baseline_period),
+        request.candidate: version_stats(lake, model, request.candidate, request.candidate_period),
+    }
+    by_labels = {name: {v: _slices(s, labels) for v, s in stats.items()} for name, labels in _LABEL_SETS.items()}
+    whole = {
+        name: {v: c.get((ALL, ALL), ScoreCounts.empty()) for v, c in sets.items()} for name, sets in by_labels.items()
+    }
+    label_set = next((name for name in (MATURED, KNOWN_SO_FAR) if all(map(_enough, whole[name].values()))), None)
+    chosen = by_labels[label_set or MATURED]
+
+    def version(name: str, period: Period) -> VersionEvidence:
+        threshold = model.versions[name].threshold
+        return VersionEvidence(name, period, threshold, chosen[name], whole[MATURED][name], whole[KNOWN_SO_FAR][name])
+
+    return Evidence(
+        version(request.baseline, request.baseline_period),
+        version(request.candidate, request.candidate_period),
+        label_set,
+    )

@@ -1,0 +1,132 @@
+"""The registry's production metrics and the serving figures of two versions, day by day.
+
+Stakeholders ask what changed in the numbers they own (the review rate, latency, cost), so each
+registry metric is read per version and day exactly as its SLO reads it
+(``closedloop.control.readings``), and the two versions' daily values are compared: paired by day
+when both ran on the same days, as two samples of days otherwise. A window metric (a 30-day ROC
+AUC) is not compared day by day: overlapping windows are not independent days; the quality
+section compares it on the period itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from closedloop.compare import significance as sig
+from closedloop.compare.request import ComparisonRequest, Period
+from closedloop.compare.rows import Row, row
+from closedloop.control.metric_catalog import metric_definition, parse_source
+from closedloop.control.readings import metric_readings
+from closedloop.core.lake import Lake
+from closedloop.core.specs import ModelSpec
+from closedloop.ops.stats import OPS_METRICS, OPS_STATS_SCHEMA, ops_metrics
+
+Daily = Mapping[dt.date, float]
+_OPS = {metric.name: metric for metric in OPS_METRICS}
+_DAILY_OPS = ("latency_p50_ms", "latency_p95_ms", "cost_per_1k")
+_RATES = {"error_rate": "errors", "fallback_rate": "fallbacks"}
+
+
+def _days(period: Period) -> list[dt.date]:
+    return [period.start + dt.timedelta(days=i) for i in range(period.days)]
+
+
+def daily_difference(baseline: Daily, candidate: Daily, paired: bool) -> sig.Difference | None:
+    """The difference of the mean daily values: paired on the days both have, else Welch over days."""
+    if paired:
+        days = sorted(set(baseline) & set(candidate))
+        if len(days) < 2:
+            return None
+        return sig.paired_mean_difference(np.array([baseline[d] for d in days]), np.array([candidate[d] for d in days]))
+    b, c = np.array(list(baseline.values())), np.array(list(candidate.values()))
+    if len(b) < 2 or len(c) < 2:
+        return None
+    return sig.mean_difference(b.mean(), b.var(ddof=1), len(b), c.mean(), c.var(ddof=1), len(c))
+
+
+def _readings(lake: Lake, model: ModelSpec, metric, version: str, period: Period) -> tuple[dict, int]:
+    values, rows = {}, 0
+    for day in _days(period):
+        for reading in metric_readings(lake, model, metric, day):
+            if reading.version == version and reading.value is not None:
+                values[day] = reading.value
+                rows += reading.rows or 0
+    return values, rows
+
+
+def production_rows(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> list[Row]:
+    """Each registry metric, mean of its daily values per version, with the difference's test."""
+    paired_days = request.baseline_period == request.candidate_period
+    out = []
+    for metric in model.metrics:
+        named = replace(metric_definition(model, metric), name=metric.name)
+        if parse_source(model, metric).kind == "rolling_eval":
+            out.append(
+                row("production", named, None,
+                    note=f"a rolling window ({metric.source}): compared on the period in the quality section")
+            )  # fmt: skip
+            continue
+        b, rows_b = _readings(lake, model, metric, request.baseline, request.baseline_period)
+        c, rows_c = _readings(lake, model, metric, request.candidate, request.candidate_period)
+        difference = daily_difference(b, c, paired_days)
+        note = None if difference else "fewer than two days with a value for a version"
+        out.append(
+            row("production", named, difference,
+                baseline=float(np.mean(list(b.values()))) if b else None,
+                candidate=float(np.mean(list(c.values()))) if c else None,
+                rows=min(rows_b, rows_c) or None, note=note)
+        )  # fmt: skip
+    return out
+
+
+def _ops_stats(lake: Lake, model: ModelSpec, version: str, period: Period) -> pa.Table:
+    stats = lake.read_range(model.name, "ops_stats", period.start, period.end, schema=OPS_STATS_SCHEMA)
+    return stats.filter(pc.equal(stats["model_version"], version))
+
+
+def _by_day(stats: pa.Table) -> pa.Table:
+    """Hours folded into their day, so ops metrics come out per day."""
+    hours = stats["hour"].to_pylist()
+    days = [dt.datetime.combine(h.date(), dt.time(), h.tzinfo) for h in hours]
+    return stats.set_column(0, "hour", pa.array(days, stats.schema.field("hour").type))
+
+
+def operations(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> tuple[list[Row], dict]:
+    """Latency, errors, fallbacks and cost per version, and the per-route figures of each."""
+    stats = {
+        request.baseline: _ops_stats(lake, model, request.baseline, request.baseline_period),
+        request.candidate: _ops_stats(lake, model, request.candidate, request.candidate_period),
+    }
+    if any(s.num_rows == 0 for s in stats.values()):
+        return [], {}
+    whole = {v: ops_metrics(s, by=("model_version",)).iloc[0] for v, s in stats.items()}
+    daily = {v: ops_metrics(_by_day(s), by=("hour",)) for v, s in stats.items()}
+    b, c = whole[request.baseline], whole[request.candidate]
+    out = []
+    for name, count in _RATES.items():
+        rates = sig.proportion_difference(b[count], b["requests"], c[count], c["requests"])
+        out.append(row("operations", _OPS[name], rates, rows=int(min(b["requests"], c["requests"]))))
+    paired = request.baseline_period == request.candidate_period
+    for name in _DAILY_OPS:
+        if np.isnan(b[name]) and np.isnan(c[name]):
+            continue  # the model logs no cost (or no latency): nothing to compare
+        per_day = {
+            v: {h.date(): value for h, value in zip(frame["hour"], frame[name], strict=True) if not np.isnan(value)}
+            for v, frame in daily.items()
+        }
+        difference = daily_difference(per_day[request.baseline], per_day[request.candidate], paired)
+        out.append(
+            row("operations", _OPS[name], difference, baseline=float(b[name]), candidate=float(c[name]),
+                note="over the period; the test compares daily values")
+        )  # fmt: skip
+    routes = {
+        v: ops_metrics(s, by=("route",))[["route", "requests", "latency_p95_ms", "cost_per_1k"]].to_dict("records")
+        for v, s in stats.items()
+    }
+    return out, routes
