@@ -172,6 +172,11 @@ def test_a_calibration_shift_reads_as_lower_scores_a_collapsed_decision_rate_and
     assert "logits lower" in summary and "decision rate falls from" in summary
     assert f"threshold {kept['threshold']:.3g} keeps" in summary
     assert "ranking (ROC AUC) is indistinguishable" in summary
+    canary = {s["metric"]: s for s in document["canary"]}
+    certain = canary["decision_rate"]["first_certain_day"]
+    assert certain is not None and str(START) <= certain < str(START + dt.timedelta(days=DAYS - 1))
+    assert canary["decision_rate"]["days"] == [str(START + dt.timedelta(days=d)) for d in range(DAYS)]
+    assert {"precision", "brier", "review_rate"} <= set(canary)
 
 
 def test_two_versions_that_differ_only_by_noise_show_no_significant_difference(lake, registry, fraud):
@@ -182,6 +187,7 @@ def test_two_versions_that_differ_only_by_noise_show_no_significant_difference(l
     assert min(adjusted) > 0.05
     assert not document["verdict"]["worse"] and not document["verdict"]["better"]
     assert not document["segments"]["worse"]
+    assert document["canary"] and all(s["first_certain_day"] is None for s in document["canary"])
 
 
 def test_the_worse_segment_is_found_and_ranked_first_after_adjustment(lake, registry, fraud):

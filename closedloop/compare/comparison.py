@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from closedloop.compare.canary import canary_view
 from closedloop.compare.evidence import Evidence, gather_evidence
 from closedloop.compare.figures import comparison_figures
-from closedloop.compare.production import operations, production_rows
+from closedloop.compare.production import daily_values, operations, production_rows
 from closedloop.compare.quality import (
     calibration_rows,
     decision_rows,
@@ -40,7 +41,7 @@ from closedloop.drift.profiles import merge_profiles
 from closedloop.drift.report import drift_report
 
 Progress = Callable[[str], None]
-STEPS = 5  # calls of ``progress`` in a comparison
+STEPS = 6  # calls of ``progress`` in a comparison
 _INPUT_DRIFT_METRICS = ("psi", "js_distance", "new_category_share", "missing_rate_delta")
 
 
@@ -126,7 +127,8 @@ def compare_versions(
     ]
     chosen = thresholds(evidence)
     progress("comparing the production metrics and operations")
-    production = production_rows(lake, model, request)
+    daily = daily_values(lake, model, request)
+    production = production_rows(model, request, daily)
     ops, routes = operations(lake, model, request)
     registry_metrics = {r.metric for r in production}
     main = adjusted([*production, *main, *(r for r in ops if r.metric not in registry_metrics)])
@@ -134,10 +136,12 @@ def compare_versions(
     slices = segment_rows(evidence, request.segments)
     worse = worse_slices(slices)
     drift = input_drift(lake, model, request)
+    progress("following the canary day by day")
+    canary = canary_view(lake, model, request, evidence, daily)
     document = {
         "headline": request.describe(),
         "comparison": request.as_dict(),
-        "verdict": verdict(request, evidence, main, worse, chosen),
+        "verdict": verdict(request, evidence, main, worse, chosen, canary),
         "labels": _labels(evidence),
         "metrics": [r.as_dict() for r in main],
         "thresholds": chosen,
@@ -146,6 +150,7 @@ def compare_versions(
         "segments": {"rows": [r.as_dict() for r in slices], "worse": [r.as_dict() for r in worse]},
         "routes": routes,
         "input_drift": drift,
+        "canary": canary,
     }
     progress("drawing the figures")
     figures = comparison_figures(request, evidence, document)

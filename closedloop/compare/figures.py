@@ -6,6 +6,8 @@ there, where on the probability scale it only squeezes everything against zero.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from closedloop.compare.evidence import Evidence
@@ -151,11 +153,39 @@ def segments_figure(request: ComparisonRequest, rows: list[dict]) -> bytes | Non
     return to_png(figure)
 
 
+def canary_figure(request: ComparisonRequest, sequences: list[dict]) -> bytes | None:
+    """Each followed difference's running estimate and its always-valid band; the first certain day marked."""
+    shown = [s for s in sequences if any(v is not None for v in s["lower"])][:4]
+    if not shown:
+        return None
+    figure, grid = new_figure(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    for axes, s in zip(grid[0], shown, strict=False):
+        days = [dt.date.fromisoformat(d) for d in s["days"]]
+        nan = float("nan")
+        lower = [nan if v is None else v for v in s["lower"]]
+        upper = [nan if v is None else v for v in s["upper"]]
+        estimate = [nan if v is None else v for v in s["estimate"]]
+        axes.fill_between(days, lower, upper, color=CANDIDATE_COLOUR, alpha=0.25, label="valid on every day")
+        axes.plot(days, estimate, color=CANDIDATE_COLOUR, marker=".", label="difference so far")
+        axes.axhline(0, color="grey", linewidth=1)
+        if s["first_certain_day"]:
+            axes.axvline(dt.date.fromisoformat(s["first_certain_day"]), color="black", linestyle=":",
+                         label=f"certain from {s['first_certain_day']}")  # fmt: skip
+        if s["unit"] == "share":
+            axes.yaxis.set_major_formatter(lambda value, _: f"{value:+.2%}")
+        axes.set(title=s["metric"], xlabel="day", ylabel=f"{request.candidate} - {request.baseline}")
+        axes.tick_params(axis="x", labelrotation=45)
+        axes.legend(fontsize=7, loc="best")
+    figure.suptitle(f"{request.model}: the canary day by day (95% confidence sequences)")
+    return to_png(figure)
+
+
 def comparison_figures(request: ComparisonRequest, evidence: Evidence, document: dict) -> dict[str, bytes]:
     figures = {
         "scores": scores_figure(request, evidence),
         "reliability": reliability_figure(request, evidence),
         "decisions": decisions_figure(request, evidence, document["thresholds"]),
         "segments": segments_figure(request, document["segments"]["rows"]),
+        "canary": canary_figure(request, document["canary"]),
     }
     return {name: png for name, png in figures.items() if png is not None}

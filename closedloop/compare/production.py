@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -50,37 +50,60 @@ def daily_difference(baseline: Daily, candidate: Daily, paired: bool) -> sig.Dif
     return sig.mean_difference(b.mean(), b.var(ddof=1), len(b), c.mean(), c.var(ddof=1), len(c))
 
 
-def _readings(lake: Lake, model: ModelSpec, metric, version: str, period: Period) -> tuple[dict, int]:
-    values, rows = {}, 0
-    for day in _days(period):
-        for reading in metric_readings(lake, model, metric, day):
-            if reading.version == version and reading.value is not None:
-                values[day] = reading.value
-                rows += reading.rows or 0
-    return values, rows
+@dataclass(frozen=True)
+class DailyValues:
+    """A registry metric's value per day for each version, and the rows behind them."""
+
+    baseline: dict[dt.date, float]
+    candidate: dict[dt.date, float]
+    rows: int | None  # rows behind the smaller side, where the source counts them
 
 
-def production_rows(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> list[Row]:
+def daily_values(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> dict[str, DailyValues]:
+    """Every registry metric that is read day by day (not a rolling window), per version and day."""
+    days = sorted(set(_days(request.baseline_period)) | set(_days(request.candidate_period)))
+    out = {}
+    for metric in model.metrics:
+        if parse_source(model, metric).kind == "rolling_eval":
+            continue
+        values: dict[str, dict[dt.date, float]] = {request.baseline: {}, request.candidate: {}}
+        rows = dict.fromkeys(values, 0)
+        period = {request.baseline: request.baseline_period, request.candidate: request.candidate_period}
+        for day in days:
+            for reading in metric_readings(lake, model, metric, day):
+                version = reading.version
+                if (
+                    version in values
+                    and reading.value is not None
+                    and period[version].start <= day <= period[version].end
+                ):
+                    values[version][day] = reading.value
+                    rows[version] += reading.rows or 0
+        out[metric.name] = DailyValues(values[request.baseline], values[request.candidate], min(rows.values()) or None)
+    return out
+
+
+def production_rows(model: ModelSpec, request: ComparisonRequest, daily: dict[str, DailyValues]) -> list[Row]:
     """Each registry metric, mean of its daily values per version, with the difference's test."""
     paired_days = request.baseline_period == request.candidate_period
     out = []
     for metric in model.metrics:
         named = replace(metric_definition(model, metric), name=metric.name)
-        if parse_source(model, metric).kind == "rolling_eval":
+        if metric.name not in daily:
             out.append(
                 row("production", named, None,
                     note=f"a rolling window ({metric.source}): compared on the period in the quality section")
             )  # fmt: skip
             continue
-        b, rows_b = _readings(lake, model, metric, request.baseline, request.baseline_period)
-        c, rows_c = _readings(lake, model, metric, request.candidate, request.candidate_period)
+        values = daily[metric.name]
+        b, c = values.baseline, values.candidate
         difference = daily_difference(b, c, paired_days)
         note = None if difference else "fewer than two days with a value for a version"
         out.append(
             row("production", named, difference,
                 baseline=float(np.mean(list(b.values()))) if b else None,
                 candidate=float(np.mean(list(c.values()))) if c else None,
-                rows=min(rows_b, rows_c) or None, note=note)
+                rows=values.rows, note=note)
         )  # fmt: skip
     return out
 

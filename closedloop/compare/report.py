@@ -194,5 +194,13 @@ def comparison_html(document: dict, figures: dict[str, bytes]) -> str:
     )
     parts.append(_image(figures, "segments", "segments"))
     parts.append(_drift(document))
+    if document["canary"]:
+        parts.append("<h2>The canary, day by day</h2>")
+        parts.append(
+            "<p class='note'>Each band holds on every day at once (a 95% confidence sequence), so looking at it daily "
+            "does not inflate false alarms; a difference is certain once its band leaves zero.</p>"
+        )
+        parts.append(_list("", document["verdict"]["canary"]))
+        parts.append(_image(figures, "canary", "canary"))
     parts.append("<p class='note'>Every number on this page is in comparison.json beside it.</p></body></html>")
     return "\n".join(p for p in parts if p)

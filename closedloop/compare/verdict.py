@@ -73,8 +73,27 @@ def _headline(request: ComparisonRequest, rows: Sequence[Row], thresholds: dict)
     return out
 
 
+def canary_lines(sequences: Sequence[dict]) -> list[str]:
+    """Each followed difference: certain since which day, or not yet, with today's always-valid interval."""
+    out = []
+    for s in sequences:
+        if not s["days"] or s["estimate"][-1] is None:
+            continue
+        unit = s["unit"]
+        now = formatted(s["estimate"][-1], unit)
+        band = f"[{formatted(s['lower'][-1], unit)}, {formatted(s['upper'][-1], unit)}]"
+        when = f"certain from {s['first_certain_day']}" if s["first_certain_day"] else "not certain yet"
+        out.append(f"{s['metric']}: {when}; difference after {s['days'][-1]} {now} {band}")
+    return out
+
+
 def verdict(
-    request: ComparisonRequest, evidence: Evidence, rows: Sequence[Row], worse_slices: Sequence[Row], thresholds: dict
+    request: ComparisonRequest,
+    evidence: Evidence,
+    rows: Sequence[Row],
+    worse_slices: Sequence[Row],
+    thresholds: dict,
+    canary: Sequence[dict] = (),
 ) -> dict:
     """The verdict block of the JSON and the top of the report."""
     headline = _headline(request, rows, thresholds)
@@ -118,4 +137,5 @@ def verdict(
         "changed": by[CHANGED],
         "not_distinguishable": undecided,
         "check_before_full_rollout": checks,
+        "canary": canary_lines(canary),
     }

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         for edge in ("start", "end"):
             compare.add_argument(f"--{version}-{edge}", type=parse_date, help=f"{edge} of the {version}'s own period")
     compare.add_argument("--segment", help="only this segment (default: every registry segment)")
+    compare.add_argument(
+        "--sequential", action="store_true", help="also print the canary's day-by-day confidence sequences"
+    )
     compare.add_argument("--open", action="store_true", help="open the report in the browser")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")

@@ -41,6 +41,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ):
         if verdict[key]:
             lines += ["", f"{title}:", *(f"  - {item}" for item in verdict[key])]
+    if args.sequential and verdict["canary"]:
+        lines += [
+            "",
+            "The canary, day by day (valid however often you look):",
+            *(f"  - {x}" for x in verdict["canary"]),
+        ]
     lines += ["", f"Report: {report}", f"JSON:   {report.with_name('comparison.json')}"]
     emit({**document, "report": str(report)}, args.json, "\n".join(lines))
     if args.open:
