@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.compare.evidence import KNOWN_SO_FAR, MATURED, Evidence
@@ -19,19 +20,17 @@ from closedloop.compare.quality import confusion
 from closedloop.compare.request import ACROSS_PERIODS, ComparisonRequest
 from closedloop.compare.sequential import ConfidenceSequence, mean_difference_sequence, rate_difference_sequence
 from closedloop.control.metric_catalog import metric_definition
-from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
 from closedloop.core.specs import ModelSpec
-from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, score_counts
+from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.score_bins import MIDPOINTS, ScoreCounts
 
 _LABELS = {MATURED: "matured", KNOWN_SO_FAR: "known"}
 
 
-def _daily_counts(lake: Lake, model: ModelSpec, request: ComparisonRequest, labels: str) -> dict:
+def _daily_counts(evidence: Evidence, labels: str) -> dict:
     """(day, version) -> the day's whole-population counts."""
-    period = request.baseline_period
-    stats = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
+    stats = pa.concat_tables(evidence.daily.values())
     stats = stats.filter(pc.equal(stats["segment"], ALL))
     out = {}
     for day in sorted(set(stats["prediction_date"].to_pylist())):
@@ -61,13 +60,13 @@ def _entry(metric: str, unit: str, sequence: ConfidenceSequence) -> dict:
 
 
 def canary_view(
-    lake: Lake, model: ModelSpec, request: ComparisonRequest, evidence: Evidence, daily: dict[str, DailyValues]
+    model: ModelSpec, request: ComparisonRequest, evidence: Evidence, daily: dict[str, DailyValues]
 ) -> list[dict]:
     """One confidence sequence per followed difference; empty when the versions ran on different days."""
     if request.population == ACROSS_PERIODS:
         return []
     labels = _LABELS.get(evidence.label_set or "", "known")
-    counts = _daily_counts(lake, model, request, labels)
+    counts = _daily_counts(evidence, labels)
     days = sorted({day for day, _ in counts})
     empty = ScoreCounts.empty()
     base, cand = evidence.baseline, evidence.candidate

@@ -16,8 +16,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from closedloop.compare.canary import canary_view
-from closedloop.compare.evidence import Evidence, gather_evidence
+from closedloop.compare.evidence import Evidence, gather_evidence, served_daily_stats
 from closedloop.compare.figures import comparison_figures
+from closedloop.compare.paired import paired_daily_stats, paired_rows, paired_tests, with_paired_tests
 from closedloop.compare.production import daily_values, operations, production_rows
 from closedloop.compare.quality import (
     calibration_rows,
@@ -29,7 +30,7 @@ from closedloop.compare.quality import (
     thresholds,
 )
 from closedloop.compare.report import comparison_html
-from closedloop.compare.request import ACROSS_PERIODS, ComparisonRequest
+from closedloop.compare.request import ACROSS_PERIODS, PAIRED, ComparisonRequest
 from closedloop.compare.rows import Row, adjusted
 from closedloop.compare.segments import segment_rows, worse_slices
 from closedloop.compare.verdict import verdict
@@ -116,8 +117,12 @@ def compare_versions(
     lake: Lake, model: ModelSpec, request: ComparisonRequest, progress: Progress = lambda step: None
 ) -> Comparison:
     """Every section of the comparison, its verdict and its figures (nothing written yet)."""
-    progress("reading the daily statistics")
-    evidence = gather_evidence(lake, model, request)
+    progress("reading the daily statistics" if request.population != PAIRED else "pairing the shadow rows")
+    if request.population == PAIRED:
+        rows = paired_rows(lake, model, request)
+        evidence = gather_evidence(model, request, paired_daily_stats(model, request, rows))
+    else:
+        evidence = gather_evidence(model, request, served_daily_stats(lake, model, request))
     progress("comparing quality, calibration, scores and decisions")
     main: list[Row] = [
         *quality_rows(evidence, model.evaluation.precision_at_k),
@@ -125,6 +130,8 @@ def compare_versions(
         *score_rows(evidence),
         *decision_rows(evidence),
     ]
+    if request.population == PAIRED:
+        main = with_paired_tests(main, paired_tests(evidence, rows))
     chosen = thresholds(evidence)
     progress("comparing the production metrics and operations")
     daily = daily_values(lake, model, request)
@@ -137,7 +144,7 @@ def compare_versions(
     worse = worse_slices(slices)
     drift = input_drift(lake, model, request)
     progress("following the canary day by day")
-    canary = canary_view(lake, model, request, evidence, daily)
+    canary = canary_view(model, request, evidence, daily)
     document = {
         "headline": request.describe(),
         "comparison": request.as_dict(),

@@ -49,16 +49,20 @@ class Evidence:
     baseline: VersionEvidence
     candidate: VersionEvidence
     label_set: str | None  # None: too few labels of either kind for quality
+    daily: dict[str, pa.Table]  # each version's daily eval_stats, for the canary view
 
     @property
     def versions(self) -> tuple[VersionEvidence, VersionEvidence]:
         return self.baseline, self.candidate
 
 
-def version_stats(lake: Lake, model: ModelSpec, version: str, period: Period) -> pa.Table:
-    """A version's evaluation statistics summed over its period."""
-    daily = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
-    return merge_eval_stats([daily.filter(pc.equal(daily["model_version"], version))])
+def served_daily_stats(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> dict[str, pa.Table]:
+    """Each version's daily evaluation statistics over its own period, as the pipeline wrote them."""
+    out = {}
+    for version, period in ((request.baseline, request.baseline_period), (request.candidate, request.candidate_period)):
+        daily = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
+        out[version] = daily.filter(pc.equal(daily["model_version"], version))
+    return out
 
 
 def _enough(counts: ScoreCounts) -> bool:
@@ -69,12 +73,9 @@ def _slices(stats: pa.Table, labels: str) -> dict[Slice, ScoreCounts]:
     return {(segment, value): c for (_, segment, value), c in score_counts(stats, labels, pool_versions=False).items()}
 
 
-def gather_evidence(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> Evidence:
-    """Both versions' counts from the daily statistics (the unpaired populations)."""
-    stats = {
-        request.baseline: version_stats(lake, model, request.baseline, request.baseline_period),
-        request.candidate: version_stats(lake, model, request.candidate, request.candidate_period),
-    }
+def gather_evidence(model: ModelSpec, request: ComparisonRequest, daily: dict[str, pa.Table]) -> Evidence:
+    """Both versions' counts summed from their daily statistics (served, or built from paired rows)."""
+    stats = {version: merge_eval_stats([table]) for version, table in daily.items()}
     by_labels = {name: {v: _slices(s, labels) for v, s in stats.items()} for name, labels in _LABEL_SETS.items()}
     whole = {
         name: {v: c.get((ALL, ALL), ScoreCounts.empty()) for v, c in sets.items()} for name, sets in by_labels.items()
@@ -90,4 +91,5 @@ def gather_evidence(lake: Lake, model: ModelSpec, request: ComparisonRequest) ->
         version(request.baseline, request.baseline_period),
         version(request.candidate, request.candidate_period),
         label_set,
+        daily,
     )

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.compare import significance as sig
-from closedloop.compare.request import ComparisonRequest, Period
+from closedloop.compare.request import PAIRED, ComparisonRequest, Period
 from closedloop.compare.rows import Row, row
 from closedloop.control.metric_catalog import metric_definition, parse_source
-from closedloop.control.readings import metric_readings
+from closedloop.control.readings import metric_readings, shadow_readings
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
 from closedloop.ops.stats import OPS_METRICS, OPS_STATS_SCHEMA, ops_metrics
@@ -70,7 +70,11 @@ def daily_values(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> di
         rows = dict.fromkeys(values, 0)
         period = {request.baseline: request.baseline_period, request.candidate: request.candidate_period}
         for day in days:
-            for reading in metric_readings(lake, model, metric, day):
+            readings = metric_readings(lake, model, metric, day)
+            if request.population == PAIRED:  # the candidate scored in shadow: its rows are in the shadow table
+                readings = [r for r in readings if r.version != request.candidate]
+                readings += [r for r in shadow_readings(lake, model, metric, day) if r.version == request.candidate]
+            for reading in readings:
                 version = reading.version
                 if (
                     version in values

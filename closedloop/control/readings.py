@@ -206,10 +206,21 @@ def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str) -> list[dict
     ]
 
 
+def shadow_readings(lake: Lake, model: ModelSpec, metric: ProductionMetric, day: dt.date) -> list[Reading]:
+    """A business metric over the day's shadow rows (scored, never applied), per version; [] for other sources.
+
+    The registry's SQL runs on the shadow table as on the served one: it has the same columns.
+    """
+    if parse_source(model, metric).kind != "business" or metric.sql is None:
+        return []
+    start, end, _ = period_bounds(day)
+    return _business_readings(lake, model, metric.sql, start, end, table="shadow")
+
+
 def _business_readings(
-    lake: Lake, model: ModelSpec, expression: str, start: dt.datetime, end: dt.datetime
+    lake: Lake, model: ModelSpec, expression: str, start: dt.datetime, end: dt.datetime, table: str = "predictions"
 ) -> list[Reading]:
-    files = lake.partition_files(model.name, "predictions", start.date(), start.date())
+    files = lake.partition_files(model.name, table, start.date(), start.date())
     if not files:
         return []
     with connect() as con:
