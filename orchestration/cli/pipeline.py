@@ -136,6 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     truth = json.loads(simulation.truth_path.read_text())
     maturity = {name: registry.model(name).labels.maturity_days for name in models}
     scorecard = score(truth, {m: [i for i in incidents if i["model"] == m] for m in models}, maturity)
+    comparisons = _demo_comparisons(lake, registry)
     payload = {
         "start": start,
         "end": end,
@@ -148,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "ingest": summary,
         "incidents": incidents,
         "scorecard": scorecard.as_dict(),
+        "comparisons": comparisons,
     }
     text = "\n".join(
         [
@@ -163,6 +165,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             *incident_lines(incidents, scorecard.matches),
             "Scorecard against the injected incidents:",
             *_scorecard_lines(scorecard),
+            f"What changed when fraud shipped v12 ({this_command()} compare --model fraud --baseline v11 "
+            "--candidate v12):",
+            *(
+                line
+                for c in comparisons
+                for line in (f"  {c['headline']}", f"    {c['summary']}", f"    {c['report'] or ''}")
+            ),
             f"Pending actions: {this_command()} actions --state pending; approve one with {this_command()} approve "
             "ACTION_ID",
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
@@ -176,6 +185,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"closedloop demo: {failures[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _demo_comparisons(lake, registry: Registry) -> list[dict]:
+    """fraud's v12 against v11 on its canary, and paired on its shadow week when it had one."""
+    from closedloop.compare.comparison import run_comparison
+    from closedloop.compare.request import CompareError, plan_comparison
+
+    try:
+        canary = plan_comparison(lake, registry, "fraud", "v11", "v12")
+    except CompareError as exc:  # a short demo ends before v12 ships
+        return [{"headline": "no comparison", "summary": str(exc), "report": None}]
+    requests = [canary]
+    if canary.left_out is not None:
+        shadow = canary.left_out
+        requests.append(plan_comparison(lake, registry, "fraud", "v11", "v12", start=shadow.start, end=shadow.end))
+    out = []
+    for request in requests:
+        comparison, report = run_comparison(lake, registry, request)
+        out.append({"headline": request.describe(), "summary": comparison.verdict["summary"], "report": str(report)})
+    return out
 
 
 def _truth_lines(truth: dict) -> list[str]:
