@@ -7,10 +7,18 @@ import json
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from scipy import stats
-from sklearn.metrics import brier_score_loss, log_loss, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from closedloop.compare.comparison import compare_versions, run_comparison
 from closedloop.compare.request import ACROSS_PERIODS, SAME_DAYS, CompareError, plan_comparison
@@ -129,7 +137,8 @@ def test_every_figure_agrees_with_a_direct_computation_on_the_raw_rows(lake, reg
     raw = build_lake(lake, fraud, shift=-2.5)
     document = compare(lake, registry).document
     quality, scores = metrics_of(document, "quality"), metrics_of(document, "scores")
-    decisions = metrics_of(document, "decisions")
+    decisions, operations = metrics_of(document, "decisions"), metrics_of(document, "operations")
+    slices = {(r["segment"], r["segment_value"], r["metric"]): r for r in document["segments"]["rows"]}
     for version, side in (("v11", "baseline"), ("v12", "candidate")):
         mine = raw["version"] == version
         y, s, decided = raw["label"][mine], raw["score"][mine], raw["decision"][mine]
@@ -142,6 +151,12 @@ def test_every_figure_agrees_with_a_direct_computation_on_the_raw_rows(lake, reg
         assert quality["recall"][side] == pytest.approx(recall_score(y, flagged))
         assert decisions["decision_rate"][side] == pytest.approx(decided.mean())
         assert scores["mean_logit"][side] == pytest.approx(_logit(s).mean(), abs=0.05)
+        assert quality["pr_auc"][side] == pytest.approx(average_precision_score(y, s), abs=5e-3)
+        latency = np.percentile(raw["latency_ms"][mine], 50)
+        assert operations["latency_p50_ms"][side] == pytest.approx(latency, rel=0.03)  # log-spaced 2.5% bins
+        by_country = pd.DataFrame({"country": raw["country"][mine], "decided": decided}).groupby("country")["decided"]
+        for country, rate in by_country.mean().items():
+            assert slices[("country", country, "decision_rate")][side] == pytest.approx(rate)
     ks = stats.ks_2samp(raw["score"][raw["version"] == "v12"], raw["score"][raw["version"] == "v11"]).statistic
     assert scores["score_ks"]["candidate"] == pytest.approx(ks, abs=0.01)
     # The decision-rate test is the pooled two-proportion z-test: z^2 is the uncorrected chi-square.
