@@ -1,4 +1,4 @@
-"""Contract checks on each model's ``predictions`` and ``labels``: GX suites plus lake-wide facts.
+"""Contract checks on each model's ``predictions``, ``labels`` and ``shadow``: GX suites plus lake-wide facts.
 
 One multi-asset check per landing table validates every day of the run with the suite that
 ``closedloop.inputs.expectations`` derives from the registry and the baseline window, stores GX's
@@ -19,7 +19,13 @@ from checks.results import check_result
 from closedloop.core.lake import Lake
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
-from closedloop.inputs.contract import learn_contract, repeated_prediction_ids, unregistered_columns
+from closedloop.inputs.contract import (
+    SCORED_TABLES,
+    landing_tables,
+    learn_contract,
+    repeated_prediction_ids,
+    unregistered_columns,
+)
 from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
 from closedloop.inputs.gx_adapter import Outcome, validate
 from closedloop.inputs.quarantine import quarantine_shares
@@ -160,8 +166,8 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
             frame = store.read_partition(model.name, table, day).to_pandas()
             columns[day] = list(frame.columns)
             suite = (
-                prediction_expectations(model, day, learned)
-                if table == "predictions"
+                prediction_expectations(model, day, learned, table)
+                if table in SCORED_TABLES
                 else label_expectations(model, day)
             )
             outcomes, full = validate(frame, suite)
@@ -186,4 +192,4 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
 
 
 def build_contract_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
-    return [_contract_check(model, table) for table in ("predictions", "labels")]
+    return [_contract_check(model, table) for table in landing_tables(model)]

@@ -71,6 +71,7 @@ def fraud_rows(day: str, ids: list[str], **overrides) -> pa.Table:
         "merchant_id": pa.array([f"m{i % 7}" for i in range(n)]),
         "country": pa.array(["DE"] * n),
         "channel": pa.array(["web"] * n),
+        "request_id": pa.array([f"req_{i}" for i in ids], pa.string()),
     }
     for name, values in overrides.items():
         columns[name] = values if isinstance(values, pa.Array) else pa.array(values)
@@ -109,6 +110,7 @@ def outcomes_table(scores, labels, *, decisions=None, versions=None, matured=Non
             "ts": [OUTCOMES_TS] * n,
             "score": scores,
             "decision": decisions if decisions is not None else (scores >= 0.5).astype(np.int8),
+            "request_id": [f"req_p{i}" for i in range(n)],
             **{name: segments.get(name, ["x"] * n) for name in FRAUD.segments},
             "label": labels,
             "label_ts": [None if label is None else OUTCOMES_TS for label in labels],

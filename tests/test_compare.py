@@ -104,6 +104,7 @@ def build_lake(
                 "ts": predictions["ts"],
                 "score": predictions["score"],
                 "decision": predictions["decision"],
+                "request_id": predictions["prediction_id"],
                 "country": predictions["country"],
                 "channel": predictions["channel"],
                 "label": pa.array(labels, pa.int8()),

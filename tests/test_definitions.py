@@ -41,6 +41,8 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
 
 
 ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval"]
+# Only a model with a pairing_key has shadow scores to pair.
+SHADOW_MODELS = ("fraud",)
 # Each SLO is a check on the asset its metric comes from.
 SLO_CHECKS = {
     "fraud": {
@@ -78,6 +80,7 @@ CONTRACT_CHECKS = {
         "predictions_values_within_baseline_ranges",
     ],
 }
+SHADOW_CHECKS = ["shadow_have_unique_ids", "shadow_match_contract", "shadow_quarantine_share_within_limit"]
 OPS_CHECKS = {
     "fraud": ["latency_p95_within_ceiling"],
     "ticket_triage": [
@@ -95,9 +98,10 @@ def test_definitions_snapshot(registry):
     defs = build_definitions(registry)
     graph = defs.resolve_asset_graph()
     keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
-    assert keys == sorted(f"{model}/{name}" for model in MODELS for name in ASSETS)
+    shadow = [f"{model}/shadow" for model in SHADOW_MODELS]
+    assert keys == sorted([f"{model}/{name}" for model in MODELS for name in ASSETS] + shadow)
     checks = sorted(key.to_user_string() for key in graph.asset_check_keys)
-    expected = [f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names]
+    expected = _contract_checks()
     expected += [f"{m}/ops_stats:{name}" for m in MODELS for name in OPS_CHECKS[m]]
     expected += [f"{m}/drift:{name}" for m in MODELS for name in DRIFT_CHECKS]
     expected += [f"{m}/{table}:{name}" for m in MODELS for table, names in SLO_CHECKS[m].items() for name in names]
@@ -110,6 +114,11 @@ def test_definitions_snapshot(registry):
     sensors = {s.name: s for s in defs.sensors}
     assert sorted(sensors) == ["closedloop_automation", "closedloop_incidents", "closedloop_run_failures"]
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
+
+
+def _contract_checks() -> list[str]:
+    checks = [f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names]
+    return checks + [f"{m}/shadow:{name}" for m in SHADOW_MODELS for name in SHADOW_CHECKS]
 
 
 def test_assets_carry_the_registrys_owners_group_and_partitions(registry):
@@ -138,6 +147,6 @@ def test_labels_depend_on_the_predictions_they_can_refer_to(registry):
 
 def test_contract_checks_gate_downstream_work_and_ops_and_slo_checks_do_not(registry):
     graph = build_definitions(registry).resolve_asset_graph()
-    contract = {f"{m}/{table}:{name}" for m in MODELS for table, names in CONTRACT_CHECKS.items() for name in names}
+    contract = set(_contract_checks())
     for key in graph.asset_check_keys:
         assert graph.get_check_spec(key).blocking == (key.to_user_string() in contract), key

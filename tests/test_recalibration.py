@@ -43,6 +43,7 @@ def shifted_outcomes(lake, model, days: int, rows: int = 4000, seed: int = 1, sh
             "ts": [ts] * rows,
             "score": score,
             "decision": (score >= 0.5).astype(np.int8),
+            "request_id": [f"req-{day}-{j}" for j in range(rows)],
             "country": ["DE"] * rows,
             "channel": ["web"] * rows,
             "label": label,

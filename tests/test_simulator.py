@@ -31,6 +31,7 @@ FRAUD_SCHEMA = {
     "latency_ms": pa.float64(),
     **{name: pa.float64() for name in fraud.NUMERIC_FEATURES},
     **{name: pa.string() for name in fraud.CATEGORICAL_FEATURES + fraud.SEGMENTS},
+    "request_id": pa.string(),
 }
 TRIAGE_SCHEMA = {
     "request_id": pa.string(),
@@ -137,6 +138,9 @@ def test_result_counts_match_files(run: SimulationResult) -> None:
         for table in ("predictions", "labels"):
             files = sorted((run.out / model / table).rglob("*.parquet"))
             assert run.rows[model][table] == sum(pq.read_metadata(f).num_rows for f in files) > 0
+    shadow = sorted((run.out / "fraud" / "shadow").rglob("*.parquet"))
+    assert run.rows["fraud"]["shadow"] == sum(pq.read_metadata(f).num_rows for f in shadow) > 0
+    assert "shadow" not in run.rows["ticket_triage"]
 
 
 def test_layout(run: SimulationResult) -> None:

@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 
 from closedloop.core.names import checked_day, checked_name
 
-LANDING_TABLES = ("predictions", "labels")
+# ``shadow``: scores of a version that saw every request but whose decisions were not applied.
+LANDING_TABLES = ("predictions", "labels", "shadow")
 LAKE_TABLES = (
     "predictions",
     "labels",
+    "shadow",
     "quarantine",
     "profiles",
     "samples",

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -346,7 +347,9 @@ class ModelSpec(_Strict):
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     segments: tuple[Name, ...] = ()
     pairing_key: Name | None = Field(
-        default=None, description="Column naming the request in the log, the same when two versions score it."
+        default=None,
+        description="A column of the prediction log that names the request (e.g. request_id), the same in the "
+        "served log and the shadow log, so two versions that scored the same requests are compared pair by pair.",
     )
     baseline: BaselineWindow
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
@@ -367,6 +370,24 @@ class ModelSpec(_Strict):
         if repeated:
             raise ValueError(f"source column(s) {repeated} are mapped more than once")
         return columns
+
+    @field_validator("pairing_key")
+    @classmethod
+    def _pairing_key_is_its_own_column(cls, key: str | None, info: ValidationInfo) -> str | None:
+        # Declared after columns, features and segments, so those that validated are in info.data.
+        if key is None:
+            return key
+        if key in CANONICAL_COLUMNS:
+            raise ValueError(
+                f"{key!r} is one of closedloop's own columns {list(CANONICAL_COLUMNS)}; name the log's request "
+                "column (e.g. request_id), which must differ from prediction_id: each version's row has its own"
+            )
+        features = info.data.get("features", FeatureSpec())
+        if key in features.all + info.data.get("segments", ()):
+            raise ValueError(f"{key!r} is declared as a feature or segment; a request key is neither")
+        if key in info.data.get("columns", {}).values():
+            raise ValueError(f"{key!r} is mapped to one of closedloop's columns under columns; pick another column")
+        return key
 
     @field_validator("segments", "versions")
     @classmethod

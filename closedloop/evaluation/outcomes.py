@@ -22,16 +22,21 @@ from closedloop.core.names import ALL, checked_day
 from closedloop.core.periods import day_start
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
-from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, prediction_types
+from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, pairing_columns, prediction_types
 
 OUTCOME_PREDICTION_COLUMNS = ("prediction_id", "model_version", "ts", "score", "decision")
 _LABELS_SCHEMA = pa.schema([(name, LABEL_TYPES[name]) for name in ("prediction_id", "label", "label_ts")])
 
 
+def outcome_prediction_columns(model: ModelSpec) -> tuple[str, ...]:
+    """The prediction columns an outcome keeps; the request key lets a shadow row borrow the served row's label."""
+    return OUTCOME_PREDICTION_COLUMNS + pairing_columns(model) + model.segments
+
+
 def outcomes_schema(model: ModelSpec) -> pa.Schema:
     """Columns of an ``outcomes`` partition: the prediction's keys and segments, then its label."""
     types = prediction_types(model)
-    columns = OUTCOME_PREDICTION_COLUMNS + model.segments
+    columns = outcome_prediction_columns(model)
     return pa.schema(
         [(name, types[name]) for name in columns]
         + [
@@ -80,7 +85,7 @@ def outcomes_for_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: st
     day, as_of = checked_day(day), checked_day(as_of)
     if as_of < day:
         raise ValueError(f"as_of {as_of} is before the prediction day {day}: no label can be known yet")
-    columns = list(OUTCOME_PREDICTION_COLUMNS + model.segments)
+    columns = list(outcome_prediction_columns(model))
     predictions = lake.read_partition(model.name, "predictions", day, columns=columns)
     if predictions is None:
         raise LakeError(

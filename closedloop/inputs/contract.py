@@ -35,6 +35,9 @@ PREDICTION_TYPES: dict[str, pa.DataType] = {
     "error": pa.string(),
 }
 REQUIRED_PREDICTION_COLUMNS = ("prediction_id", "model_version", "ts", "score")
+# Landing tables of scored requests: what the model served, and what a shadow version scored
+# without its decision being applied. Both hold to the same contract.
+SCORED_TABLES = ("predictions", "shadow")
 
 LABEL_TYPES: dict[str, pa.DataType] = {
     "prediction_id": pa.string(),
@@ -49,16 +52,26 @@ class ContractError(ValueError):
 
 
 def prediction_types(model: ModelSpec) -> dict[str, pa.DataType]:
-    """Column -> type of an accepted prediction row: closedloop's columns, features, segments."""
+    """Column -> type of an accepted prediction row: closedloop's columns, features, segments, request key."""
     types = dict(PREDICTION_TYPES)
     types.update({name: pa.float64() for name in model.features.numeric})
     types.update({name: pa.string() for name in model.features.categorical})
-    types.update({name: pa.string() for name in model.segments})
+    types.update({name: pa.string() for name in model.segments + pairing_columns(model)})
     return types
 
 
+def pairing_columns(model: ModelSpec) -> tuple[str, ...]:
+    """The request key column, when the registry names one (``pairing_key``)."""
+    return (model.pairing_key,) if model.pairing_key else ()
+
+
 def required_prediction_columns(model: ModelSpec) -> tuple[str, ...]:
-    return REQUIRED_PREDICTION_COLUMNS + model.features.all + model.segments
+    return REQUIRED_PREDICTION_COLUMNS + model.features.all + model.segments + pairing_columns(model)
+
+
+def landing_tables(model: ModelSpec) -> tuple[str, ...]:
+    """The landing tables closedloop ingests for ``model``: shadow scores only for a model with a request key."""
+    return ("predictions", "labels") + (("shadow",) if model.pairing_key else ())
 
 
 def conform(table: pa.Table, model: ModelSpec, kind: str, source: str) -> pa.Table:
@@ -69,7 +82,7 @@ def conform(table: pa.Table, model: ModelSpec, kind: str, source: str) -> pa.Tab
     Columns the contract does not know are kept as they are; optional closedloop columns the
     file lacks are added as nulls, so that every accepted partition has the same schema.
     """
-    if kind == "predictions":
+    if kind in SCORED_TABLES:
         types, required = prediction_types(model), required_prediction_columns(model)
     elif kind == "labels":
         types, required = LABEL_TYPES, REQUIRED_LABEL_COLUMNS
@@ -80,11 +93,16 @@ def conform(table: pa.Table, model: ModelSpec, kind: str, source: str) -> pa.Tab
     missing = [name for name in required if name not in renamed.column_names]
     if missing:
         described = ", ".join(_describe_column(model, name) for name in missing)
+        key = (
+            f" The request key {model.pairing_key!r} (models.{model.name}.pairing_key) must be in every scored log."
+            if model.pairing_key in missing
+            else ""
+        )
         raise ContractError(
             f"{source}: missing required column(s) {described}. Found columns {table.column_names}. "
             f"If the log renamed them, map the new names under models.{model.name}.columns in the registry; "
             f"if the model no longer uses a feature or segment, remove it from models.{model.name}.features or "
-            ".segments."
+            f".segments.{key}"
         )
 
     columns, fields = [], []

@@ -11,7 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from closedloop.core.specs import ModelSpec
-from closedloop.inputs.contract import REQUIRED_LABEL_COLUMNS, LearnedContract, required_prediction_columns
+from closedloop.inputs.contract import (
+    REQUIRED_LABEL_COLUMNS,
+    LearnedContract,
+    pairing_columns,
+    required_prediction_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,26 @@ CONTRACT_CHECKS = (
         "At most contract.new_value_share of a categorical column's values were never seen in the baseline.",
         structural=False,
     ),
+    # Shadow scores pair with the served rows, whose inputs the predictions checks already watch.
+    ContractCheck(
+        "shadow_match_contract",
+        "shadow",
+        "Every required column is present, the request key included; ids, versions, timestamps and scores are "
+        "present and valid, as for predictions.",
+        structural=True,
+    ),
+    ContractCheck(
+        "shadow_have_unique_ids",
+        "shadow",
+        "prediction_id is unique within the day's shadow scores.",
+        structural=True,
+    ),
+    ContractCheck(
+        "shadow_quarantine_share_within_limit",
+        "shadow",
+        "At most contract.max_quarantine_share of the day's shadow rows were quarantined.",
+        structural=True,
+    ),
     ContractCheck(
         "labels_match_contract",
         "labels",
@@ -124,10 +149,12 @@ def _day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedContract | None) -> list[Expectation]:
-    """The suite for one day of ``predictions``; baseline-learned bounds apply after the baseline window."""
+def prediction_expectations(
+    model: ModelSpec, day: dt.date, learned: LearnedContract | None, table: str = "predictions"
+) -> list[Expectation]:
+    """The suite for one day of ``predictions`` or ``shadow``; learned bounds apply after the baseline window."""
     start, end = _day_window(day)
-    structural = "predictions_match_contract"
+    structural = f"{table}_match_contract"
     suite = [
         Expectation(
             structural,
@@ -137,7 +164,7 @@ def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedCont
     ]
     suite += [
         Expectation(structural, "ExpectColumnValuesToNotBeNull", {"column": c})
-        for c in ("prediction_id", "model_version", "ts", "score", "decision")
+        for c in ("prediction_id", "model_version", "ts", "score", "decision") + pairing_columns(model)
     ]
     suite += [
         Expectation(
@@ -152,7 +179,7 @@ def prediction_expectations(model: ModelSpec, day: dt.date, learned: LearnedCont
             "ExpectColumnValuesToBeBetween",
             {"column": "ts", "min_value": start, "max_value": end, "strict_max": True},
         ),
-        Expectation("predictions_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
+        Expectation(f"{table}_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
     ]
     if learned is None or day <= learned.end:
         return suite

@@ -95,17 +95,17 @@ def _read_landing(
 
 
 def _classify(
-    con: duckdb.DuckDBPyConnection, landing: pa.Table, classify_sql: str, day: dt.date
+    con: duckdb.DuckDBPyConnection, landing: pa.Table, classify_sql: str, day: dt.date, params: dict | None = None
 ) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
     """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason.
 
     ``classify_sql`` fills the temporary table ``classified`` from the first copy of each landed
-    row (``copies``) and whatever else the caller registered on ``con``, giving every row a
-    ``_status`` and, if held, a ``_reason``.
+    row (``copies``), whatever else the caller registered on ``con`` and ``params``, giving every
+    row a ``_status`` and, if held, a ``_reason``.
     """
     con.register("landing", landing)
     con.execute(query(__package__, "number_copies"))
-    con.execute(query(__package__, classify_sql), _day_bounds(day))
+    con.execute(query(__package__, classify_sql), {**_day_bounds(day), **(params or {})})
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
     accepted = con.sql(
         "SELECT * EXCLUDE (_source_file, _source_row, _status, _reason) FROM classified WHERE _status = 'accepted'"
@@ -148,31 +148,55 @@ def _result(
 
 def ingest_predictions(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
     """Replace the day's ``predictions`` and its quarantine with what has landed so far."""
+    return _ingest_scored(lake, model, day, "predictions")
+
+
+def ingest_shadow(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:
+    """Replace the day's ``shadow`` scores and their own quarantine, under the predictions' contract.
+
+    A shadow version scores the requests the served version did without its decision being
+    applied, so its rows pair with the served ones on the registry's ``pairing_key``; nothing else
+    in the loop reads them. Most days have no shadow traffic and get an empty partition.
+    """
+    return _ingest_scored(lake, model, day, "shadow")
+
+
+def _ingest_scored(lake: Lake, model: ModelSpec, day: str | dt.date, table: str) -> IngestResult:
     day = checked_day(day)
-    landing, files = _read_landing(lake, model, "predictions", day, prediction_types(model))
+    landing, files = _read_landing(lake, model, table, day, prediction_types(model))
     versions = pa.table(
         {
             "model_version": list(model.versions),
             "threshold": [spec.threshold for spec in model.versions.values()],
         }
     )
-    earlier = [str(p) for p in lake.partition_files(model.name, "predictions", end=day - dt.timedelta(days=1))]
+    earlier = [str(p) for p in lake.partition_files(model.name, table, end=day - dt.timedelta(days=1))]
     with connect() as con:
         con.register("versions", versions)
+        con.register("pairing_keys", _pairing_keys(landing, model))
         if earlier:
             con.register("earlier_ids", con.read_parquet(earlier).select("prediction_id"))
         else:
             con.register("earlier_ids", pa.table({"prediction_id": pa.array([], pa.string())}))
-        accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_predictions", day)
+        accepted, quarantine, duplicates, reasons = _classify(
+            con, landing, "classify_predictions", day, {"pairing_key": model.pairing_key}
+        )
     schema = landing.drop_columns(["_source_file", "_source_row"]).schema
     accepted = accepted.select(schema.names).cast(schema)
     accepted = accepted.sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
     result = _result(
-        model, "predictions", day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
+        model, table, day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
     )
-    lake.write_partition(model.name, "predictions", day, accepted)
-    lake.write_quarantine(model.name, "predictions", day, quarantine)
+    lake.write_partition(model.name, table, day, accepted)
+    lake.write_quarantine(model.name, table, day, quarantine)
     return result
+
+
+def _pairing_keys(landing: pa.Table, model: ModelSpec) -> pa.Table:
+    """Each landed row's request key under one fixed name, so the SQL never pastes the registry's column name."""
+    key = landing.column(model.pairing_key) if model.pairing_key else pa.nulls(landing.num_rows, pa.string())
+    origin = {name: landing.column(name) for name in ("_source_file", "_source_row")}
+    return pa.table({**origin, "request_key": key})
 
 
 def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestResult:

@@ -4,6 +4,7 @@ Pure Python (numpy + pyarrow). ``simulate`` writes, under ``out``::
 
     <model>/predictions/date=YYYY-MM-DD/part-NN.parquet
     <model>/labels/date=YYYY-MM-DD/part-00.parquet   (date = label arrival date)
+    fraud/shadow/date=YYYY-MM-DD/part-00.parquet     (v12 in shadow, the week before its canary)
     incidents_truth.json
 
 for the models ``fraud`` and ``ticket_triage`` of ``config/models.yaml``. Output is a pure
@@ -32,7 +33,7 @@ class SimulationResult:
     days: int
     seed: int
     rows: Mapping[str, Mapping[str, int]] = field(hash=False)
-    """Rows written per model and table: ``rows["fraud"]["predictions"]``, ``...["labels"]``."""
+    """Rows written per model and table: ``rows["fraud"]["predictions"]``, ``...["labels"]``, ``...["shadow"]``."""
     truth_path: Path
 
     @property

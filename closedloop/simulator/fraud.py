@@ -5,9 +5,10 @@ part. v11's score is the calibrated probability given the features (plus a littl
 so its ROC AUC is ~0.9 and ~2% of payments score at or above the 0.5 threshold. v12 ranks as
 well as v11; during ``fraud_v12_calibration_shift`` its logit is shifted down.
 
-Columns use closedloop's canonical names, with the scoring service's ``latency_ms``; there is
-no ``decision`` column (closedloop derives it
-from the version's threshold).
+Columns use closedloop's canonical names, with the scoring service's ``latency_ms`` and the
+payment's ``request_id``; there is no ``decision`` column (closedloop derives it from the
+version's threshold). The week before its canary, v12 scores every payment in shadow: its rows
+(same request_id, ts, features and segments as the served row) land in the ``shadow`` table.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MODEL_INDEX = 0
 
 # --- serving ---------------------------------------------------------------------------------
 V11, V12 = "v11", "v12"
-V12_CANARY_DAY = 35  # v12 takes a random share of traffic from this day ...
+V12_SHADOW_DAY = 28  # v12 scores every payment in shadow (decisions not applied) from this day ...
+V12_CANARY_DAY = 35  # ... takes a random share of traffic from this day ...
 V12_CANARY_SHARE = 0.10
 V12_FULL_DAY = 41  # ... and all of it from this one
 PARTS_PER_DAY = 2  # files per prediction partition (two ingestion workers)
@@ -260,6 +262,7 @@ class FraudGenerator(ModelGenerator):
             merchant_ids = pa.array(ids, type=pa.string())
 
         prediction_ids = s.sequential_ids(MODEL, date, n)
+        request_ids = s.sequential_ids("pay", date, n, sep="_")
         numeric = {
             "amount": amount,
             "account_age_days": account_age,
@@ -284,9 +287,12 @@ class FraudGenerator(ModelGenerator):
                 "merchant_id": merchant_ids,
                 "country": s.strings(COUNTRIES, country),
                 "channel": s.strings(CHANNELS, channel),
+                "request_id": request_ids,
             }
         )
         self.writer.write_predictions(day, _split_parts(rng, table))
+        if V12_SHADOW_DAY <= day < V12_CANARY_DAY:
+            self.writer.write_shadow(day, self._shadow_scores(day, table, CALIBRATION * logit))
 
         labelled = np.flatnonzero(rng.random(n) < LABEL_RATE)
         extra = np.minimum(
@@ -296,6 +302,28 @@ class FraudGenerator(ModelGenerator):
         label_ts = ts[labelled] + s.delay_us(LABEL_DELAY_MIN_DAYS + extra)
         self.writer.add_labels(day, prediction_ids.take(pa.array(labelled)), label[labelled], label_ts)
         self.writer.end_day(day)
+
+    def _shadow_scores(self, day: int, served: pa.Table, calibrated_logit: np.ndarray) -> pa.Table:
+        """v12's scores of the day's served payments: the same model as in its canary, decisions not applied.
+
+        Its own noise comes from the shadow stream; the calibration shift is v12's, so it shows in
+        shadow whenever the run schedules that incident, before the incident's window begins.
+        """
+        rng = self.shadow_rng(day)
+        n = served.num_rows
+        logit = calibrated_logit + rng.normal(0.0, MODEL_NOISE_SD, n)
+        shift = self.incidents.get("fraud_v12_calibration_shift")
+        if shift is not None:
+            logit = logit + shift.params["logit_shift"]
+        own = {
+            "prediction_id": s.sequential_ids(f"{MODEL}-shadow", self.date(day), n),
+            "model_version": pa.array([V12] * n, pa.string()),
+            "score": pa.array(s.sigmoid(logit), pa.float64()),
+        }
+        shadow = served.drop_columns(["latency_ms"])  # the shadow service logs no serving latency
+        for name, values in own.items():
+            shadow = shadow.set_column(shadow.schema.get_field_index(name), name, values)
+        return shadow
 
 
 def _split_parts(rng: np.random.Generator, table: pa.Table) -> list[pa.Table]:

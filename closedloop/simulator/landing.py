@@ -4,6 +4,7 @@ Layout (Hive partitioned, one folder per UTC date)::
 
     <out>/<model>/predictions/date=YYYY-MM-DD/part-NN.parquet   (date of the prediction)
     <out>/<model>/labels/date=YYYY-MM-DD/part-00.parquet        (date the label arrived)
+    <out>/<model>/shadow/date=YYYY-MM-DD/part-00.parquet        (shadow scores, days with shadow traffic)
 
 Labels are buffered by arrival date in a :class:`LandingWriter` and written once that date has
 been simulated; labels that would arrive after the last simulated day are dropped (they have not
@@ -22,10 +23,11 @@ import pyarrow.parquet as pq
 
 from closedloop.core.lake import Landing
 from closedloop.simulator.incidents import IncidentSchedule
-from closedloop.simulator.sampling import US_PER_DAY, day_rng, day_start_us, timestamps
+from closedloop.simulator.sampling import US_PER_DAY, day_rng, day_start_us, shadow_rng, timestamps
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
+SHADOW = "shadow"
 COMPRESSION = "zstd"
 
 
@@ -78,6 +80,11 @@ class LandingWriter:
         for i, part in enumerate(parts):
             write_part(part, self.out, self.model, PREDICTIONS, self.date(day), i)
             self.rows[PREDICTIONS] += part.num_rows
+
+    def write_shadow(self, day: int, table: pa.Table) -> None:
+        """The day's scores of a version in shadow (counted only for models that have some)."""
+        write_part(table, self.out, self.model, SHADOW, self.date(day), 0)
+        self.rows[SHADOW] = self.rows.get(SHADOW, 0) + table.num_rows
 
     def add_labels(self, day: int, ids: pa.Array, labels: np.ndarray, label_ts_us: np.ndarray) -> None:
         """Queue labels for predictions of ``day``; each goes to the folder of its arrival date."""
@@ -149,6 +156,9 @@ class ModelGenerator:
 
     def rng(self, day: int) -> np.random.Generator:
         return day_rng(self.seed, self.model_index, day)
+
+    def shadow_rng(self, day: int) -> np.random.Generator:
+        return shadow_rng(self.seed, self.model_index, day)
 
     def date(self, day: int) -> dt.date:
         return self.writer.date(day)

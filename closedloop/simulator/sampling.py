@@ -24,6 +24,7 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 # [a, b] and [a, b, 0] alike, so variable-length keys could collide.
 _STREAM_DAY = 0
 _STREAM_WORLD = 1
+_STREAM_SHADOW = 2
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -31,6 +32,14 @@ _EPOCH = dt.date(1970, 1, 1)
 def day_rng(seed: int, model_index: int, day: int) -> np.random.Generator:
     """Generator for one model and one simulated day (0-based)."""
     return np.random.default_rng([seed, model_index, _STREAM_DAY, day])
+
+
+def shadow_rng(seed: int, model_index: int, day: int) -> np.random.Generator:
+    """Generator for a shadow version's scores of one day, apart from the day's stream.
+
+    Shadow traffic draws nothing from :func:`day_rng`, so adding it leaves every served table as it was.
+    """
+    return np.random.default_rng([seed, model_index, _STREAM_SHADOW, day])
 
 
 def world_rng(seed: int, model_index: int) -> np.random.Generator:
@@ -95,9 +104,9 @@ def timestamps(ts_us: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(ts_us, dtype=np.int64), type=pa.int64()).cast(TIMESTAMP)
 
 
-def sequential_ids(prefix: str, day: dt.date, n: int) -> pa.Array:
-    """Unique ids ``<prefix>-YYYYMMDD-000001`` ... for one day."""
-    stem = f"{prefix}-{day:%Y%m%d}-"
+def sequential_ids(prefix: str, day: dt.date, n: int, sep: str = "-") -> pa.Array:
+    """Unique ids ``<prefix>-YYYYMMDD-000001`` ... for one day (``sep`` between the parts)."""
+    stem = f"{prefix}{sep}{day:%Y%m%d}{sep}"
     return pa.array([f"{stem}{i:06d}" for i in range(1, n + 1)], type=pa.string())
 
 

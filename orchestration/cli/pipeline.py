@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcomes = _materialize(registry, models, args.start, args.end, args.json)
     incident_runs = _handle_incidents(registry)
     lake = lake_of(registry)
-    summary = ingest_summary(lake, models, args.start, args.end)
+    summary = ingest_summary(lake, [registry.model(m) for m in models], args.start, args.end)
     failures = _failures(outcomes + incident_runs)
     incidents = incident_summaries(lake, models)
     payload = {
@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from closedloop.core.sql_views import refresh_catalog
 
     refresh_catalog(lake, registry)
-    summary = ingest_summary(lake, models, start, end)
+    summary = ingest_summary(lake, [registry.model(m) for m in models], start, end)
     failures = _failures(outcomes + incident_runs)
     incidents = incident_summaries(lake, models)
     truth = json.loads(simulation.truth_path.read_text())
