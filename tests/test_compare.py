@@ -20,8 +20,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from closedloop.compare import significance
 from closedloop.compare.comparison import compare_versions, run_comparison
-from closedloop.compare.request import ACROSS_PERIODS, SAME_DAYS, CompareError, plan_comparison
+from closedloop.compare.request import ACROSS_PERIODS, PAIRED, SAME_DAYS, CompareError, plan_comparison
 from closedloop.evaluation.eval_stats import eval_stats
 from closedloop.evaluation.outcomes import outcomes_schema
 from closedloop.ops.stats import compute_ops_stats
@@ -44,16 +45,30 @@ def _sigmoid(x):
 
 
 def build_lake(
-    lake, model, *, shift=0.0, worse_country=None, labeled=True, seed=0, rows=(6000, 3000), latency_ms=(30, 31)
+    lake,
+    model,
+    *,
+    shift=0.0,
+    worse_country=None,
+    labeled=True,
+    seed=0,
+    rows=(6000, 3000),
+    latency_ms=(30, 31),
+    shadow_days=0,
 ) -> dict:
     """Six days of v11 and v12 traffic, written as the pipeline would (predictions, outcomes, eval_stats,
-    ops_stats). v12's logit is shifted by ``shift``; in ``worse_country`` its score is noise. Returns the raw rows."""
+    ops_stats). v12's logit is shifted by ``shift``; in ``worse_country`` its score is noise. On the first
+    ``shadow_days`` days v11 serves alone and v12 scores the same requests in shadow (the ``shadow`` table).
+    Returns the raw served rows, with v12's shadow score where it had one."""
     rng = np.random.default_rng(seed)
     raw = []
     for d in range(DAYS):
         day = START + dt.timedelta(days=d)
         parts = []
+        in_shadow = d < shadow_days
         for version, n in zip(("v11", "v12"), rows, strict=True):
+            if version == "v12" and in_shadow:
+                continue
             signal = rng.normal(-4.0, 1.4, n)
             label = (rng.random(n) < _sigmoid(signal)).astype(np.int8)
             logit = signal + rng.normal(0, 0.3, n)
@@ -72,6 +87,9 @@ def build_lake(
                     "country": country,
                     "channel": rng.choice(("web", "app"), n),
                     "latency_ms": rng.lognormal(np.log(latency_ms[version == "v12"]), 0.3, n),
+                    "shadow_score": _sigmoid(signal + rng.normal(0, 0.3, n) + shift)
+                    if in_shadow
+                    else np.full(n, np.nan),
                 }
             )
         rows_of_day = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -95,6 +113,19 @@ def build_lake(
             }
         )
         lake.write_partition(model.name, "predictions", day, predictions)
+        if in_shadow:
+            shadow_score = rows_of_day["shadow_score"]
+            shadow = pa.table(
+                {
+                    "prediction_id": [f"shadow-{day}-{i}" for i in range(n)],
+                    "model_version": ["v12"] * n,
+                    "ts": predictions["ts"],
+                    "score": shadow_score,
+                    "decision": pa.array((shadow_score >= model.versions["v12"].threshold).astype(np.int8)),
+                    "request_id": predictions["prediction_id"],
+                }
+            )
+            lake.write_partition(model.name, "shadow", day, shadow)
         lake.write_partition(model.name, "ops_stats", day, compute_ops_stats(predictions))
         labels = rows_of_day["label"] if labeled else [None] * n
         outcomes = pa.table(
@@ -255,6 +286,49 @@ def test_the_comparison_is_written_as_json_figures_and_one_self_contained_page(l
     assert page.count("data:image/png;base64,") == len(document["figures"]) >= 4
     assert "http://" not in page and "https://" not in page  # nothing leaves the page
     assert document["headline"].split(":")[0] in page and "Check before 100%" in page
+
+
+SHADOW_DAYS = 3
+
+
+def test_shadow_traffic_is_compared_pair_by_pair_on_the_request_key(lake, registry, fraud):
+    raw = build_lake(lake, fraud, shift=-2.5, shadow_days=SHADOW_DAYS, seed=7)
+    shadow_end = START + dt.timedelta(days=SHADOW_DAYS - 1)
+    request = plan_comparison(lake, registry, "fraud", "v11", "v12", start=START, end=shadow_end)
+    assert request.population == PAIRED
+    assert request.describe().startswith("fraud: v12 against v11, paired on request_id")
+    document = compare_versions(lake, fraud, request).document
+    rows = metrics_of(document)
+    paired = ~np.isnan(raw["shadow_score"])
+    y, b, c = raw["label"][paired], raw["score"][paired], raw["shadow_score"][paired]
+    expected_auc = significance.auc_difference_paired(b, c, y)
+    assert rows["roc_auc"]["test"] == expected_auc.test == "DeLong, paired"
+    assert rows["roc_auc"]["p_value"] == pytest.approx(expected_auc.p_value)
+    assert rows["roc_auc"]["candidate"] == pytest.approx(roc_auc_score(y, c), abs=2e-3)
+    expected_rate = significance.paired_proportion_difference(b >= 0.5, c >= 0.5)
+    assert rows["decision_rate"]["p_value"] == pytest.approx(expected_rate.p_value)
+    assert rows["decision_rate"]["candidate"] == pytest.approx((c >= 0.5).mean())
+    assert rows["mean_logit"]["difference"] == pytest.approx(-2.5, abs=0.05)
+    assert rows["brier"]["test"].startswith("paired t")
+    assert document["labels"]["versions"]["v12"]["rows"] == paired.sum()  # every shadow row found its request
+
+
+def test_the_paired_shadow_days_and_the_unpaired_canary_give_consistent_answers(lake, registry, fraud):
+    build_lake(lake, fraud, shift=-2.5, shadow_days=SHADOW_DAYS, seed=8)
+    canary = plan_comparison(lake, registry, "fraud", "v11", "v12")
+    assert canary.population == SAME_DAYS
+    assert canary.baseline_period.start == START + dt.timedelta(days=SHADOW_DAYS)
+    assert canary.left_out is not None and canary.left_out.start == START
+    shadow = plan_comparison(
+        lake, registry, "fraud", "v11", "v12", start=canary.left_out.start, end=canary.left_out.end
+    )
+    answers = [metrics_of(compare_versions(lake, fraud, r).document) for r in (canary, shadow)]
+    for name in ("decision_rate", "mean_logit", "roc_auc", "ece"):
+        assert answers[0][name]["verdict"] == answers[1][name]["verdict"], name
+    assert answers[0]["mean_logit"]["difference"] == pytest.approx(answers[1]["mean_logit"]["difference"], abs=0.1)
+    assert any(
+        "shadow days" in line for line in compare_versions(lake, fraud, canary).verdict["check_before_full_rollout"]
+    )
 
 
 def test_the_dagster_job_takes_the_cli_fields_as_run_config(lake, registry, fraud):

@@ -55,7 +55,7 @@ class ComparisonRequest:
     population: str
     segments: tuple[str, ...]
     pairing_key: str | None = None
-    left_out: Period | None = None  # shadow days inside a canary period, compared on their own
+    left_out: Period | None = None  # the candidate's shadow days, left out of an unpaired view
 
     @property
     def comparison_id(self) -> str:
@@ -200,8 +200,9 @@ def plan_comparison(
         population = PAIRED
     else:
         population = SAME_DAYS
-        if candidate_shadow:
-            left_out = Period(candidate_shadow[0], candidate_shadow[-1])
+        every_shadow_day = shadow.get(candidate, [])
+        if every_shadow_day:  # the candidate's shadow days are compared apart, paired
+            left_out = Period(every_shadow_day[0], every_shadow_day[-1])
     return ComparisonRequest(
         model=model_name,
         baseline=baseline,

@@ -118,8 +118,8 @@ def verdict(
         checks.append("the versions ran on different days: read each difference beside the input drift")
     if request.left_out is not None:
         checks.append(
-            f"the shadow days {request.left_out} are left out of this unpaired view; compare them paired with "
-            f"--start {request.left_out.start} --end {request.left_out.end}"
+            f"{cand.version}'s shadow days ({request.left_out}) are not in this unpaired view; compare them "
+            f"paired with --start {request.left_out.start} --end {request.left_out.end}"
         )
     t_base, t_cand = thresholds.get("baseline"), thresholds.get("candidate")
     if any(r.verdict == CHANGED and r.metric == "decision_rate" for r in rows) and t_base and t_cand:
