@@ -12,12 +12,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from closedloop.core.lake import Lake
+from closedloop.core.specs import ModelSpec
+from closedloop.evaluation.eval_stats import eval_stats
 from closedloop.inputs.ingest import ingest_labels, ingest_predictions
+from closedloop.ops.stats import compute_ops_stats
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
+from closedloop.simulator import fraud as fraud_sim
 
 LABEL_DAY = 7  # fraud labels arrive 3-45 days late: day 7 receives labels of days 0-4
 
@@ -123,7 +128,6 @@ def _evaluate(root: str, queue: multiprocessing.Queue) -> None:
     is evaluated on its matured days and estimated from the 90 matured days before them.
     """
     from closedloop.evaluation.daily import evaluate_day
-    from closedloop.evaluation.eval_stats import eval_stats
     from closedloop.evaluation.outcomes import outcomes_for_day
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
@@ -170,6 +174,131 @@ def bench_evaluation(rows_per_day: int) -> list[str]:
     ]
 
 
+COMPARE_DAYS = 30
+COMPARE_START = DEFAULT_START + dt.timedelta(days=fraud_sim.V12_CANARY_DAY)  # the day v12's canary starts
+# The fraud score's latent logit: the simulator's country and channel risks, the rest of its
+# features as a normal part, and its compromised sessions as a bump (fraud.py's constants). Tuned
+# so the day looks like the simulator's: ~2.9% fraud, ~1.9% flagged at 0.5, ROC AUC ~0.91.
+FEATURE_LOGIT = (-2.8, 1.3)  # mean, sd of the features' part beyond country and channel
+RISKY_SESSION_BUMP = 6.5
+V12_LOGIT_SHIFT = -0.2  # v12 ranks like v11, a little lower in its scores
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _write_comparison_day(lake: Lake, model: ModelSpec, index: int, rows: int) -> int:
+    """One day of v11 and v12 sharing the traffic as a canary; returns its eval_stats rows.
+
+    Vectorised like the simulator, without its features: the day's outcomes as known the morning
+    after the last of the 30 days (labels arrive 3-45 days late, so none has matured), its
+    ``eval_stats``, its ``ops_stats``, and its predictions with only the columns the comparison
+    reads (the registry's review_rate reads ``decision`` by ``model_version`` and ``ts``) and the
+    segments.
+    """
+    rng = np.random.default_rng([7, index])
+    day = COMPARE_START + dt.timedelta(days=index)
+    country = rng.choice(len(fraud_sim.COUNTRIES), rows, p=fraud_sim.COUNTRY_P)
+    channel = rng.choice(len(fraud_sim.CHANNELS), rows, p=fraud_sim.CHANNEL_P)
+    logit = (
+        fraud_sim.INTERCEPT
+        + np.asarray(fraud_sim.COUNTRY_RISK)[country]
+        + np.asarray(fraud_sim.CHANNEL_RISK)[channel]
+        + rng.normal(*FEATURE_LOGIT, rows)
+        + RISKY_SESSION_BUMP * (rng.random(rows) < fraud_sim.RISKY_SESSION_SHARE)
+    )
+    label = (rng.random(rows) < _sigmoid(logit + rng.normal(0.0, fraud_sim.HIDDEN_SD, rows))).astype(np.int8)
+    v12 = rng.random(rows) < fraud_sim.V12_CANARY_SHARE
+    score_logit = fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows)
+    score = _sigmoid(np.where(v12, score_logit + V12_LOGIT_SHIFT, score_logit))
+    threshold = np.where(v12, model.versions["v12"].threshold, model.versions["v11"].threshold)
+    decision = pa.array((score >= threshold).astype(np.int8), pa.int8())
+    hour_p = fraud_sim.HOUR_WEIGHTS / fraud_sim.HOUR_WEIGHTS.sum()
+    day_us = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1_000_000
+    offset_us = np.sort(rng.choice(24, rows, p=hour_p) * 3_600_000_000 + rng.integers(0, 3_600_000_000, rows))
+    ts = pa.array(day_us + offset_us, pa.timestamp("us", tz="UTC"))
+    delay_days = fraud_sim.LABEL_DELAY_MIN_DAYS + np.minimum(
+        rng.gamma(*fraud_sim.LABEL_DELAY_GAMMA, rows), fraud_sim.LABEL_DELAY_MAX_DAYS - fraud_sim.LABEL_DELAY_MIN_DAYS
+    )
+    age_days = (COMPARE_DAYS - index) - offset_us / 86_400_000_000  # as of the day after the last
+    known = (rng.random(rows) < fraud_sim.LABEL_RATE) & (delay_days <= age_days)
+    version = pa.DictionaryArray.from_arrays(pa.array(v12.astype(np.int8)), ["v11", "v12"]).cast(pa.string())
+    segments = {
+        "country": pa.DictionaryArray.from_arrays(pa.array(country), fraud_sim.COUNTRIES).cast(pa.string()),
+        "channel": pa.DictionaryArray.from_arrays(pa.array(channel), fraud_sim.CHANNELS).cast(pa.string()),
+    }
+    outcomes = pa.table(
+        {
+            "model_version": version,
+            "score": score,
+            "decision": decision,
+            **segments,
+            "label": pa.array(label, pa.int8(), mask=~known),
+            "label_matured": pa.array(np.zeros(rows, bool)),
+        }
+    )
+    stats = eval_stats(outcomes, model, day)
+    lake.write_partition(model.name, "eval_stats", day, stats)
+    latency_mu = np.log(fraud_sim.LATENCY_MEDIAN_MS)
+    served = pa.table(
+        {
+            "model_version": version,
+            "ts": ts,
+            "decision": decision,
+            "latency_ms": np.round(rng.lognormal(latency_mu, fraud_sim.LATENCY_SIGMA, rows), 2),
+            "cost_usd": pa.nulls(rows, pa.float64()),
+            "route": pa.nulls(rows, pa.string()),
+            "is_fallback": pa.array(np.zeros(rows, bool)),
+            "error": pa.nulls(rows, pa.string()),
+            **segments,
+        }
+    )
+    lake.write_partition(model.name, "ops_stats", day, compute_ops_stats(served))
+    lake.write_partition(model.name, "predictions", day, served.select(["model_version", "ts", "decision", *segments]))
+    return stats.num_rows
+
+
+def _build_comparison_lake(root: str, rows: int, queue: multiprocessing.Queue) -> None:
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    started = time.perf_counter()
+    stats_rows = [_write_comparison_day(lake, fraud, index, rows) for index in range(COMPARE_DAYS)]
+    queue.put((time.perf_counter() - started, stats_rows))
+
+
+def _compare(root: str, queue: multiprocessing.Queue) -> None:
+    """Time the comparison of v12's canary with v11, from planning it to drawing its figures."""
+    from closedloop.compare.comparison import compare_versions
+    from closedloop.compare.request import SAME_DAYS, plan_comparison
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+
+    def compare():
+        return compare_versions(lake, fraud, plan_comparison(lake, registry, "fraud", "v11", "v12"))
+
+    compare()
+    started = time.perf_counter()
+    comparison = compare()
+    seconds = time.perf_counter() - started
+    assert comparison.request.population == SAME_DAYS and comparison.request.baseline_period.days == COMPARE_DAYS
+    assert comparison.document["labels"]["label_set"] == "known so far", "the 30 days' labels are those known so far"
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((seconds, len(comparison.document["metrics"]), len(comparison.figures), peak_mb))
+
+
+def bench_comparison(rows_per_day: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as root:
+        _, stats_rows = _in_fresh_process(_build_comparison_lake, root, rows_per_day)
+        seconds, metrics, figures, peak_mb = _in_fresh_process(_compare, root)
+    return [
+        f"| compare two versions over {COMPARE_DAYS} days, from daily statistics ({metrics} metrics, "
+        f"{figures} figures) | {COMPARE_DAYS} x {rows_per_day:,} rows ({min(stats_rows):,}-{max(stats_rows):,} "
+        f"stats rows a day) | {seconds:.2f} s | {peak_mb:,.0f} MB |"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 1_000_000], help="fraud rows per day")
@@ -181,6 +310,8 @@ def main() -> None:
         for line in bench_contract(rows):
             print(line, flush=True)
         for line in bench_evaluation(rows):
+            print(line, flush=True)
+        for line in bench_comparison(rows):
             print(line, flush=True)
 
 
