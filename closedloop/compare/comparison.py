@@ -19,7 +19,7 @@ from closedloop.compare.canary import canary_view
 from closedloop.compare.evidence import Evidence, gather_evidence, served_daily_stats
 from closedloop.compare.figures import comparison_figures
 from closedloop.compare.paired import paired_daily_stats, paired_rows, paired_tests, with_paired_tests
-from closedloop.compare.production import daily_values, operations, production_rows
+from closedloop.compare.production import daily_values, operations, production_rows, serving
 from closedloop.compare.quality import (
     calibration_rows,
     decision_rows,
@@ -134,9 +134,10 @@ def compare_versions(
         main = with_paired_tests(main, paired_tests(evidence, rows))
     chosen = thresholds(evidence)
     progress("comparing the production metrics and operations")
-    daily = daily_values(lake, model, request)
+    served = serving(lake, model, request)
+    daily = daily_values(lake, model, request, served)
     production = production_rows(model, request, daily)
-    ops, routes = operations(lake, model, request)
+    ops, routes = operations(request, served)
     registry_metrics = {r.metric for r in production}
     main = adjusted([*production, *main, *(r for r in ops if r.metric not in registry_metrics)])
     progress("comparing segments")

@@ -58,10 +58,12 @@ class Evidence:
 
 def served_daily_stats(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> dict[str, pa.Table]:
     """Each version's daily evaluation statistics over its own period, as the pipeline wrote them."""
+    read: dict[Period, pa.Table] = {}  # the same days are read once for both versions
     out = {}
     for version, period in ((request.baseline, request.baseline_period), (request.candidate, request.candidate_period)):
-        daily = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
-        out[version] = daily.filter(pc.equal(daily["model_version"], version))
+        if period not in read:
+            read[period] = lake.read_range(model.name, "eval_stats", period.start, period.end, schema=EVAL_STATS_SCHEMA)
+        out[version] = read[period].filter(pc.equal(read[period]["model_version"], version))
     return out
 
 

@@ -175,7 +175,7 @@ def canary_figure(request: ComparisonRequest, sequences: list[dict]) -> bytes | 
             axes.yaxis.set_major_formatter(lambda value, _: f"{value:+.2%}")
         axes.set(title=s["metric"], xlabel="day", ylabel=f"{request.candidate} - {request.baseline}")
         axes.tick_params(axis="x", labelrotation=45)
-        axes.legend(fontsize=7, loc="best")
+        axes.legend(fontsize=7, loc="upper left")
     figure.suptitle(f"{request.model}: the canary day by day (95% confidence sequences)")
     return to_png(figure)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -59,12 +60,42 @@ class DailyValues:
     rows: int | None  # rows behind the smaller side, where the source counts them
 
 
-def daily_values(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> dict[str, DailyValues]:
-    """Every registry metric that is read day by day (not a rolling window), per version and day."""
+@dataclass(frozen=True)
+class Serving:
+    """Each version's ``ops_stats`` over its period, read once, and its ops metrics per day."""
+
+    stats: dict[str, pa.Table]
+    daily: dict[str, pd.DataFrame]
+
+    def values(self, version: str, name: str) -> dict[dt.date, float]:
+        frame = self.daily[version]
+        return {h.date(): v for h, v in zip(frame["hour"], frame[name], strict=True) if not np.isnan(v)}
+
+
+def serving(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> Serving:
+    stats = {
+        request.baseline: _ops_stats(lake, model, request.baseline, request.baseline_period),
+        request.candidate: _ops_stats(lake, model, request.candidate, request.candidate_period),
+    }
+    return Serving(stats, {v: ops_metrics(_by_day(s), by=("hour",)) for v, s in stats.items()})
+
+
+def daily_values(lake: Lake, model: ModelSpec, request: ComparisonRequest, ops: Serving) -> dict[str, DailyValues]:
+    """Every registry metric that is read day by day (not a rolling window), per version and day.
+
+    Metrics of the ops family come from the serving statistics already read (the same merge of a
+    day's hours its SLO reads); the others are read per day as their SLO reads them.
+    """
     days = sorted(set(_days(request.baseline_period)) | set(_days(request.candidate_period)))
     out = {}
     for metric in model.metrics:
-        if parse_source(model, metric).kind == "rolling_eval":
+        source = parse_source(model, metric)
+        if source.kind == "rolling_eval":
+            continue
+        if source.kind == "ops":
+            b, c = ops.values(request.baseline, source.metric), ops.values(request.candidate, source.metric)
+            requests = [sum(ops.values(v, "requests").values()) for v in (request.baseline, request.candidate)]
+            out[metric.name] = DailyValues(b, c, int(min(requests)) or None)
             continue
         values: dict[str, dict[dt.date, float]] = {request.baseline: {}, request.candidate: {}}
         rows = dict.fromkeys(values, 0)
@@ -124,16 +155,12 @@ def _by_day(stats: pa.Table) -> pa.Table:
     return stats.set_column(0, "hour", pa.array(days, stats.schema.field("hour").type))
 
 
-def operations(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> tuple[list[Row], dict]:
+def operations(request: ComparisonRequest, ops: Serving) -> tuple[list[Row], dict]:
     """Latency, errors, fallbacks and cost per version, and the per-route figures of each."""
-    stats = {
-        request.baseline: _ops_stats(lake, model, request.baseline, request.baseline_period),
-        request.candidate: _ops_stats(lake, model, request.candidate, request.candidate_period),
-    }
+    stats = ops.stats
     if any(s.num_rows == 0 for s in stats.values()):
         return [], {}
     whole = {v: ops_metrics(s, by=("model_version",)).iloc[0] for v, s in stats.items()}
-    daily = {v: ops_metrics(_by_day(s), by=("hour",)) for v, s in stats.items()}
     b, c = whole[request.baseline], whole[request.candidate]
     out = []
     for name, count in _RATES.items():
@@ -143,11 +170,7 @@ def operations(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> tupl
     for name in _DAILY_OPS:
         if np.isnan(b[name]) and np.isnan(c[name]):
             continue  # the model logs no cost (or no latency): nothing to compare
-        per_day = {
-            v: {h.date(): value for h, value in zip(frame["hour"], frame[name], strict=True) if not np.isnan(value)}
-            for v, frame in daily.items()
-        }
-        difference = daily_difference(per_day[request.baseline], per_day[request.candidate], paired)
+        difference = daily_difference(ops.values(request.baseline, name), ops.values(request.candidate, name), paired)
         out.append(
             row("operations", _OPS[name], difference, baseline=float(b[name]), candidate=float(c[name]),
                 note="over the period; the test compares daily values")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from closedloop.compare import significance as sig
-from closedloop.compare.bootstrap import bootstrap_difference
+from closedloop.compare.bootstrap import Statistic, bootstrap_differences
 from closedloop.compare.evidence import Evidence, VersionEvidence
 from closedloop.compare.rows import Row, row
 from closedloop.core.metric import Metric
@@ -86,13 +86,14 @@ def quality_rows(evidence: Evidence, ks_: tuple[int, ...] = ()) -> list[Row]:
     labels = evidence.label_set
     tp_b, fp_b = confusion(b, base.threshold)
     tp_c, fp_c = confusion(c, cand.threshold)
+    drawn = _bootstrapped_quality(base, cand, ks_)
     tests: list[tuple[str, sig.Difference | None]] = [
         ("roc_auc", sig.auc_difference_unpaired(b, c)),
-        ("pr_auc", bootstrap_difference(b, c, _value(m.pr_auc), seed=1)),
+        ("pr_auc", drawn["pr_auc"]),
         ("precision", sig.proportion_difference(tp_b, tp_b + fp_b, tp_c, tp_c + fp_c)),
         ("recall", sig.proportion_difference(tp_b, b.n_positive, tp_c, c.n_positive)),
-        ("f1", _thresholded_bootstrap(base, cand, m.f1, seed=2)),
-        *((f"precision_at_{k}", _at_k_bootstrap(b, c, k)) for k in ks_),
+        ("f1", drawn["f1"]),
+        *((f"precision_at_{k}", drawn[f"precision_at_{k}"]) for k in ks_),
         ("brier", mean_loss_difference("brier", b, c)),
         ("log_loss", mean_loss_difference("log_loss", b, c)),
     ]  # fmt: skip
@@ -113,19 +114,22 @@ def quality_rows(evidence: Evidence, ks_: tuple[int, ...] = ()) -> list[Row]:
     ]
 
 
-def _at_k_bootstrap(b: ScoreCounts, c: ScoreCounts, k: int) -> sig.Difference | None:
-    return bootstrap_difference(b, c, lambda x: m.precision_at_k(x, k).value, seed=3)
+def _same(f: Statistic) -> tuple[Statistic, Statistic]:
+    return f, f
 
 
-def _thresholded_bootstrap(base: VersionEvidence, cand: VersionEvidence, f, seed: int) -> sig.Difference | None:
-    """A threshold metric bootstrapped at each version's own threshold."""
-    return bootstrap_difference(
-        base.whole,
-        cand.whole,
-        lambda x: f(x, base.threshold).value,
-        seed,
-        candidate_statistic=lambda x: f(x, cand.threshold).value,
-    )
+def _at_k(k: int) -> Statistic:
+    return lambda x: m.precision_at_k(x, k).value
+
+
+def _bootstrapped_quality(base: VersionEvidence, cand: VersionEvidence, ks: tuple[int, ...]) -> dict:
+    """PR AUC, F1 (at each version's own threshold) and precision@K, on one set of draws."""
+    statistics = {
+        "pr_auc": _same(_value(m.pr_auc)),
+        "f1": (lambda x: m.f1(x, base.threshold).value, lambda x: m.f1(x, cand.threshold).value),
+        **{f"precision_at_{k}": _same(_at_k(k)) for k in ks},
+    }
+    return bootstrap_differences(base.whole, cand.whole, statistics, seed=1)
 
 
 def calibration_rows(evidence: Evidence) -> list[Row]:
@@ -137,13 +141,14 @@ def calibration_rows(evidence: Evidence) -> list[Row]:
     def part(name: str) -> Callable[[ScoreCounts], float | None]:
         return lambda x: m.brier_decomposition(x)[name].value
 
-    tests = [
-        ("ece", bootstrap_difference(b, c, _value(m.ece), seed=4)),
-        ("mce", bootstrap_difference(b, c, _value(m.mce), seed=5)),
-        ("reliability", bootstrap_difference(b, c, part("reliability"), seed=6)),
-        ("resolution", bootstrap_difference(b, c, part("resolution"), seed=7)),
-    ]
-    return [row("calibration", metric(name), d, labels=evidence.label_set) for name, d in tests]
+    statistics = {
+        "ece": _same(_value(m.ece)),
+        "mce": _same(_value(m.mce)),
+        "reliability": _same(part("reliability")),
+        "resolution": _same(part("resolution")),
+    }
+    drawn = bootstrap_differences(b, c, statistics, seed=2)
+    return [row("calibration", metric(name), d, labels=evidence.label_set) for name, d in drawn.items()]
 
 
 def reliability_curves(evidence: Evidence) -> dict[str, list[dict]]:
