@@ -299,6 +299,114 @@ def bench_comparison(rows_per_day: int) -> list[str]:
     ]
 
 
+PAIRED_DAYS = 7  # fraud's v12 scores every payment in shadow for a week before its canary
+PAIRED_START = DEFAULT_START + dt.timedelta(days=fraud_sim.V12_SHADOW_DAY)
+
+
+def _write_shadow_day(lake: Lake, model: ModelSpec, index: int, rows: int) -> None:
+    """One day of v11 serving every payment and v12 scoring each in shadow, joined on request_id.
+
+    The served outcomes (as known a week after the last shadow day), their eval_stats, ops_stats
+    and predictions, and the shadow table with v12's score of the same requests.
+    """
+    rng = np.random.default_rng([11, index])
+    day = PAIRED_START + dt.timedelta(days=index)
+    country = rng.choice(len(fraud_sim.COUNTRIES), rows, p=fraud_sim.COUNTRY_P)
+    channel = rng.choice(len(fraud_sim.CHANNELS), rows, p=fraud_sim.CHANNEL_P)
+    logit = (
+        fraud_sim.INTERCEPT
+        + np.asarray(fraud_sim.COUNTRY_RISK)[country]
+        + np.asarray(fraud_sim.CHANNEL_RISK)[channel]
+        + rng.normal(*FEATURE_LOGIT, rows)
+        + RISKY_SESSION_BUMP * (rng.random(rows) < fraud_sim.RISKY_SESSION_SHARE)
+    )
+    label = (rng.random(rows) < _sigmoid(logit + rng.normal(0.0, fraud_sim.HIDDEN_SD, rows))).astype(np.int8)
+    served_score = _sigmoid(fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows))
+    shadow_logit = fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows) + V12_LOGIT_SHIFT
+    shadow_score = _sigmoid(shadow_logit)
+    day_us = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1_000_000
+    ts = pa.array(day_us + np.sort(rng.integers(0, 86_400_000_000, rows)), pa.timestamp("us", tz="UTC"))
+    ids = np.char.add(f"pay_{day:%Y%m%d}_", np.arange(rows).astype(str))
+    known = rng.random(rows) < fraud_sim.LABEL_RATE * 0.8
+    segments = {
+        "country": pa.DictionaryArray.from_arrays(pa.array(country), fraud_sim.COUNTRIES).cast(pa.string()),
+        "channel": pa.DictionaryArray.from_arrays(pa.array(channel), fraud_sim.CHANNELS).cast(pa.string()),
+    }
+    decision = pa.array((served_score >= model.versions["v11"].threshold).astype(np.int8), pa.int8())
+    outcomes = pa.table(
+        {
+            "prediction_id": pa.array(ids),
+            "model_version": pa.array(["v11"] * rows),
+            "ts": ts,
+            "score": served_score,
+            "decision": decision,
+            "request_id": pa.array(ids),
+            **segments,
+            "label": pa.array(label, pa.int8(), mask=~known),
+            "label_matured": pa.array(np.zeros(rows, bool)),
+        }
+    )
+    lake.write_partition(model.name, "outcomes", day, outcomes)
+    lake.write_partition(model.name, "eval_stats", day, eval_stats(outcomes, model, day))
+    served = outcomes.select(["model_version", "ts", "decision", *segments]).append_column(
+        "latency_ms", pa.array(rng.lognormal(np.log(fraud_sim.LATENCY_MEDIAN_MS), fraud_sim.LATENCY_SIGMA, rows))
+    )
+    for name, kind in (("cost_usd", pa.float64()), ("route", pa.string()), ("error", pa.string())):
+        served = served.append_column(name, pa.nulls(rows, kind))
+    served = served.append_column("is_fallback", pa.array(np.zeros(rows, bool)))
+    lake.write_partition(model.name, "ops_stats", day, compute_ops_stats(served))
+    lake.write_partition(model.name, "predictions", day, served.select(["model_version", "ts", "decision"]))
+    shadow = pa.table(
+        {
+            "prediction_id": pa.array(np.char.add("shadow_", ids)),
+            "model_version": pa.array(["v12"] * rows),
+            "ts": ts,
+            "score": shadow_score,
+            "decision": pa.array((shadow_score >= model.versions["v12"].threshold).astype(np.int8), pa.int8()),
+            "request_id": pa.array(ids),
+        }
+    )
+    lake.write_partition(model.name, "shadow", day, shadow)
+
+
+def _build_paired_lake(root: str, rows: int, queue: multiprocessing.Queue) -> None:
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    for index in range(PAIRED_DAYS):
+        _write_shadow_day(lake, fraud, index, rows)
+    queue.put(None)
+
+
+def _compare_paired(root: str, queue: multiprocessing.Queue) -> None:
+    """Time the paired comparison of v12's shadow week: the join on request_id and every section."""
+    from closedloop.compare.comparison import compare_versions
+    from closedloop.compare.request import PAIRED, plan_comparison
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+
+    def compare():
+        return compare_versions(lake, fraud, plan_comparison(lake, registry, "fraud", "v11", "v12"))
+
+    compare()
+    started = time.perf_counter()
+    comparison = compare()
+    seconds = time.perf_counter() - started
+    assert comparison.request.population == PAIRED and comparison.request.baseline_period.days == PAIRED_DAYS
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((seconds, comparison.document["labels"]["versions"]["v12"]["rows"], peak_mb))
+
+
+def bench_paired_comparison(rows_per_day: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as root:
+        _in_fresh_process(_build_paired_lake, root, rows_per_day)
+        seconds, paired, peak_mb = _in_fresh_process(_compare_paired, root)
+    return [
+        f"| compare two versions paired on shadow traffic, exact from the rows ({PAIRED_DAYS} days) | "
+        f"{paired:,} paired requests | {seconds:.2f} s | {peak_mb:,.0f} MB |"
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 1_000_000], help="fraud rows per day")
@@ -312,6 +420,8 @@ def main() -> None:
         for line in bench_evaluation(rows):
             print(line, flush=True)
         for line in bench_comparison(rows):
+            print(line, flush=True)
+        for line in bench_paired_comparison(rows):
             print(line, flush=True)
 
 

@@ -35,7 +35,10 @@ def paired_rows(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> pa.
     """One row per request both versions scored in the period, with both scores and decisions."""
     assert model.pairing_key is not None  # the request planner pairs only models that have one
     period = request.baseline_period
-    served = lake.read_range(model.name, "outcomes", period.start, period.end)
+    columns = ["prediction_id", "model_version", "ts", "score", "decision", model.pairing_key, *model.segments]
+    served = lake.read_range(
+        model.name, "outcomes", period.start, period.end, columns=[*columns, "label", "label_matured"]
+    )
     shadow = lake.read_range(
         model.name, "shadow", period.start, period.end,
         columns=["prediction_id", "ts", "model_version", "score", "decision", model.pairing_key],
@@ -56,14 +59,17 @@ def paired_rows(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> pa.
 
 def paired_daily_stats(model: ModelSpec, request: ComparisonRequest, rows: pa.Table) -> dict[str, pa.Table]:
     """Each version's daily evaluation statistics, counted from the paired rows as the pipeline counts outcomes."""
-    days = pc.cast(rows["ts"], pa.date32())  # UTC timestamps: the prediction day
+    days = pc.cast(rows["ts"], pa.date32())  # UTC timestamps: the prediction day; rows come in time order
+    runs = pc.run_end_encode(days.combine_chunks())
+    ends, values = runs.run_ends.to_pylist(), runs.values.to_pylist()
     out = {}
     for version, side in ((request.baseline, "baseline"), (request.candidate, "candidate")):
-        parts = []
-        for day in sorted(set(days.to_pylist())):
-            of_day = rows.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+        parts, start = [], 0
+        for day, end in zip(values, ends, strict=True):
+            of_day = rows.slice(start, end - start)
+            start = end
             outcomes = of_day.select(["label", "label_matured", *model.segments]).append_column(
-                "model_version", pa.array([version] * of_day.num_rows, pa.string())
+                "model_version", pa.repeat(pa.scalar(version), of_day.num_rows)
             )
             outcomes = outcomes.append_column("score", of_day[f"{side}_score"])
             outcomes = outcomes.append_column("decision", of_day[f"{side}_decision"])
