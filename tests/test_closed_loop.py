@@ -119,3 +119,27 @@ def test_sixty_days_backfill_in_one_run_per_model_and_nothing_is_lost(production
     nan_scores = int(_landed(registry.landing, "fraud", "predictions").score.isna().sum())
     reasons = pq.read_table(lake.root / "fraud" / "quarantine").to_pandas().reason.value_counts().to_dict()
     assert reasons.get("score missing or NaN", 0) == nan_scores > 0
+
+
+@pytest.mark.slow
+def test_what_changed_in_v12_reads_the_same_on_its_paired_shadow_week_and_its_canary(production):
+    """v12 is v11 with its logit 2.5 lower: both populations say so, and that its ranking did not change."""
+    from closedloop.compare.comparison import compare_versions
+    from closedloop.compare.request import PAIRED, SAME_DAYS, plan_comparison
+    from closedloop.simulator import fraud
+
+    registry = production.registry
+    lake, model = Lake(registry.lake, registry.landing), registry.model("fraud")
+    canary = plan_comparison(lake, registry, "fraud", "v11", "v12")
+    shadow_week = (DEFAULT_START + dt.timedelta(days=fraud.V12_SHADOW_DAY), DEFAULT_START + dt.timedelta(days=34))
+    assert canary.population == SAME_DAYS and (canary.left_out.start, canary.left_out.end) == shadow_week
+    paired = plan_comparison(lake, registry, "fraud", "v11", "v12", start=shadow_week[0], end=shadow_week[1])
+    assert paired.population == PAIRED
+    for request, tolerance in ((paired, 0.1), (canary, 0.3)):
+        comparison = compare_versions(lake, model, request)
+        rows = {r["metric"]: r for r in comparison.document["metrics"]}
+        assert rows["mean_logit"]["difference"] == pytest.approx(-2.5, abs=tolerance), request.population
+        assert rows["decision_rate"]["verdict"] == "changed" and rows["decision_rate"]["difference"] < 0
+        assert abs(rows["roc_auc"]["difference"]) < 0.03, request.population
+        kept = comparison.document["thresholds"]["candidate_keeping_baseline_rate"]["threshold"]
+        assert 0.02 < kept < 0.2, request.population  # about 0.07 on the demo

@@ -22,6 +22,7 @@ from sklearn.metrics import (
 
 from closedloop.compare import significance
 from closedloop.compare.comparison import compare_versions, run_comparison
+from closedloop.compare.report import comparison_html
 from closedloop.compare.request import ACROSS_PERIODS, PAIRED, SAME_DAYS, CompareError, plan_comparison
 from closedloop.evaluation.eval_stats import eval_stats
 from closedloop.evaluation.outcomes import outcomes_schema
@@ -286,6 +287,10 @@ def test_the_comparison_is_written_as_json_figures_and_one_self_contained_page(l
     assert page.count("data:image/png;base64,") == len(document["figures"]) >= 4
     assert "http://" not in page and "https://" not in page  # nothing leaves the page
     assert document["headline"].split(":")[0] in page and "Check before 100%" in page
+    assert "<th>route</th>" not in page  # fraud's service has no routes
+    route = {"route": "large_llm", "requests": 10, "latency_p95_ms": 2300.0, "cost_per_1k": 3.4}
+    with_routes = {**document, "routes": {"v11": [route], "v12": [route]}}
+    assert comparison_html(with_routes, comparison.figures).count("large_llm") == 2
 
 
 SHADOW_DAYS = 3

@@ -12,6 +12,7 @@ from html import escape
 
 from closedloop.compare.figures import BASELINE_COLOUR, CANDIDATE_COLOUR
 from closedloop.compare.verdict import formatted
+from closedloop.ops.stats import NO_ROUTE
 
 _SECTIONS = (
     ("production", "Production metrics (the registry's)", None),
@@ -152,6 +153,20 @@ def _drift(document: dict) -> str:
     return f"<h2>Input drift between the periods</h2><table><thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
+def _routes(document: dict) -> str:
+    """Requests, p95 latency and cost per route of each version, when the model has routes."""
+    rows = [(v, r) for v, routes in document["routes"].items() for r in routes if r["route"] != NO_ROUTE]
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{escape(v)}</td><td>{escape(str(r['route']))}</td><td>{formatted(r['requests'], 'requests')}</td>"
+        f"<td>{formatted(r['latency_p95_ms'], 'ms')}</td><td>{formatted(r['cost_per_1k'], 'usd')}</td></tr>"
+        for v, r in rows
+    )
+    head = "<tr><th>version</th><th>route</th><th>requests</th><th>latency p95</th><th>cost per 1k</th></tr>"
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
 def comparison_html(document: dict, figures: dict[str, bytes]) -> str:
     c = document["comparison"]
     baseline, candidate = c["baseline"]["version"], c["candidate"]["version"]
@@ -183,6 +198,8 @@ def comparison_html(document: dict, figures: dict[str, bytes]) -> str:
             parts.append(_table(rows, baseline, candidate))
         if section == "decisions":
             parts.append(_thresholds(document, baseline, candidate))
+        if section == "operations":
+            parts.append(_routes(document))
         if figure:
             parts.append(_image(figures, figure, title.lower()))
     parts.append("<h2>Segments</h2>")
