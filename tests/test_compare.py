@@ -56,11 +56,13 @@ def build_lake(
     rows=(6000, 3000),
     latency_ms=(30, 31),
     shadow_days=0,
+    matured_days=DAYS,
 ) -> dict:
     """Six days of v11 and v12 traffic, written as the pipeline would (predictions, outcomes, eval_stats,
     ops_stats). v12's logit is shifted by ``shift``; in ``worse_country`` its score is noise. On the first
     ``shadow_days`` days v11 serves alone and v12 scores the same requests in shadow (the ``shadow`` table).
-    Returns the raw served rows, with v12's shadow score where it had one."""
+    Labels of the days from ``matured_days`` on are known but not matured. Returns the raw served rows,
+    with v12's shadow score where it had one."""
     rng = np.random.default_rng(seed)
     raw = []
     for d in range(DAYS):
@@ -142,7 +144,7 @@ def build_lake(
                 "label": pa.array(labels, pa.int8()),
                 "label_ts": pa.array([ts[0] if labeled else None] * n, pa.timestamp("us", tz="UTC")),
                 "label_delay_hours": pa.array([0.0 if labeled else None] * n, pa.float64()),
-                "label_matured": [labeled] * n,
+                "label_matured": [labeled and d < matured_days] * n,
             },
             schema=outcomes_schema(model),
         )
@@ -253,7 +255,9 @@ def test_without_labels_the_label_free_parts_are_reported_and_the_rest_says_why(
     assert document["labels"]["label_set"] is None
     assert "quality" not in {r["section"] for r in document["metrics"]}
     assert metrics_of(document)["decision_rate"]["verdict"] == "changed"
-    assert any("no quality verdict" in line for line in document["verdict"]["check_before_full_rollout"])
+    checks = document["verdict"]["check_before_full_rollout"]
+    assert any("no quality verdict" in line for line in checks)
+    assert any(line.startswith("no performance estimate for v11") for line in checks)
 
 
 def test_different_periods_are_compared_across_periods_and_said_so(lake, registry, fraud):
@@ -403,3 +407,19 @@ def test_a_version_with_no_rows_in_its_period_says_when_it_has_rows(lake, regist
             baseline_start=START, baseline_end=START,
             candidate_start=dt.date(2026, 10, 20), candidate_end=dt.date(2026, 10, 21),
         )  # fmt: skip
+
+
+def test_immature_days_get_each_versions_performance_estimate_from_its_own_matured_past(lake, registry, fraud):
+    raw = build_lake(lake, fraud, rows=(8000, 8000), matured_days=3, seed=9)
+    later = {"start": START + dt.timedelta(days=3), "end": START + dt.timedelta(days=DAYS - 1)}
+    document = compare(lake, registry, **later).document
+    assert document["labels"]["label_set"] == "known so far"
+    estimated = {r["metric"]: r for r in document["metrics"] if r["section"] == "estimated"}
+    assert set(estimated) == {"roc_auc", "precision", "recall", "f1"}
+    days = np.repeat(np.arange(DAYS), [16_000] * DAYS)
+    for version, side in (("v11", "baseline"), ("v12", "candidate")):
+        mine = (raw["version"] == version) & (days >= 3)
+        realised = roc_auc_score(raw["label"][mine], raw["score"][mine])
+        assert estimated["roc_auc"][side] == pytest.approx(realised, abs=0.02), version
+    assert estimated["roc_auc"]["verdict"] == "not distinguishable"  # the versions differ by noise only
+    assert estimated["roc_auc"]["labels"] == "estimated"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from closedloop.compare.canary import canary_view
+from closedloop.compare.estimated import estimated_rows
 from closedloop.compare.evidence import Evidence, gather_evidence, served_daily_stats
 from closedloop.compare.figures import comparison_figures
 from closedloop.compare.paired import paired_daily_stats, paired_rows, paired_tests, with_paired_tests
@@ -132,6 +133,8 @@ def compare_versions(
     ]
     if request.population == PAIRED:
         main = with_paired_tests(main, paired_tests(evidence, rows))
+    estimated, no_estimate = estimated_rows(lake, model, evidence)
+    main += estimated
     chosen = thresholds(evidence)
     progress("comparing the production metrics and operations")
     served = serving(lake, model, request)
@@ -149,7 +152,7 @@ def compare_versions(
     document = {
         "headline": request.describe(),
         "comparison": request.as_dict(),
-        "verdict": verdict(request, evidence, main, worse, chosen, canary),
+        "verdict": verdict(request, evidence, main, worse, chosen, canary, no_estimate),
         "labels": _labels(evidence),
         "metrics": [r.as_dict() for r in main],
         "thresholds": chosen,

@@ -17,6 +17,7 @@ from closedloop.ops.stats import NO_ROUTE
 _SECTIONS = (
     ("production", "Production metrics (the registry's)", None),
     ("quality", "Quality", None),
+    ("estimated", "Quality expected once the labels mature (estimated)", None),
     ("calibration", "Calibration", "reliability"),
     ("scores", "Scores", "scores"),
     ("decisions", "Decisions", "decisions"),

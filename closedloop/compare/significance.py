@@ -59,6 +59,11 @@ def _normal(baseline: float, candidate: float, variance: float, test: str) -> Di
     return Difference(baseline, candidate, difference, difference - Z95 * se, difference + Z95 * se, p_value, test)
 
 
+def estimate_difference(baseline: float, se_baseline: float, candidate: float, se_candidate: float) -> Difference:
+    """Two independent estimates with their standard errors (e.g. performance estimated before labels)."""
+    return _normal(baseline, candidate, se_baseline**2 + se_candidate**2, "two estimates, normal approximation")
+
+
 # Ranking quality
 
 

@@ -30,6 +30,7 @@ def formatted(value: float | None, unit: str) -> str:
 
 def phrase(r: Row) -> str:
     where = f" in {r.segment}={r.segment_value}" if r.segment else ""
+    where += " (estimated)" if r.section == "estimated" else ""
     p = "" if r.p_adjusted is None else f", adjusted p {r.p_adjusted:.3g}"
     return f"{r.metric}{where}: {formatted(r.baseline, r.unit)} -> {formatted(r.candidate, r.unit)}{p}"
 
@@ -94,6 +95,7 @@ def verdict(
     worse_slices: Sequence[Row],
     thresholds: dict,
     canary: Sequence[dict] = (),
+    no_estimate: Sequence[str] = (),
 ) -> dict:
     """The verdict block of the JSON and the top of the report."""
     headline = _headline(request, rows, thresholds)
@@ -112,6 +114,7 @@ def verdict(
             f"quality rests on labels known so far, not matured ones ({share:.0%} of {cand.version}'s requests "
             "labeled): re-run the comparison once they mature"
         )
+    checks += no_estimate
     if worse_slices:
         checks.append("worse in: " + "; ".join(phrase(r) for r in worse_slices[:5]))
     if request.population == ACROSS_PERIODS:
