@@ -140,6 +140,7 @@ def test_what_changed_in_v12_reads_the_same_on_its_paired_shadow_week_and_its_ca
         rows = {r["metric"]: r for r in comparison.document["metrics"]}
         assert rows["mean_logit"]["difference"] == pytest.approx(-2.5, abs=tolerance), request.population
         assert rows["decision_rate"]["verdict"] == "changed" and rows["decision_rate"]["difference"] < 0
-        assert abs(rows["roc_auc"]["difference"]) < 0.03, request.population
+        if request.population == PAIRED:  # a week of every payment; the canary's 10% holds too few fraud labels
+            assert rows["roc_auc"]["verdict"] == "not distinguishable" and abs(rows["roc_auc"]["difference"]) < 0.02
         kept = comparison.document["thresholds"]["candidate_keeping_baseline_rate"]["threshold"]
         assert 0.02 < kept < 0.2, request.population  # about 0.07 on the demo

@@ -107,7 +107,8 @@ def test_definitions_snapshot(registry):
     expected += [f"{m}/{table}:{name}" for m in MODELS for table, names in SLO_CHECKS[m].items() for name in names]
     assert checks == sorted(expected)
     model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh")]
-    assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, "incident", "decide_action"])
+    other_jobs = ["incident", "decide_action", "compare_versions"]
+    assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, *other_jobs])
     assert sorted(s.name for s in defs.schedules) == sorted(
         f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly")
     )
