@@ -21,15 +21,16 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from closedloop.core.lake import Lake
+from closedloop.core.lake import Lake, LakeError
 from closedloop.core.names import ALL
 from closedloop.core.specs import DriftSpec
 from closedloop.drift import measures as drift
 from closedloop.drift.baseline import freeze_baseline
+from closedloop.drift.daily import drift_of_day
 from closedloop.drift.domain_classifier import domain_classifier_auc, sample_day
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
 from closedloop.drift.measures import ColumnProfile, Comparison, expected_distinct
-from closedloop.drift.profiles import merge_profiles, profile_day, profile_table
+from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles, profile_day, profile_table
 from closedloop.drift.report import ALL_INPUTS, drift_report
 from closedloop.inputs.ingest import ingest_predictions
 from closedloop.registry import drift_limit_problems, load_registry
@@ -382,3 +383,18 @@ def test_v12s_score_shift_collapses_its_decision_rate_and_a_thin_canary_never_al
     assert status(reports[full], "score", "psi", version="v12") == "error"
     full_report = reports[full].set_index(["column", "version", "window", "metric"])["value"]
     assert full_report["score", "v12", "day", "share_above_threshold_delta"] < -0.01
+
+
+def test_a_day_without_traffic_and_no_trailing_week_is_not_enough_data_and_a_missing_profile_says_what_to_do(
+    production, tmp_path
+):
+    """A real log's quiet day crashed the drift asset: its trailing week had no profile rows at all."""
+    lake = Lake(tmp_path / "lake", production.lake.landing)
+    quiet = production.days[-1] + dt.timedelta(days=30)  # a week and more after the last traffic
+    lake.write_partition("fraud", "profiles", quiet, PROFILE_SCHEMA.empty_table())
+    report = drift_of_day(lake, production.fraud, production.baseline, None, quiet)
+    assert report.num_rows > 0 and set(report.column("status").to_pylist()) == {"not_enough_data"}
+    first = drift_of_day(production.lake, production.fraud, production.baseline, None, production.days[0])
+    assert set(first.column("window").to_pylist()) == {"day", "7d"}  # a model's first day: a one-day window
+    with pytest.raises(LakeError, match=r"fraud/drift 2026-10-25: the day has no profiles partition; materialize fraud/profiles"):
+        drift_of_day(lake, production.fraud, production.baseline, None, quiet + dt.timedelta(days=1))

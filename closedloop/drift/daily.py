@@ -6,11 +6,11 @@ import datetime as dt
 
 import pyarrow as pa
 
-from closedloop.core.lake import Lake
+from closedloop.core.lake import Lake, LakeError
 from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc
-from closedloop.drift.profiles import merge_profiles
+from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles
 from closedloop.drift.report import drift_report
 
 WINDOW_DAYS = 7
@@ -29,8 +29,16 @@ def drift_of_day(
     With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
     merged, their samples for the domain classifier) rather than the frozen window, when they exist.
     """
-    window = lake.read_range(model.name, "profiles", day - dt.timedelta(days=WINDOW_DAYS - 1), day)
     today = lake.read_partition(model.name, "profiles", day)
+    if today is None:
+        raise LakeError(
+            f"{model.name}/drift {day}: the day has no profiles partition; materialize {model.name}/profiles "
+            f"for {day} first (closedloop run --start {day} --end {day} --model {model.name} does both)"
+        )
+    # A day without traffic has an empty profile, and so may its whole trailing week: then every
+    # figure is 'not enough data', never an error.
+    window_start = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    window = lake.read_range(model.name, "profiles", window_start, day, schema=PROFILE_SCHEMA)
     sample = lake.read_partition(model.name, "samples", day)
     reference_profile = None
     if model.baseline.trailing_days:
