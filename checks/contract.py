@@ -147,13 +147,24 @@ def _result(model: ModelSpec, check, table: str, by_day: dict[dt.date, list[Outc
     )
 
 
+def _spec(model: ModelSpec, asset: dg.AssetKey, check) -> dg.AssetCheckSpec:
+    """Only an error blocks (Dagster ignores ``blocking`` for a warning), so only those say they block."""
+    blocking = check.severity(model) == "error"
+    effect = (
+        "Blocking: a failure stops the day's downstream assets."
+        if blocking
+        else "Warning only: downstream assets still run."
+    )
+    return dg.AssetCheckSpec(check.name, asset=asset, description=f"{check.description} {effect}", blocking=blocking)
+
+
 def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
     checks = checks_for(table)
     asset = dg.AssetKey([model.name, table])
 
     @dg.multi_asset_check(
         name=f"{model.name}__{table}_contract",
-        specs=[dg.AssetCheckSpec(c.name, asset=asset, description=c.description, blocking=True) for c in checks],
+        specs=[_spec(model, asset, c) for c in checks],
         description=f"The input contract of {model.name}/{table}, validated with Great Expectations.",
     )
     def contract(context: dg.AssetCheckExecutionContext, lake: LakeResource):

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from closedloop.inputs.expectations import checks_for
 from orchestration.definitions import build_definitions
 from tests.helpers import TEST_REGISTRY
 
@@ -146,8 +147,20 @@ def test_labels_depend_on_the_predictions_they_can_refer_to(registry):
     assert mapping == dg.TimeWindowPartitionMapping(start_offset=-3, end_offset=0)
 
 
-def test_contract_checks_gate_downstream_work_and_ops_and_slo_checks_do_not(registry):
+def test_contract_errors_gate_downstream_work_and_warnings_ops_and_slo_checks_do_not(registry):
     graph = build_definitions(registry).resolve_asset_graph()
     contract = set(_contract_checks())
     for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).blocking == (key.to_user_string() in contract), key
+        spec = graph.get_check_spec(key)
+        name = key.to_user_string()
+        error = False
+        if name in contract:
+            model, table = key.asset_key.path
+            check = next(c for c in checks_for(table) if c.name == key.name)
+            error = check.severity(registry.model(model)) == "error"
+            assert spec.description.endswith("stops the day's downstream assets." if error else "still run."), name
+        assert spec.blocking == error, name
+    warning = graph.get_check_spec(
+        dg.AssetCheckKey(dg.AssetKey(["fraud", "predictions"]), "predictions_null_rates_within_ceilings")
+    )
+    assert not warning.blocking and "Warning only" in warning.description

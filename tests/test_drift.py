@@ -396,5 +396,7 @@ def test_a_day_without_traffic_and_no_trailing_week_is_not_enough_data_and_a_mis
     assert report.num_rows > 0 and set(report.column("status").to_pylist()) == {"not_enough_data"}
     first = drift_of_day(production.lake, production.fraud, production.baseline, None, production.days[0])
     assert set(first.column("window").to_pylist()) == {"day", "7d"}  # a model's first day: a one-day window
-    with pytest.raises(LakeError, match=r"fraud/drift 2026-10-25: the day has no profiles partition; materialize fraud/profiles"):
+    with pytest.raises(
+        LakeError, match=r"fraud/drift 2026-10-25: the day has no profiles partition; materialize fraud/profiles"
+    ):
         drift_of_day(lake, production.fraud, production.baseline, None, quiet + dt.timedelta(days=1))
