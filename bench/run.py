@@ -188,6 +188,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _payments(rng: np.random.Generator, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A day's payments as the simulator makes them: country, channel, the fraud logit and the label."""
+    country = rng.choice(len(fraud_sim.COUNTRIES), rows, p=fraud_sim.COUNTRY_P)
+    channel = rng.choice(len(fraud_sim.CHANNELS), rows, p=fraud_sim.CHANNEL_P)
+    logit = (
+        fraud_sim.INTERCEPT
+        + np.asarray(fraud_sim.COUNTRY_RISK)[country]
+        + np.asarray(fraud_sim.CHANNEL_RISK)[channel]
+        + rng.normal(*FEATURE_LOGIT, rows)
+        + RISKY_SESSION_BUMP * (rng.random(rows) < fraud_sim.RISKY_SESSION_SHARE)
+    )
+    label = (rng.random(rows) < _sigmoid(logit + rng.normal(0.0, fraud_sim.HIDDEN_SD, rows))).astype(np.int8)
+    return country, channel, logit, label
+
+
 def _write_comparison_day(lake: Lake, model: ModelSpec, index: int, rows: int) -> int:
     """One day of v11 and v12 sharing the traffic as a canary; returns its eval_stats rows.
 
@@ -199,16 +214,7 @@ def _write_comparison_day(lake: Lake, model: ModelSpec, index: int, rows: int) -
     """
     rng = np.random.default_rng([7, index])
     day = COMPARE_START + dt.timedelta(days=index)
-    country = rng.choice(len(fraud_sim.COUNTRIES), rows, p=fraud_sim.COUNTRY_P)
-    channel = rng.choice(len(fraud_sim.CHANNELS), rows, p=fraud_sim.CHANNEL_P)
-    logit = (
-        fraud_sim.INTERCEPT
-        + np.asarray(fraud_sim.COUNTRY_RISK)[country]
-        + np.asarray(fraud_sim.CHANNEL_RISK)[channel]
-        + rng.normal(*FEATURE_LOGIT, rows)
-        + RISKY_SESSION_BUMP * (rng.random(rows) < fraud_sim.RISKY_SESSION_SHARE)
-    )
-    label = (rng.random(rows) < _sigmoid(logit + rng.normal(0.0, fraud_sim.HIDDEN_SD, rows))).astype(np.int8)
+    country, channel, logit, label = _payments(rng, rows)
     v12 = rng.random(rows) < fraud_sim.V12_CANARY_SHARE
     score_logit = fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows)
     score = _sigmoid(np.where(v12, score_logit + V12_LOGIT_SHIFT, score_logit))
@@ -267,10 +273,10 @@ def _build_comparison_lake(root: str, rows: int, queue: multiprocessing.Queue) -
     queue.put((time.perf_counter() - started, stats_rows))
 
 
-def _compare(root: str, queue: multiprocessing.Queue) -> None:
-    """Time the comparison of v12's canary with v11, from planning it to drawing its figures."""
+def _timed_default_comparison(root: str):
+    """The second run (the first pays imports) of fraud v11 against v12 as `closedloop compare` plans it."""
     from closedloop.compare.comparison import compare_versions
-    from closedloop.compare.request import SAME_DAYS, plan_comparison
+    from closedloop.compare.request import plan_comparison
 
     registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
     lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
@@ -281,7 +287,14 @@ def _compare(root: str, queue: multiprocessing.Queue) -> None:
     compare()
     started = time.perf_counter()
     comparison = compare()
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started, comparison
+
+
+def _compare(root: str, queue: multiprocessing.Queue) -> None:
+    """Time the comparison of v12's canary with v11, from planning it to drawing its figures."""
+    from closedloop.compare.request import SAME_DAYS
+
+    seconds, comparison = _timed_default_comparison(root)
     assert comparison.request.population == SAME_DAYS and comparison.request.baseline_period.days == COMPARE_DAYS
     assert comparison.document["labels"]["label_set"] == "known so far", "the 30 days' labels are those known so far"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -311,16 +324,7 @@ def _write_shadow_day(lake: Lake, model: ModelSpec, index: int, rows: int) -> No
     """
     rng = np.random.default_rng([11, index])
     day = PAIRED_START + dt.timedelta(days=index)
-    country = rng.choice(len(fraud_sim.COUNTRIES), rows, p=fraud_sim.COUNTRY_P)
-    channel = rng.choice(len(fraud_sim.CHANNELS), rows, p=fraud_sim.CHANNEL_P)
-    logit = (
-        fraud_sim.INTERCEPT
-        + np.asarray(fraud_sim.COUNTRY_RISK)[country]
-        + np.asarray(fraud_sim.CHANNEL_RISK)[channel]
-        + rng.normal(*FEATURE_LOGIT, rows)
-        + RISKY_SESSION_BUMP * (rng.random(rows) < fraud_sim.RISKY_SESSION_SHARE)
-    )
-    label = (rng.random(rows) < _sigmoid(logit + rng.normal(0.0, fraud_sim.HIDDEN_SD, rows))).astype(np.int8)
+    country, channel, logit, label = _payments(rng, rows)
     served_score = _sigmoid(fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows))
     shadow_logit = fraud_sim.CALIBRATION * logit + rng.normal(0.0, fraud_sim.MODEL_NOISE_SD, rows) + V12_LOGIT_SHIFT
     shadow_score = _sigmoid(shadow_logit)
@@ -379,19 +383,9 @@ def _build_paired_lake(root: str, rows: int, queue: multiprocessing.Queue) -> No
 
 def _compare_paired(root: str, queue: multiprocessing.Queue) -> None:
     """Time the paired comparison of v12's shadow week: the join on request_id and every section."""
-    from closedloop.compare.comparison import compare_versions
-    from closedloop.compare.request import PAIRED, plan_comparison
+    from closedloop.compare.request import PAIRED
 
-    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
-    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
-
-    def compare():
-        return compare_versions(lake, fraud, plan_comparison(lake, registry, "fraud", "v11", "v12"))
-
-    compare()
-    started = time.perf_counter()
-    comparison = compare()
-    seconds = time.perf_counter() - started
+    seconds, comparison = _timed_default_comparison(root)
     assert comparison.request.population == PAIRED and comparison.request.baseline_period.days == PAIRED_DAYS
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((seconds, comparison.document["labels"]["versions"]["v12"]["rows"], peak_mb))

@@ -46,14 +46,15 @@ class ComparisonConfig(dg.Config):
 def build_compare_job(registry: Registry) -> dg.JobDefinition:
     @dg.op(description="Compare two versions of a model and write the comparison, its figures and its report.")
     def compare(context: dg.OpExecutionContext, config: ComparisonConfig, lake: LakeResource) -> None:
+        store = lake.get()
         try:
             request = plan_comparison(
-                lake.get(), registry, config.model, config.baseline, config.candidate, **config.periods()
+                store, registry, config.model, config.baseline, config.candidate, **config.periods()
             )
         except CompareError as exc:
             raise dg.Failure(str(exc)) from None
         context.log.info(request.describe())
-        comparison, report = run_comparison(lake.get(), registry, request, context.log.info)
+        comparison, report = run_comparison(store, registry, request, context.log.info)
         document = comparison.document
         headline = {
             f"{r['section']}/{r['metric']} ({config.candidate} - {config.baseline})": dg.MetadataValue.float(

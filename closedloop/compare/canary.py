@@ -14,18 +14,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.compare.evidence import KNOWN_SO_FAR, MATURED, Evidence
+from closedloop.compare.evidence import KNOWN_SO_FAR, LABEL_SETS, Evidence
 from closedloop.compare.production import DailyValues
-from closedloop.compare.quality import confusion
+from closedloop.compare.quality import confusion, loss_sums
 from closedloop.compare.request import ACROSS_PERIODS, ComparisonRequest
 from closedloop.compare.sequential import ConfidenceSequence, mean_difference_sequence, rate_difference_sequence
 from closedloop.control.metric_catalog import metric_definition
 from closedloop.core.names import ALL
 from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.eval_stats import score_counts
-from closedloop.evaluation.score_bins import MIDPOINTS, ScoreCounts
-
-_LABELS = {MATURED: "matured", KNOWN_SO_FAR: "known"}
+from closedloop.evaluation.score_bins import ScoreCounts
 
 
 def _daily_counts(evidence: Evidence, labels: str) -> dict:
@@ -38,15 +36,6 @@ def _daily_counts(evidence: Evidence, labels: str) -> dict:
         for (version, _, _), counts in score_counts(of_day, labels, pool_versions=False).items():
             out[(day, version)] = counts
     return out
-
-
-def _brier_sums(c: ScoreCounts) -> tuple[float, float, float]:
-    loss_pos, loss_neg = (1 - MIDPOINTS) ** 2, MIDPOINTS**2
-    return (
-        float((c.pos * loss_pos + c.neg * loss_neg).sum()),
-        float((c.pos * loss_pos**2 + c.neg * loss_neg**2).sum()),
-        c.n_labeled,
-    )
 
 
 def _sums(values: dict[dt.date, float], days: list[dt.date]) -> tuple[list[float], list[float], list[float]]:
@@ -65,7 +54,7 @@ def canary_view(
     """One confidence sequence per followed difference; empty when the versions ran on different days."""
     if request.population == ACROSS_PERIODS:
         return []
-    labels = _LABELS.get(evidence.label_set or "", "known")
+    labels = LABEL_SETS.get(evidence.label_set or "", LABEL_SETS[KNOWN_SO_FAR])
     counts = _daily_counts(evidence, labels)
     days = sorted({day for day, _ in counts})
     empty = ScoreCounts.empty()
@@ -109,6 +98,7 @@ def canary_view(
                 ),
             )
         )
-        brier_b, brier_c = np.array([_brier_sums(x) for x in b]).T, np.array([_brier_sums(x) for x in c]).T
+        brier_b = np.array([loss_sums(x, "brier") for x in b]).T
+        brier_c = np.array([loss_sums(x, "brier") for x in c]).T
         out.append(_entry("brier", "score", mean_difference_sequence(days, *brier_b, *brier_c)))
     return out

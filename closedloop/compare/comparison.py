@@ -169,13 +169,9 @@ def compare_versions(
     return Comparison(request, _clean(document), figures)
 
 
-def comparison_dir(lake: Lake, request: ComparisonRequest) -> Path:
-    return lake.comparison_dir(request.model, request.comparison_id)
-
-
 def write_comparison(lake: Lake, comparison: Comparison) -> Path:
     """Write the JSON, the figures and the report (each atomically); returns the report's path."""
-    folder = comparison_dir(lake, comparison.request)
+    folder = lake.comparison_dir(comparison.request.model, comparison.request.comparison_id)
     for name, png in comparison.figures.items():
         lake.write_file(folder / f"{name}.png", png)
     lake.write_file(folder / "comparison.json", json.dumps(comparison.document, indent=2).encode())

@@ -25,7 +25,7 @@ from closedloop.evaluation.score_bins import ScoreCounts
 MATURED = "matured"
 KNOWN_SO_FAR = "known so far"
 MIN_LABELS_PER_CLASS = 30  # positives and negatives each version needs before quality is compared
-_LABEL_SETS = {MATURED: "matured", KNOWN_SO_FAR: "known"}
+LABEL_SETS = {MATURED: "matured", KNOWN_SO_FAR: "known"}  # the comparison's names -> eval_stats' label sets
 
 Slice = tuple[str, str | None]  # (segment, value); (ALL, ALL) is the whole population
 
@@ -78,7 +78,7 @@ def _slices(stats: pa.Table, labels: str) -> dict[Slice, ScoreCounts]:
 def gather_evidence(model: ModelSpec, request: ComparisonRequest, daily: dict[str, pa.Table]) -> Evidence:
     """Both versions' counts summed from their daily statistics (served, or built from paired rows)."""
     stats = {version: merge_eval_stats([table]) for version, table in daily.items()}
-    by_labels = {name: {v: _slices(s, labels) for v, s in stats.items()} for name, labels in _LABEL_SETS.items()}
+    by_labels = {name: {v: _slices(s, labels) for v, s in stats.items()} for name, labels in LABEL_SETS.items()}
     whole = {
         name: {v: c.get((ALL, ALL), ScoreCounts.empty()) for v, c in sets.items()} for name, sets in by_labels.items()
     }

@@ -14,17 +14,12 @@ from closedloop.compare.evidence import Evidence
 from closedloop.compare.request import ComparisonRequest
 from closedloop.core.plotting import new_figure, to_png
 from closedloop.evaluation.metrics import reliability_curve, threshold_curve
-from closedloop.evaluation.score_bins import MIDPOINTS
+from closedloop.evaluation.score_bins import MIDPOINT_LOGITS, logit
 
 BASELINE_COLOUR = "#1f77b4"
 CANDIDATE_COLOUR = "#ff7f0e"
-_LOGIT = np.log(MIDPOINTS / (1 - MIDPOINTS))
 _LOGIT_EDGES = np.linspace(-12, 6, 73)
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-7), 1 - 1e-7)
-    return float(np.log(p / (1 - p)))
+_DRAWN_LOGITS = np.clip(MIDPOINT_LOGITS, _LOGIT_EDGES[0], _LOGIT_EDGES[-1])  # the tails fall in the end bins
 
 
 def _versions(request: ComparisonRequest, evidence: Evidence):
@@ -50,11 +45,11 @@ def scores_figure(request: ComparisonRequest, evidence: Evidence) -> bytes:
         rows = v.whole.rows
         if not rows.sum():
             continue
-        shares, _ = np.histogram(np.clip(_LOGIT, _LOGIT_EDGES[0], _LOGIT_EDGES[-1]), _LOGIT_EDGES, weights=rows)
+        shares, _ = np.histogram(_DRAWN_LOGITS, _LOGIT_EDGES, weights=rows)
         axes.stairs(
             shares / rows.sum(), _LOGIT_EDGES, color=colour, linewidth=1.8, label=f"{name}, {int(rows.sum()):,}"
         )
-    _thresholds(axes, evidence, _logit)
+    _thresholds(axes, evidence, lambda t: float(logit(np.array(t))))
     axes.set(
         xlabel="score (logit scale; 0 = score 0.5)",
         ylabel="share of the version's requests",

@@ -26,9 +26,9 @@ from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, eval_stats
+from closedloop.evaluation.score_bins import LOGIT_CLIP, logit
 
 KEY = "request_key"
-_CLIP = 1e-7
 
 
 def paired_rows(lake: Lake, model: ModelSpec, request: ComparisonRequest) -> pa.Table:
@@ -78,11 +78,6 @@ def paired_daily_stats(model: ModelSpec, request: ComparisonRequest, rows: pa.Ta
     return out
 
 
-def _logit(scores: np.ndarray) -> np.ndarray:
-    clipped = np.clip(scores, _CLIP, 1 - _CLIP)
-    return np.log(clipped / (1 - clipped))
-
-
 def paired_tests(evidence: Evidence, rows: pa.Table) -> dict[tuple[str, str], sig.Difference]:
     """The tests that use the pairing, keyed by (section, metric)."""
     b = rows["baseline_score"].to_numpy(zero_copy_only=False)
@@ -91,7 +86,7 @@ def paired_tests(evidence: Evidence, rows: pa.Table) -> dict[tuple[str, str], si
     decided_c = rows["candidate_decision"].to_numpy(zero_copy_only=False).astype(bool)
     tests = {
         ("decisions", "decision_rate"): sig.paired_proportion_difference(decided_b, decided_c),
-        ("scores", "mean_logit"): sig.paired_mean_difference(_logit(b), _logit(c)),
+        ("scores", "mean_logit"): sig.paired_mean_difference(logit(b), logit(c)),
     }
     if evidence.label_set is None:
         return tests
@@ -105,7 +100,7 @@ def paired_tests(evidence: Evidence, rows: pa.Table) -> dict[tuple[str, str], si
     positives = y == 1
     flag_b = lb >= evidence.baseline.threshold
     flag_c = lc >= evidence.candidate.threshold
-    clip_b, clip_c = np.clip(lb, _CLIP, 1 - _CLIP), np.clip(lc, _CLIP, 1 - _CLIP)
+    clip_b, clip_c = np.clip(lb, LOGIT_CLIP, 1 - LOGIT_CLIP), np.clip(lc, LOGIT_CLIP, 1 - LOGIT_CLIP)
     tests |= {
         ("quality", "roc_auc"): sig.auc_difference_paired(lb, lc, y.astype(int)),
         ("quality", "recall"): sig.paired_proportion_difference(flag_b[positives], flag_c[positives]),

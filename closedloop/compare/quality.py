@@ -21,7 +21,7 @@ from closedloop.core.metric import Metric
 from closedloop.drift.baseline import NumericBaseline
 from closedloop.drift.measures import ColumnProfile, Comparison, js_distance, ks, psi
 from closedloop.evaluation import metrics as m
-from closedloop.evaluation.score_bins import EDGES, MIDPOINTS, ScoreCounts, coarsen
+from closedloop.evaluation.score_bins import EDGES, MIDPOINT_LOGITS, MIDPOINTS, ScoreCounts, coarsen
 
 CATALOG = {metric.name: metric for metric in m.WINDOW_METRICS}
 EXTRA = {
@@ -35,7 +35,6 @@ EXTRA = {
         Metric("score_ks", "share", "lower", description="Kolmogorov-Smirnov statistic of the score distributions."),
     )
 }
-_LOGIT = np.log(MIDPOINTS / (1 - MIDPOINTS))
 _SCORE_BUCKETS = 10
 
 
@@ -49,26 +48,32 @@ def _value(f: Callable[[ScoreCounts], m.MetricValue]) -> Callable[[ScoreCounts],
     return lambda c: f(c).value
 
 
-def _loss_moments(c: ScoreCounts, loss_positive: np.ndarray, loss_negative: np.ndarray) -> tuple[float, float, float]:
-    """Mean, variance and count of a per-row loss, each row at its bin's midpoint."""
-    p, q = c.pos, c.neg
-    n = float(p.sum() + q.sum())
-    if n < 2:
-        return math.nan, math.nan, n
-    mean = float((p * loss_positive + q * loss_negative).sum() / n)
-    second = float((p * loss_positive**2 + q * loss_negative**2).sum() / n)
-    return mean, max(second - mean**2, 0.0) * n / (n - 1), n
-
-
 _LOSSES = {
     "brier": ((1 - MIDPOINTS) ** 2, MIDPOINTS**2),
     "log_loss": (-np.log(MIDPOINTS), -np.log1p(-MIDPOINTS)),
 }
 
 
+def loss_sums(c: ScoreCounts, name: str) -> tuple[float, float, float]:
+    """Sum, sum of squares and count of a per-row loss over the labeled rows, each at its bin's midpoint."""
+    loss_positive, loss_negative = _LOSSES[name]
+    p, q = c.pos, c.neg
+    total = float((p * loss_positive + q * loss_negative).sum())
+    squares = float((p * loss_positive**2 + q * loss_negative**2).sum())
+    return total, squares, float(p.sum() + q.sum())
+
+
+def _loss_moments(c: ScoreCounts, name: str) -> tuple[float, float, float]:
+    """Mean, variance and count of a per-row loss."""
+    total, squares, n = loss_sums(c, name)
+    if n < 2:
+        return math.nan, math.nan, n
+    mean = total / n
+    return mean, max(squares / n - mean**2, 0.0) * n / (n - 1), n
+
+
 def mean_loss_difference(name: str, b: ScoreCounts, c: ScoreCounts) -> sig.Difference:
-    positive, negative = _LOSSES[name]
-    return sig.mean_difference(*_loss_moments(b, positive, negative), *_loss_moments(c, positive, negative))
+    return sig.mean_difference(*_loss_moments(b, name), *_loss_moments(c, name))
 
 
 def confusion(c: ScoreCounts, threshold: float) -> tuple[float, float]:
@@ -161,8 +166,8 @@ def _logit_moments(c: ScoreCounts) -> tuple[float, float, float]:
     n = float(rows.sum())
     if n < 2:
         return math.nan, math.nan, n
-    mean = float((rows * _LOGIT).sum() / n)
-    return mean, float((rows * (_LOGIT - mean) ** 2).sum() / (n - 1)), n
+    mean = float((rows * MIDPOINT_LOGITS).sum() / n)
+    return mean, float((rows * (MIDPOINT_LOGITS - mean) ** 2).sum() / (n - 1)), n
 
 
 def _profile(counts: np.ndarray, rows: np.ndarray) -> ColumnProfile:

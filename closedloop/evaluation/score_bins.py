@@ -39,6 +39,18 @@ HALF_WIDTHS = np.diff(EDGES) / 2
 SCORE_GRID = hashlib.sha256(EDGES.astype("<f8").tobytes()).hexdigest()[:16]
 
 
+LOGIT_CLIP = 1e-7
+
+
+def logit(scores: np.ndarray) -> np.ndarray:
+    """Scores on the logit scale, clipped at the grid's finest tail (1e-7) so 0 and 1 stay finite."""
+    clipped = np.clip(scores, LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(clipped / (1 - clipped))
+
+
+MIDPOINT_LOGITS = logit(MIDPOINTS)
+
+
 def score_bins(scores: np.ndarray) -> np.ndarray:
     """The bin of each score in [0, 1]: the b with EDGES[b] <= score < EDGES[b + 1], 1.0 in the last bin."""
     return np.minimum(np.searchsorted(EDGES, scores, side="right") - 1, BINS - 1).astype(np.int16)
