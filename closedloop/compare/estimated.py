@@ -20,7 +20,7 @@ from closedloop.compare.rows import Row, row
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
 from closedloop.core.specs import ModelSpec
-from closedloop.evaluation.estimation import PerformanceEstimate, estimate_performance
+from closedloop.evaluation.estimation import MIN_REFERENCE_LABELS, PerformanceEstimate, estimate_performance
 from closedloop.evaluation.eval_stats import EVAL_STATS_SCHEMA, merge_eval_stats, score_counts
 
 REFERENCE_DAYS = 30
@@ -42,8 +42,9 @@ def estimated_rows(lake: Lake, model: ModelSpec, evidence: Evidence) -> tuple[li
         return [], []
     estimates = {v.version: _estimate(lake, model, v) for v in evidence.versions}
     missing = [
-        f"no performance estimate for {v.version}: fewer than the matured labels needed in the {REFERENCE_DAYS} days "
-        f"before {v.period.start} (a new release has none of its own)"
+        f"no performance estimate for {v.version}: fewer than {MIN_REFERENCE_LABELS} matured labels of each class in "
+        f"the {REFERENCE_DAYS} days before {v.period.start} (labels mature after {model.labels.maturity_days} days; "
+        "a new release has none of its own)"
         for v in evidence.versions
         if estimates[v.version] is None
     ]
