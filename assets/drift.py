@@ -63,7 +63,7 @@ def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
             metadata={
                 "alerts_on_last_day": dg.MetadataValue.md("\n".join(lines)),
                 "psi_heatmap": figure_metadata(
-                    store, model, "drift_psi_heatmap", last, psi_heatmap(history, days=HEATMAP_DAYS)
+                    store, model, "drift_psi_heatmap", last, psi_heatmap(history, days=HEATMAP_DAYS, model=model.name)
                 ),
                 "top_drifting_distributions": figure_metadata(
                     store, model, "drift_distributions", last, distribution_figure(baseline, today, history)

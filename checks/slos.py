@@ -27,15 +27,11 @@ from wiring.tags import AS_OF_TAG
 _SEVERITY = {"page": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
 
-def _bound(slo: SLOSpec) -> str:
-    return f"within [{slo.band[0]}, {slo.band[1]}]" if slo.band else f"{slo.comparison} {slo.threshold}"
-
-
 def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]) -> dg.AssetCheckResult:
     mine = [r for r in rows if r["slo"] == slo.name]
     breached = [r for r in mine if r["state"] == "breached"]
     judged = [r for r in mine if r["value"] is not None]
-    metadata = {"bound": _bound(slo), "periods_judged": len(judged), "periods_breached": len(breached)}
+    metadata = {"bound": slo.bound.describe(), "periods_judged": len(judged), "periods_breached": len(breached)}
     latest = judged[-1] if judged else None
     if latest is not None:
         metadata.update({"latest_period": latest["period"], "state": latest["state"]})
@@ -45,7 +41,7 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
         first = next((r for r in breached if r["value"] is not None), breached[0])
         scope = f" ({first['version']})" if first["version"] not in ("all", None) else ""
         seen = "no data" if first["value"] is None else f"{first['value']:.4g}"
-        first_failure = f"{first['period']}: expected {slo.metric}{scope} {_bound(slo)}, observed {seen}"
+        first_failure = f"{first['period']}: expected {slo.metric}{scope} {slo.bound.describe()}, observed {seen}"
     transitions = [f"{r['period']} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]]
     if transitions:
         metadata["transitions"] = dg.MetadataValue.json(transitions)
@@ -55,11 +51,11 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
         asset,
         passed=not breached,
         severity=_SEVERITY[slo.severity],
-        expected=_bound(slo) if slo.band else slo.threshold,
+        expected=slo.bound.describe() if slo.band else slo.threshold,
         observed=shown["value"] if shown else None,
         first_failure=first_failure,
         failing_periods=[period_in_words(r["period"]) for r in breached],
-        description=f"Passed: not breached in the {len(judged)} period(s) judged ({slo.metric} {_bound(slo)})."
+        description=f"Passed: not breached in the {len(judged)} period(s) judged ({slo.metric} {slo.bound.describe()})."
         if judged
         else f"Passed: no period had enough data to judge {slo.metric}.",
         metadata=metadata,
@@ -75,7 +71,7 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
             dg.AssetCheckSpec(
                 slo.name,
                 asset=asset,
-                description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {_bound(slo)} "
+                description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {slo.bound.describe()} "
                 f"({slo.severity}; breached after {slo.for_periods} bad period(s); runbook: {slo.action.type}, "
                 f"{slo.action.mode}). Every evaluation is recorded in slo_evaluations.",
             )

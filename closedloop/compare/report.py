@@ -7,11 +7,11 @@ p-values, the figures beside them. Every number comes from ``comparison.json``.
 
 from __future__ import annotations
 
-import base64
 from html import escape
 
 from closedloop.compare.figures import BASELINE_COLOUR, CANDIDATE_COLOUR
 from closedloop.compare.verdict import formatted
+from closedloop.core.html import embedded_png, page
 from closedloop.ops.stats import NO_ROUTE
 
 _SECTIONS = (
@@ -25,30 +25,18 @@ _SECTIONS = (
 )
 _VERDICT_CLASS = {"better": "better", "worse": "worse", "changed": "changed"}
 _STYLE = f"""
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 70rem;
-       padding: 0 1rem; color: #222; line-height: 1.4; }}
-h1 {{ font-size: 1.4rem; margin-bottom: .2rem; }} h2 {{ font-size: 1.15rem; margin-top: 2rem;
-       border-bottom: 1px solid #ddd; padding-bottom: .2rem; }}
 .population {{ font-size: 1.05rem; color: #444; }}
 .verdict {{ background: #f6f8fa; border-left: 4px solid #555; padding: .6rem 1rem; }}
 .verdict li {{ margin: .15rem 0; }}
-table {{ border-collapse: collapse; width: 100%; font-size: .9rem; margin: .5rem 0; }}
-th, td {{ text-align: right; padding: .25rem .5rem; border-bottom: 1px solid #eee; }}
-th:first-child, td:first-child {{ text-align: left; }}
 td.better {{ color: #1a7f37; font-weight: 600; }} td.worse {{ color: #cf222e; font-weight: 600; }}
 td.changed {{ color: #9a6700; font-weight: 600; }}
 .baseline {{ color: {BASELINE_COLOUR}; font-weight: 600; }}
 .candidate {{ color: {CANDIDATE_COLOUR}; font-weight: 600; }}
-img {{ max-width: 100%; height: auto; display: block; margin: .5rem 0; }}
-.note {{ color: #666; font-size: .85rem; }}
 """
 
 
 def _image(figures: dict[str, bytes], name: str, alt: str) -> str:
-    if name not in figures:
-        return f'<p class="note">No {escape(alt)} figure: the data for it is missing (see the numbers above).</p>'
-    data = base64.b64encode(figures[name]).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
+    return embedded_png(figures.get(name), alt, "the data for it is missing (see the numbers above)")
 
 
 def _list(title: str, items: list[str]) -> str:
@@ -173,10 +161,6 @@ def comparison_html(document: dict, figures: dict[str, bytes]) -> str:
     baseline, candidate = c["baseline"]["version"], c["candidate"]["version"]
     v = document["verdict"]
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{escape(c['model'])}: {escape(candidate)} against {escape(baseline)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
         f"<h1>{escape(c['model'])}: what changed from {escape(baseline)} to {escape(candidate)}</h1>",
         f"<p class='population'>{escape(document['headline'])}</p>",
         "<div class='verdict'>",
@@ -220,5 +204,6 @@ def comparison_html(document: dict, figures: dict[str, bytes]) -> str:
         )
         parts.append(_list("", document["verdict"]["canary"]))
         parts.append(_image(figures, "canary", "canary"))
-    parts.append("<p class='note'>Every number on this page is in comparison.json beside it.</p></body></html>")
-    return "\n".join(p for p in parts if p)
+    parts.append("<p class='note'>Every number on this page is in comparison.json beside it.</p>")
+    title = f"{c['model']}: {candidate} against {baseline}"
+    return page(title, "\n".join(p for p in parts if p), _STYLE)

@@ -48,15 +48,9 @@ class ControlError(ValueError):
 
 def default_serving(model: ModelSpec) -> dict:
     """The serving state before any action: the latest released version takes all traffic."""
-    latest = _versions_by_release(model)[-1]
+    latest = model.versions_by_release[-1]
     return {"model": model.name, "active_version": latest, "weights": {latest: 1.0}, "fallback": False,
             "threshold": model.threshold(latest), "calibrator": None}  # fmt: skip
-
-
-def _versions_by_release(model: ModelSpec) -> list[str]:
-    """Versions oldest first: by release date, unreleased ones last, ties in registry order."""
-    order = list(model.versions)
-    return sorted(order, key=lambda v: (model.versions[v].released or dt.date.max, order.index(v)))
 
 
 def read_serving(lake: Lake, model: ModelSpec) -> dict:
@@ -113,7 +107,7 @@ def changed_serving(model: ModelSpec, serving: Mapping, action_type: str, params
 
 
 def _previous_version(model: ModelSpec, active: str) -> str:
-    versions = _versions_by_release(model)
+    versions = model.versions_by_release
     position = versions.index(active) if active in versions else len(versions)
     if position == 0:
         raise ControlError(f"{model.name} {active} has no earlier version to roll back to")

@@ -445,6 +445,12 @@ class ModelSpec(_Strict):
         spec = self.versions.get(version)
         return spec.threshold if spec else None
 
+    @property
+    def versions_by_release(self) -> list[str]:
+        """Versions oldest first: by release date, unreleased ones last, ties in registry order."""
+        order = list(self.versions)
+        return sorted(order, key=lambda v: (self.versions[v].released or dt.date.max, order.index(v)))
+
 
 class Registry(_Strict):
     """The whole registry: where data lands, where the lake is, and the models."""

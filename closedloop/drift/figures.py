@@ -7,6 +7,7 @@ what stands out is what moved.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import cast
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from closedloop.core.names import ALL
-from closedloop.core.plotting import new_figure, to_png
+from closedloop.core.plotting import new_figure, no_data, percent_axis, to_png, version_colours
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.measures import ColumnProfile
@@ -32,12 +33,20 @@ def _rows(history: pa.Table, metric: str, window: str = DAY_WINDOW) -> pd.DataFr
 PSI_COLOUR_CAP = 0.5
 
 
-def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
-    """PSI of every watched column by day (all versions) over the last ``days`` days; warn ``o``, error ``x``."""
+def psi_heatmap(history: pa.Table, *, days: int = 30, end: dt.date | None = None, model: str = "") -> bytes:
+    """PSI of every watched column by day (all versions) over the ``days`` days to ``end`` (default: the last
+    day of ``history``); a day past the warn limit is marked ``o``, past the error limit ``x``."""
     psi = _rows(history, "psi")
     psi = psi[psi["version"] == ALL]
-    last = pd.Timestamp(psi["day"].max()) if len(psi) else pd.Timestamp.today().normalize()
-    psi = psi[pd.to_datetime(psi["day"]) > last - pd.Timedelta(days=days)]
+    last = pd.Timestamp(end) if end else pd.Timestamp(psi["day"].max()) if len(psi) else pd.Timestamp.today()
+    in_view = pd.to_datetime(psi["day"])
+    psi = psi[(in_view > last - pd.Timedelta(days=days)) & (in_view <= last)]
+    title = f"{model + ': ' if model else ''}PSI against the baseline, {days} days to {last:%Y-%m-%d}"
+    if psi.empty:
+        figure, axes = new_figure(figsize=(6.0, 3.0))
+        no_data(axes, "No drift computed in these days.")
+        axes.set_title(title)
+        return to_png(figure)
     values = psi.pivot_table(index="column", columns="day", values="value", aggfunc="first")
     figure, axes = new_figure(figsize=(max(6.0, 0.3 * values.shape[1] + 3), max(3.0, 0.3 * values.shape[0] + 1.5)))
     # Capped at 0.5 (twice the usual error limit): one column far beyond it must not wash out the rest.
@@ -61,7 +70,7 @@ def psi_heatmap(history: pa.Table, *, days: int = 30) -> bytes:
         range(len(values.columns)), [pd.Timestamp(d).strftime("%m-%d") for d in values.columns], rotation=90
     )
     axes.grid(False)
-    axes.set_title(f"PSI against the baseline, last {days} days")
+    axes.set_title(f"{title}\no: past the warn limit, x: past the error limit (PSI, another drift figure or both)")
     figure.colorbar(image, ax=axes, label=f"PSI (capped at {PSI_COLOUR_CAP})", extend="max")
     return to_png(figure)
 
@@ -90,10 +99,14 @@ def _shares(profile: ColumnProfile) -> np.ndarray:
     return profile.shares if profile.shares is not None else np.zeros_like(profile.counts)
 
 
-def distribution_figure(baseline: Baseline, profiles: pa.Table, history: pa.Table, *, top: int = 4) -> bytes:
-    """Baseline against current distribution of the ``top`` input columns with the highest PSI on the last day."""
+def distribution_figure(
+    baseline: Baseline, profiles: pa.Table, history: pa.Table, *, top: int = 4, day: dt.date | None = None
+) -> bytes:
+    """Baseline against current distribution of the ``top`` input columns with the highest PSI on ``day``
+    (default: the last day of ``history``); ``profiles`` is that day's."""
     psi = _rows(history, "psi")
-    psi = psi[(psi["version"] == ALL) & (psi["day"] == psi["day"].max()) & ~psi["column"].isin(DRIFT_OUTPUT_COLUMNS)]
+    shown_day = day or psi["day"].max()
+    psi = psi[(psi["version"] == ALL) & (psi["day"] == shown_day) & ~psi["column"].isin(DRIFT_OUTPUT_COLUMNS)]
     columns = psi.sort_values("value", ascending=False)["column"].head(top).tolist()
     current = {
         row["column"]: ColumnProfile.from_row(row)
@@ -101,6 +114,10 @@ def distribution_figure(baseline: Baseline, profiles: pa.Table, history: pa.Tabl
     }
     reference = {row["column"]: ColumnProfile.from_row(row) for row in baseline.profile.to_pylist()}
     figure, axes = new_figure(1, max(len(columns), 1), figsize=(4.0 * max(len(columns), 1), 4.0), squeeze=False)
+    figure.suptitle(f"{baseline.model}: top drifting inputs on {shown_day}, baseline against the day")
+    if not columns:
+        no_data(axes[0][0], "No drift computed for this day.")
+        return to_png(figure)
     for ax, column in zip(axes[0], columns, strict=False):
         curves = {"baseline": _shares(reference[column])}
         if column in current:
@@ -135,7 +152,7 @@ def score_distribution_figure(model: ModelSpec, baseline: Baseline, profiles: pa
             xycoords=("data", "axes fraction"),
             fontsize=7,
         )
-    axes.set_title("Score distribution by version on the baseline's score buckets")
+    axes.set_title(f"{model.name}: score distribution by version on the baseline's score buckets")
     axes.legend()
     return to_png(figure)
 
@@ -144,11 +161,17 @@ def decision_rate_figure(model: ModelSpec, baseline: Baseline, history: pa.Table
     """Daily decision rate per version; the baseline rate, with the warn and error limits of decision_rate_ratio."""
     rates = _rows(history, "decision_rate")
     figure, axes = new_figure()
+    axes.set_title(f"{model.name}: decision rate by day")
+    if rates.empty:
+        no_data(axes, "No drift computed in these days.")
+        return to_png(figure)
+    colours = version_colours(model.versions_by_release)
     for version, rows in rates.groupby("version"):
         rows = rows.sort_values("day")
         axes.plot(
-            pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, linewidth=2 if version == ALL else 1
-        )
+            pd.to_datetime(rows["day"]), rows["value"], marker=".", label=version, color=colours.get(str(version)),
+            linewidth=2 if version == ALL else 1,
+        )  # fmt: skip
     base = baseline.numeric["decision"].mean
     limit = model.drift.limit("decision_rate_ratio", "decision")
     if base is not None:
@@ -160,7 +183,9 @@ def decision_rate_figure(model: ModelSpec, baseline: Baseline, history: pa.Table
                     base * factor, color="tab:red", linestyle=style, linewidth=1, label=f"{level} limit (x{factor:g})"
                 )
                 axes.axhline(base / factor, color="tab:red", linestyle=style, linewidth=1)
-    axes.set_ylabel("decision rate")
-    axes.set_title("Decision rate by day")
+    axes.set_ylabel("decision rate (share of predictions)")
+    axes.set_ylim(bottom=0)
+    percent_axis(axes.yaxis)
+    figure.autofmt_xdate()
     axes.legend(fontsize=7)
     return to_png(figure)

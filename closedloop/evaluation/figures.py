@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL, checked_day
-from closedloop.core.plotting import new_figure, to_png
+from closedloop.core.plotting import new_figure, no_data, percent_axis, to_png, version_colours
 from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.metrics import ece, reliability_curve, threshold_curve, threshold_for_rate
@@ -25,14 +25,24 @@ from closedloop.evaluation.rolling_eval import daily_decision_rates, pooled_thre
 from closedloop.evaluation.score_bins import ScoreCounts, coarsen
 
 
-def reliability_figure(populations: Mapping[str, ScoreCounts], title: str = "Reliability") -> bytes:
-    """Observed positive share against mean score per calibration bin, one curve per population."""
+def reliability_figure(
+    populations: Mapping[str, ScoreCounts],
+    title: str = "Reliability",
+    colours: Mapping[str, str] | None = None,
+    labels_note: str = "",
+) -> bytes:
+    """Observed positive share against mean score per calibration bin, one curve per population.
+
+    ``labels_note`` says which labels the curves rest on (e.g. known so far, not matured).
+    """
     figure, axes = new_figure(figsize=(5.5, 5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    drawn = 0
     for name, counts in populations.items():
         curve = reliability_curve(counts)
         if curve.empty:
             continue
+        drawn += 1
         error = ece(counts).value
         axes.errorbar(
             curve["mean_score"],
@@ -40,10 +50,16 @@ def reliability_figure(populations: Mapping[str, ScoreCounts], title: str = "Rel
             yerr=[curve["positive_share"] - curve["lower"], curve["upper"] - curve["positive_share"]],
             marker="o",
             capsize=2,
+            color=(colours or {}).get(name),
             label=f"{name} (ECE {error:.3f}, {int(counts.n_labeled):,} labels)",
         )
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean score in bin", ylabel="observed positive share", title=title)
-    axes.legend(loc="upper left")
+    if not drawn:
+        no_data(axes, "No labels in this window yet: nothing to calibrate against.")
+    else:
+        axes.legend(loc="upper left")
+    if labels_note:
+        axes.annotate(labels_note, (0.99, 0.01), xycoords="axes fraction", ha="right", fontsize=7, color="#666666")
     return to_png(figure)
 
 
@@ -52,6 +68,10 @@ def score_histogram_figure(
 ) -> bytes:
     """Score distribution of positives, negatives and unlabeled rows (each normalised), with the threshold."""
     figure, axes = new_figure()
+    if counts.n == 0:
+        no_data(axes, "No predictions in this window.")
+        axes.set_title(title)
+        return to_png(figure)
     edges = np.arange(bins + 1) / bins
     for name, values in (
         ("positive", counts.pos),
@@ -73,21 +93,35 @@ def decision_rate_figure(
     thresholds: Mapping[str, float | None],
     approved_rate: float | None = None,
     title: str = "Decision rate",
+    colours: Mapping[str, str] | None = None,
 ) -> bytes:
     """Daily decision rate per version (and all versions), each labeled with its threshold."""
     frame = daily.to_pandas()
     figure, axes = new_figure()
+    axes.set_title(title)
+    frame = frame[frame["n"] > 0]
+    if frame.empty:
+        no_data(axes, "No predictions in this window.")
+        return to_png(figure)
+    colours = colours or {}
     overall = frame.groupby("prediction_date")[["n", "decided"]].sum()
     if frame["model_version"].nunique() > 1:
-        axes.plot(overall.index, overall["decided"] / overall["n"], color="black", linewidth=2, label="all versions")
+        axes.plot(
+            overall.index, overall["decided"] / overall["n"], color=colours.get(ALL, "black"), linewidth=2,
+            label="all versions",
+        )  # fmt: skip
     for version, rows in frame.groupby("model_version"):
         threshold = thresholds.get(version)
         suffix = f" (threshold {threshold:g})" if threshold is not None else ""
-        axes.plot(rows["prediction_date"], rows["decision_rate"], marker=".", label=f"{version}{suffix}")
+        axes.plot(
+            rows["prediction_date"], rows["decision_rate"], marker=".", color=colours.get(version),
+            label=f"{version}{suffix}",
+        )  # fmt: skip
     if approved_rate is not None:
         axes.axhline(approved_rate, color="grey", linestyle="--", label=f"approved rate {approved_rate:.2%}")
-    axes.set(xlabel="prediction day", ylabel="decision rate", title=title)
-    axes.yaxis.set_major_formatter(lambda value, _: f"{value:.1%}")
+    axes.set(xlabel="prediction day", ylabel="decision rate (share of predictions)")
+    axes.set_ylim(bottom=0)
+    percent_axis(axes.yaxis)
     figure.autofmt_xdate()
     axes.legend()
     return to_png(figure)
@@ -97,8 +131,12 @@ def threshold_figure(
     counts: ScoreCounts, threshold: float | None, approved_rate: float | None = None, title: str = "Threshold trade-off"
 ) -> bytes:
     """Precision, recall and share flagged against the threshold, current and rate-keeping thresholds marked."""
-    curve = threshold_curve(counts)
     figure, axes = new_figure()
+    if counts.n_labeled == 0:
+        no_data(axes, "No labels in this window yet: precision and recall need them.")
+        axes.set_title(title)
+        return to_png(figure)
+    curve = threshold_curve(counts)
     for column in ("precision", "recall", "f1"):
         axes.plot(curve["threshold"], curve[column], label=column)
     axes.plot(curve["threshold"], curve["above"], color="grey", label="share flagged")
@@ -130,14 +168,21 @@ def eval_figures(
     pooled = known.get((ALL, ALL, ALL), ScoreCounts.empty())
     threshold = pooled_threshold(model, ALL)
     period = f"{model.name}, {window_days} days to {day}"
+    colours = version_colours(model.versions_by_release)
+    matured = score_counts(stats, "matured").get((ALL, ALL, ALL), ScoreCounts.empty())
+    note = (
+        f"labels known so far: {int(pooled.n_labeled):,}, of which matured: {int(matured.n_labeled):,} "
+        f"(labels mature {model.labels.maturity_days} days after the prediction)"
+    )
     return {
-        "reliability": reliability_figure(versions, f"Reliability, {period}"),
+        "reliability": reliability_figure(versions, f"Reliability, {period}", colours, note),
         "score_histogram": score_histogram_figure(pooled, threshold, f"Scores by label, {period}"),
         "decision_rate": decision_rate_figure(
             daily_decision_rates(lake, model, day, window_days),
             {version: spec.threshold for version, spec in model.versions.items()},
             approved_rate,
             f"Decision rate, {period}",
+            colours,
         ),
         "threshold_tradeoff": threshold_figure(pooled, threshold, approved_rate, f"Threshold trade-off, {period}"),
     }

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from closedloop.core.names import ALL
-from closedloop.core.plotting import new_figure, to_png
+from closedloop.core.plotting import new_figure, no_data, percent_axis, to_png
 from closedloop.core.specs import OpsGuards, RouteGuards
 from closedloop.ops.stats import ops_metrics
 
@@ -83,14 +83,26 @@ def fallback_figure(stats: pa.Table, guards: OpsGuards, title: str = "") -> byte
     """Hourly fallback and error rates of all routes together, with their ceilings."""
     metrics = _hourly(ops_metrics(stats, by=("hour",)), guards, _window(stats))
     figure, axes = new_figure()
+    if title:
+        axes.set_title(title)
+    rates = metrics[["fallback_rate", "error_rate"]]
+    if rates.isna().all().all():
+        no_data(axes, "No hour with enough requests to judge.")
+        return to_png(figure)
     axes.plot(metrics["hour"], metrics["fallback_rate"], marker=".", markersize=3, label="fallback rate")
     axes.plot(metrics["hour"], metrics["error_rate"], marker=".", markersize=3, label="error rate")
     _ceiling(axes, guards.max_fallback_rate, "fallback ceiling")
     if guards.max_error_rate is not None:
         axes.axhline(guards.max_error_rate, color="tab:orange", linestyle="--", linewidth=1, label="error ceiling")
+    if not (rates.fillna(0) > 0).any().any():
+        axes.text(
+            0.5, 0.6, "no fallbacks and no errors in these hours", ha="center", transform=axes.transAxes,
+            color="#666666",
+        )  # fmt: skip
+    top = max(rates.max().max(), guards.max_fallback_rate or 0, guards.max_error_rate or 0)
+    axes.set_ylim(0, top * 1.15 if top > 0 else 0.01)
     axes.set_ylabel("share of requests")
+    percent_axis(axes.yaxis)
     axes.legend(loc="best", fontsize=7)
     axes.tick_params(axis="x", labelrotation=30)
-    if title:
-        axes.set_title(title)
     return to_png(figure)
