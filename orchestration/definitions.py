@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.factory import build_model_assets
+from assets.report import build_report_asset
 from checks.contract import build_contract_checks
 from checks.drift import build_drift_checks
 from checks.ops_guards import build_ops_guard_checks
@@ -12,7 +13,7 @@ from checks.slos import build_slo_checks
 from closedloop.core.specs import Registry
 from closedloop.registry import registry_from_environment
 from orchestration.comparison_job import build_compare_job
-from orchestration.jobs import build_pipeline_job
+from orchestration.jobs import build_pipeline_job, build_report_job
 from orchestration.runbook_jobs import build_decide_action_job, build_incident_job
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
 from orchestration.sensors import build_incident_sensor, closedloop_run_failures
@@ -23,10 +24,10 @@ from wiring.resources import LakeResource, WebhookResource
 def build_definitions(registry: Registry) -> dg.Definitions:
     assets, checks, jobs, schedules = [], [], [], []
     for model in registry.models.values():
-        assets += build_model_assets(model)
+        assets += [*build_model_assets(model), build_report_asset(model, registry)]
         checks += build_contract_checks(model) + build_ops_guard_checks(model) + build_drift_checks(model)
         checks += build_slo_checks(model)
-        jobs += [build_pipeline_job(model), build_hourly_refresh_job(model)]
+        jobs += [build_pipeline_job(model), build_report_job(model), build_hourly_refresh_job(model)]
         schedules += build_schedules(model)
     incident = build_incident_job(registry)
     return dg.Definitions(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.report import report_key
 from closedloop.core.specs import ModelSpec
 from wiring.tags import MODEL_TAG
 
@@ -12,10 +13,24 @@ def pipeline_job_name(model: ModelSpec) -> str:
     return f"{model.name}_pipeline"
 
 
+def report_job_name(model: ModelSpec) -> str:
+    return f"{model.name}_report"
+
+
 def build_pipeline_job(model: ModelSpec) -> dg.UnresolvedAssetJobDefinition:
+    # The report is left out: it reads the SLO verdicts and incidents, which come after the run's checks.
     return dg.define_asset_job(
         name=pipeline_job_name(model),
-        selection=dg.AssetSelection.groups(model.name),
+        selection=dg.AssetSelection.groups(model.name) - dg.AssetSelection.assets(report_key(model)),
         description=f"Every asset and check of {model.name} for the selected day or range of days.",
+        tags={MODEL_TAG: model.name},
+    )
+
+
+def build_report_job(model: ModelSpec) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        name=report_job_name(model),
+        selection=dg.AssetSelection.assets(report_key(model)),
+        description=f"{model.name}'s daily report of the selected days, once their SLOs and incidents are settled.",
         tags={MODEL_TAG: model.name},
     )

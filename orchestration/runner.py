@@ -16,7 +16,7 @@ import dagster as dg
 from checks.ops_guards import GUARD_CHECK_NAMES
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
-from orchestration.jobs import pipeline_job_name
+from orchestration.jobs import pipeline_job_name, report_job_name
 from orchestration.runbook_jobs import INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR
 from wiring.tags import MODEL_TAG
@@ -99,6 +99,26 @@ def materialize_range(
             RunOutcome(
                 name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result)
             )
+        )
+    return outcomes
+
+
+def materialize_reports(
+    registry: Registry, models: list[str], day: dt.date, instance: dg.DagsterInstance
+) -> list[RunOutcome]:
+    """Each model's report of ``day``, as the daily report schedule writes it: one run per model."""
+    defs = _definitions(registry)
+    outcomes = []
+    for name in models:
+        result = defs.resolve_job_def(report_job_name(registry.model(name))).execute_in_process(
+            instance=instance,
+            run_config=QUIET,
+            partition_key=day.isoformat(),
+            raise_on_error=False,
+            tags={"closedloop/launched_by": "cli"},
+        )
+        outcomes.append(
+            RunOutcome(name, result.run_id, result.success, None if result.success else _first_failure(result))
         )
     return outcomes
 

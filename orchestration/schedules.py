@@ -1,6 +1,7 @@
-"""Schedules: every hour, today's ingest and operational guards; every day, yesterday's whole graph.
+"""Schedules: every hour, today's ingest and operational guards; every day, yesterday's whole graph,
+then an hour later yesterday's report.
 
-Both run by default. The hourly run replaces today's ``predictions`` and ``ops_stats``
+All run by default. The hourly run replaces today's ``predictions`` and ``ops_stats``
 partitions with everything landed so far (an idempotent replace) and tags the run with its
 tick time, so the guards judge the hour that has just ended. The daily run starts after the
 day's last hour has landed and materializes everything for the finished day.
@@ -11,11 +12,12 @@ import datetime as dt
 import dagster as dg
 
 from closedloop.core.specs import ModelSpec
-from orchestration.jobs import pipeline_job_name
+from orchestration.jobs import pipeline_job_name, report_job_name
 from wiring.tags import AS_OF_TAG, MODEL_TAG
 
 HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
 DAILY_TIME = (0, 30)  # UTC hour and minute after midnight
+REPORT_TIME = (1, 30)  # an hour later: the day's SLO checks have run and the incident sensor has acted
 
 
 def hourly_refresh_job_name(model: ModelSpec) -> str:
@@ -62,4 +64,16 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
         return dg.RunRequest(run_key=f"{model.name}-daily-{yesterday}", partition_key=yesterday.isoformat())
 
-    return [hourly, daily]
+    @dg.schedule(
+        name=f"{model.name}_daily_report",
+        cron_schedule=f"{REPORT_TIME[1]} {REPORT_TIME[0]} * * *",
+        job_name=report_job_name(model),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Writes yesterday's report once its SLOs are judged and its incidents handled.",
+    )
+    def daily_report(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+        return dg.RunRequest(run_key=f"{model.name}-report-{yesterday}", partition_key=yesterday.isoformat())
+
+    return [hourly, daily, daily_report]

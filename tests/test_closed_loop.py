@@ -144,3 +144,31 @@ def test_what_changed_in_v12_reads_the_same_on_its_paired_shadow_week_and_its_ca
             assert rows["roc_auc"]["verdict"] == "not distinguishable" and abs(rows["roc_auc"]["difference"]) < 0.02
         kept = comparison.document["thresholds"]["candidate_keeping_baseline_rate"]["threshold"]
         assert 0.02 < kept < 0.2, request.population  # about 0.07 on the demo
+
+
+@pytest.mark.slow
+def test_the_report_of_v12s_first_day_shows_the_review_rate_collapse_and_the_pending_rollback(production):
+    from closedloop.reports.publish import write_daily_report, write_index
+    from orchestration.runner import materialize_reports
+
+    registry = production.registry
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    canary_day = DEFAULT_START + dt.timedelta(days=35)  # v12 ships on 2026-10-06
+    report, path = write_daily_report(lake, fraud, canary_day, dt.datetime.now(dt.UTC))
+    review = next(s for s in report.health.slos if s.slo == "review_rate_in_band")
+    assert review.state == "breached" and review.version == "v12" and review.value < 0.005
+    [pending] = report.health.pending_actions
+    assert pending["action"] == "rollback" and pending["opened_today"]
+    html = path.read_text()
+    assert html.index(f"closedloop approve {pending['action_id']}") < html.index("id='trends'")
+    assert set(report.figures) >= {"slo_trends", "quality_over_time", "reliability", "decision_rate", "psi_heatmap"}
+    assert all(png.startswith(b"\x89PNG") for png in report.figures.values()) and not report.missing
+    # The daily report job (what the schedule runs) writes the last day's page; the calendar colours both.
+    last = DEFAULT_START + dt.timedelta(days=DAYS - 1)
+    runs = materialize_reports(registry, list(registry.models), last, production.instance)
+    assert all(run.success for run in runs)
+    assert all(lake.report_path(name, last).exists() for name in registry.models)
+    index = write_index(lake, registry).read_text()
+    assert (
+        f"href='fraud/{canary_day}.html' title='{canary_day}: breached (review_rate_in_band); incident opened" in index
+    )

@@ -41,7 +41,7 @@ def test_dagster_tools_load_the_code_location(tmp_path, command, says):
     assert says in done.stdout + done.stderr
 
 
-ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval"]
+ASSETS = ["labels", "ops_stats", "predictions", "profiles", "drift", "outcomes", "eval_stats", "rolling_eval", "report"]
 # Only a model with a pairing_key has shadow scores to pair.
 SHADOW_MODELS = ("fraud",)
 # Each SLO is a check on the asset its metric comes from.
@@ -107,12 +107,14 @@ def test_definitions_snapshot(registry):
     expected += [f"{m}/drift:{name}" for m in MODELS for name in DRIFT_CHECKS]
     expected += [f"{m}/{table}:{name}" for m in MODELS for table, names in SLO_CHECKS[m].items() for name in names]
     assert checks == sorted(expected)
-    model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "hourly_refresh")]
+    model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "report", "hourly_refresh")]
     other_jobs = ["incident", "decide_action", "compare_versions"]
     assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, *other_jobs])
     assert sorted(s.name for s in defs.schedules) == sorted(
-        f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly")
+        f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly", "daily_report")
     )
+    pipeline = defs.resolve_job_def("fraud_pipeline").asset_layer.selected_asset_keys
+    assert dg.AssetKey(["fraud", "report"]) not in pipeline and dg.AssetKey(["fraud", "drift"]) in pipeline
     sensors = {s.name: s for s in defs.sensors}
     assert sorted(sensors) == ["closedloop_automation", "closedloop_incidents", "closedloop_run_failures"]
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}

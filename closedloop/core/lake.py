@@ -233,6 +233,15 @@ class Lake:
             / f"date={checked_day(day).isoformat()}.png"
         )
 
+    @property
+    def reports_dir(self) -> Path:
+        """Daily reports: ``<lake>/reports/index.html``, ``summary.html`` and ``<model>/YYYY-MM-DD.html``."""
+        return self.root / "reports"
+
+    def report_path(self, model: str, day: str | dt.date) -> Path:
+        """One model's daily report: ``<lake>/reports/<model>/YYYY-MM-DD.html``."""
+        return self.reports_dir / checked_name(model, "model name") / f"{checked_day(day).isoformat()}.html"
+
     def comparison_dir(self, model: str, comparison_id: str) -> Path:
         """The folder of one version comparison: ``<lake>/<model>/comparisons/<id>/``."""
         if not _COMPARISON_ID.fullmatch(comparison_id):

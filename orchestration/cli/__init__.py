@@ -4,7 +4,7 @@ Every command prints a readable summary, or one JSON object with ``--json``. Err
 cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
 that says what was wrong and what to do, and a non-zero exit, never a traceback. Commands are
 grouped by family: ``pipeline`` (simulate, run, demo), ``inspect`` (status, metrics, quarantine,
-sql), ``compare`` and ``actions`` (actions, approve, reject, rollback).
+sql), ``compare``, ``report`` and ``actions`` (actions, approve, reject, rollback).
 """
 
 import argparse
@@ -18,6 +18,7 @@ from orchestration.cli.common import UserError, parse_date
 from orchestration.cli.compare import cmd_compare
 from orchestration.cli.inspect import cmd_metrics, cmd_quarantine, cmd_sql, cmd_status
 from orchestration.cli.pipeline import DEMO_DAYS, DEMO_SEED, cmd_demo, cmd_run, cmd_simulate
+from orchestration.cli.report import cmd_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sequential", action="store_true", help="also print the canary's day-by-day confidence sequences"
     )
     compare.add_argument("--open", action="store_true", help="open the report in the browser")
+
+    report = command("report", cmd_report, "write a model's daily report (an HTML page) from the lake")
+    report.add_argument("--model", help="one model (default: every model in the registry)")
+    report.add_argument("--date", type=parse_date, help="the day (default: each model's last judged day)")
+    report.add_argument("--open", action="store_true", help="open the (first) report in the browser")
 
     sql = command("sql", cmd_sql, "run SQL against the lake's DuckDB catalog (views <model>_<table>)")
     sql.add_argument("query")

@@ -79,17 +79,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         registry.model(name)
     outcomes = _materialize(registry, models, args.start, args.end, args.json)
     incident_runs = _handle_incidents(registry)
+    report_runs = _reports(registry, models, args.end)
     lake = lake_of(registry)
     summary = ingest_summary(lake, [registry.model(m) for m in models], args.start, args.end)
-    failures = _failures(outcomes + incident_runs)
+    failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
     payload = {
         "start": args.start,
         "end": args.end,
         "runs": [dataclasses.asdict(o) for o in outcomes],
         "incident_runs": [dataclasses.asdict(o) for o in incident_runs],
+        "report_runs": [dataclasses.asdict(o) for o in report_runs],
         "ingest": summary,
         "incidents": incidents,
+        "reports": {m: str(lake.report_path(m, args.end)) for m in models},
     }
     text = "\n".join(
         [
@@ -98,6 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             *_failed_check_lines(outcomes),
             "Incidents:",
             *incident_lines(incidents),
+            f"Reports of {args.end} (every day: {lake.reports_dir / 'index.html'}):",
+            *(f"  {lake.report_path(m, args.end)}" for m in models),
         ]
     )
     emit(payload, args.json, text + "".join(f"\nFAILED {line}" for line in failures))
@@ -125,13 +130,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     models = list(registry.models)
     outcomes = _materialize(registry, models, start, end, args.json)
     incident_runs = _handle_incidents(registry)
+    report_runs = _reports(registry, models, end)
     lake = lake_of(registry)
+    index = _incident_day_reports(lake, registry, args.json)
     from closedloop.control.scorecard import score
     from closedloop.core.sql_views import refresh_catalog
 
     refresh_catalog(lake, registry)
     summary = ingest_summary(lake, [registry.model(m) for m in models], start, end)
-    failures = _failures(outcomes + incident_runs)
+    failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
     truth = json.loads(simulation.truth_path.read_text())
     maturity = {name: registry.model(name).labels.maturity_days for name in models}
@@ -150,6 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "incidents": incidents,
         "scorecard": scorecard.as_dict(),
         "comparisons": comparisons,
+        "reports_index": str(index),
     }
     text = "\n".join(
         [
@@ -174,6 +182,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ),
             f"Pending actions: {this_command()} actions --state pending; approve one with {this_command()} approve "
             "ACTION_ID",
+            f"Daily reports (the days incidents opened and {end}; any other day: {this_command()} report --model M "
+            "--date D):",
+            f"  {index}",
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             f'Ad-hoc SQL: {this_command()} sql "select * from fraud_quarantine limit 5"',
@@ -214,6 +225,30 @@ def _truth_lines(truth: dict) -> list[str]:
         + (" (gradual)" if i.get("gradual") else "")
         for i in truth["incidents"]
     ]
+
+
+def _reports(registry: Registry, models: list[str], day: dt.date) -> list:
+    """What the daily report schedule does an hour after the pipeline: each model's report of ``day``."""
+    import dagster as dg
+
+    from orchestration.runner import materialize_reports
+
+    return materialize_reports(registry, models, day, dg.DagsterInstance.get())
+
+
+def _incident_day_reports(lake, registry: Registry, quiet: bool):
+    """The reports of the days an incident opened, the pages a reader of the demo opens first; the index."""
+    from closedloop.core.periods import period_start
+    from closedloop.reports.publish import write_daily_report, write_index
+
+    incidents = incident_summaries(lake, list(registry.models))
+    days = sorted({(i["model"], period_start(i["opened"]).date()) for i in incidents})
+    now = dt.datetime.now(dt.UTC)
+    with progress(len(days), "writing the incident days' reports", quiet, unit="report") as bar:
+        for name, day in days:
+            write_daily_report(lake, registry.model(name), day, now)
+            bar.update()
+    return write_index(lake, registry)
 
 
 def _handle_incidents(registry: Registry) -> list:

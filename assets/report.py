@@ -1,0 +1,56 @@
+"""``<model>/report``: the page a model owner opens in the morning, one per day, under ``<lake>/reports/``."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.policy import model_asset_args
+from closedloop.core.names import checked_day
+from closedloop.core.specs import ModelSpec, Registry
+from closedloop.reports.publish import write_daily_report, write_index
+from wiring.partitions import run_days
+from wiring.resources import LakeResource
+
+REPORT_INPUTS = ("rolling_eval", "drift", "ops_stats", "outcomes")
+
+
+def report_key(model: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey([model.name, "report"])
+
+
+def build_report_asset(model: ModelSpec, registry: Registry) -> dg.AssetsDefinition:
+    @dg.asset(
+        **model_asset_args(model, "report"),
+        kinds={"html"},
+        deps=[dg.AssetKey([model.name, name]) for name in REPORT_INPUTS],
+        description=(
+            f"Is {model.name} healthy today? One self-contained HTML page per day: every SLO's state with its "
+            "value and bound, the open incidents and the actions waiting for approval, then the production "
+            "metrics' 90-day trends, quality and calibration per version, the labels the verdict rests on, drift "
+            "and operations. Built after the day's SLO checks and incident handling (its own job, "
+            f"{model.name}_report); the calendar of every day is <lake>/reports/index.html."
+        ),
+    )
+    def report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        store = lake.get()
+        now = dt.datetime.now(dt.UTC)
+        healths = []
+        for key in run_days(context):
+            built, path = write_daily_report(store, model, checked_day(key), now)
+            context.log.info(f"{model.name}/report {key}: {built.health.state}, {path}")
+            healths.append(built.health)
+        index = write_index(store, registry)
+        health = healths[-1]
+        return dg.MaterializeResult(
+            metadata={
+                "day": str(health.day),
+                "state": health.state,
+                "slos_breached": sum(s.state == "breached" for s in health.slos),
+                "open_incidents": len(health.open_incidents),
+                "actions_waiting_for_approval": len(health.pending_actions),
+                "report": dg.MetadataValue.path(str(store.report_path(model.name, health.day))),
+                "index": dg.MetadataValue.path(str(index)),
+            }
+        )
+
+    return report

@@ -1,0 +1,143 @@
+"""Is the model healthy on a day: each SLO's state that day, the incidents open then, their actions.
+
+Everything is read back from the lake's control tables (``slo_evaluations``, ``incidents``,
+``actions``) as of the end of the day, so a report rebuilt later says what was true then; an
+action's state is the one it has now (who approved it and when), since that is what the reader
+must act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from closedloop.control.incidents import read_incidents
+from closedloop.control.metric_catalog import metric_definition
+from closedloop.control.serving import read_actions
+from closedloop.control.slo import latest_per_slo, read_evaluations
+from closedloop.core.lake import Lake
+from closedloop.core.periods import period_start
+from closedloop.core.specs import ModelSpec
+
+OK, BREACHING, BREACHED, NO_DATA, NOT_RUN = "ok", "breaching", "breached", "no data", "not run"
+# How bad a day's state is, for the calendar: the worst SLO decides the colour.
+STATE_RANK = {NOT_RUN: 0, NO_DATA: 1, OK: 2, BREACHING: 3, BREACHED: 4}
+LOOKBACK_DAYS = 30  # an SLO not judged in a month has no state worth showing
+
+
+@dataclass(frozen=True)
+class SLOOnDay:
+    """One SLO at the end of a day: its state, the value it was judged on and the bound it must keep."""
+
+    slo: str
+    metric: str
+    unit: str
+    severity: str
+    bound: str
+    state: str  # ok, breaching (bad, not for long enough yet), breached, no data
+    value: float | None
+    version: str | None  # whose value: all, or the worst version of a per-version SLO
+    period: str | None  # the period the state was judged on (an hour for hourly SLOs)
+    judged_today: bool  # False: the state is carried from an earlier period, the day had no data
+    detail: str | None
+    owner: str | None
+    action: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """The answer to "is this model healthy on this day?"."""
+
+    model: str
+    day: dt.date
+    slos: list[SLOOnDay]
+    open_incidents: list[dict]  # incident fields plus ``action_state`` and ``opened_today``
+    closed_today: list[dict]
+
+    @property
+    def state(self) -> str:
+        """The worst SLO state of the day (``breached`` if any SLO is)."""
+        return worst_state(s.state for s in self.slos)
+
+    @property
+    def pending_actions(self) -> list[dict]:
+        return [i for i in self.open_incidents if i["action_state"] == "pending"]
+
+
+def worst_state(states: Iterable[str]) -> str:
+    return max(states, key=STATE_RANK.__getitem__, default=NOT_RUN)
+
+
+def _end_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
+    """Each SLO's state at the end of ``day``: its latest judged evaluation up to then."""
+    rows = read_evaluations(lake, model.name, day - dt.timedelta(days=LOOKBACK_DAYS), day).to_pylist()
+    latest = latest_per_slo(rows, before=_end_of(day), judged_only=True)
+    metrics = {m.name: m for m in model.metrics}
+    status = []
+    for slo in model.slos:
+        row = latest.get(slo.name)
+        status.append(
+            SLOOnDay(
+                slo=slo.name,
+                metric=slo.metric,
+                unit=metric_definition(model, metrics[slo.metric]).unit,
+                severity=slo.severity,
+                bound=slo.bound.describe(),
+                state=row["state"] if row else NO_DATA,
+                value=row["value"] if row else None,
+                version=row["version"] if row else None,
+                period=row["period"] if row else None,
+                judged_today=row is not None and period_start(row["period"]).date() == day,
+                detail=row["detail"] if row else None,
+                owner=slo.owner or metrics[slo.metric].owner,
+                action=f"{slo.action.type} ({slo.action.mode})",
+            )
+        )
+    return status
+
+
+def _with_action(incident: Mapping, actions: Mapping[str, Mapping], day: dt.date) -> dict:
+    action = actions.get(incident["action_id"] or "")
+    return {
+        **incident,
+        "action_state": action["state"] if action else None,
+        "action_decided_by": action["decided_by"] if action else None,
+        "opened_today": period_start(incident["opened"]).date() == day,
+    }
+
+
+def health_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> Health:
+    """SLO states, incidents open at the end of ``day`` (with their actions) and those closed that day."""
+    actions = {row["action_id"]: row for row in read_actions(lake, model.name)}
+    end = _end_of(day)
+    open_then, closed_today = [], []
+    for incident in read_incidents(lake, model.name):
+        if period_start(incident["opened"]) >= end:
+            continue
+        closed = period_start(incident["closed"]) if incident["closed"] else None
+        if closed is None or closed >= end:
+            open_then.append(_with_action(incident, actions, day))
+        elif closed.date() == day:
+            closed_today.append(_with_action(incident, actions, day))
+    return Health(model.name, day, slos_on_day(lake, model, day), open_then, closed_today)
+
+
+def day_states(lake: Lake, model: ModelSpec, start: dt.date, end: dt.date) -> dict[dt.date, str]:
+    """The worst SLO state judged on each day from ``start`` to ``end``; days never judged are ``not run``.
+
+    Read from the day's own evaluations: a day whose SLOs had no data is ``no data``, not the state
+    carried from before, so the calendar shows the gaps.
+    """
+    states: dict[dt.date, list[str]] = {}
+    for row in read_evaluations(lake, model.name, start, end).to_pylist():
+        # A breach carries over a day without data (the incident stays open); any other state is only as
+        # good as the day's data.
+        state = row["state"] if row["value"] is not None or row["state"] == BREACHED else NO_DATA
+        states.setdefault(row["day"], []).append(state)
+    days = (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+    return {day: worst_state(states.get(day, [])) for day in days}
