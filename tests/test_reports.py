@@ -73,6 +73,25 @@ def test_health_is_what_was_true_at_the_end_of_the_day(breached_on_d2, lake):
     assert next(s for s in during.slos if s.slo == "auc_30d_floor").state == NO_DATA
 
 
+def test_an_hourly_slo_breached_in_the_afternoon_makes_the_day_unhealthy_though_it_ends_ok(lake, registry):
+    triage = registry.model("ticket_triage")
+    hours = []
+    for hour, value, state in ((9, 2300.0, OK), (10, 12000.0, BREACHED), (11, 2400.0, OK)):
+        row = _evaluation(D2, value, state)
+        period = dt.datetime(2026, 10, 6, hour, tzinfo=dt.UTC).isoformat()
+        row.update(model="ticket_triage", slo="p95_latency_ceiling", metric="latency_p95_ms", cadence="hourly",
+                   period=period, version="all", breach=value > 4000, band_low=None, band_high=None)  # fmt: skip
+        hours.append(row)
+    record_evaluations(lake, "ticket_triage", pa.Table.from_pylist(hours, schema=SLO_EVALUATIONS_SCHEMA))
+    health = health_on_day(lake, triage, D2)
+    p95 = next(s for s in health.slos if s.slo == "p95_latency_ceiling")
+    assert (p95.state, p95.worst_today, p95.breached_today) == (OK, BREACHED, ["2026-10-06T10:00:00+00:00"])
+    assert health.state == BREACHED
+    html = daily_report_html(build_daily_report(lake, triage, D2), NOW)
+    assert "Not healthy today: an SLO was breached during the day (recovered by its end)." in html
+    assert "breached today in the hour of 10:00 UTC" in html
+
+
 def test_the_calendar_tells_days_not_run_from_days_without_data(lake, registry):
     fraud = registry.model("fraud")
     rows = [_evaluation(D1, None, OK), _evaluation(D2, 0.0015, BREACHED, "breached"), _evaluation(D3, None, BREACHED)]

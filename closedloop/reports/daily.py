@@ -25,6 +25,7 @@ from closedloop.reports.figures import (
     daily_spend_figure,
     label_coverage_figure,
     quality_over_time_figure,
+    slo_sparkline,
     slo_trends_figure,
 )
 from closedloop.reports.health import Health, health_on_day
@@ -47,6 +48,7 @@ class DailyReport:
     missing: dict[str, str] = field(default_factory=dict)  # section -> why its figures could not be drawn
     labels: dict = field(default_factory=dict)
     thresholds: dict[str, float | None] = field(default_factory=dict)
+    sparklines: dict[str, bytes] = field(default_factory=dict)  # SLO -> its last month, for the status table
     drift_alerts: list[dict] = field(default_factory=list)
     routes: list[dict] = field(default_factory=list)
 
@@ -99,6 +101,7 @@ def build_daily_report(lake: Lake, model: ModelSpec, day: dt.date) -> DailyRepor
     units = {s.slo: s.unit for s in report.health.slos}
     history = slo_history(lake, model, day, TREND_DAYS)
     report.figures["slo_trends"] = slo_trends_figure(model, history, units, day, TREND_DAYS)
+    report.sparklines = {slo.name: slo_sparkline(slo, history, day) for slo in model.slos}
 
     window_days, floor = _quality_window(model)
     quality = quality_history(lake, model, day, TREND_DAYS, QUALITY_METRIC, window_days)

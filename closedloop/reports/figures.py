@@ -155,3 +155,22 @@ def daily_spend_figure(model: ModelSpec, spend: pd.DataFrame, day: dt.date, days
     _day_span(axes, day, days, logged["day"])
     axes.set_ylabel("USD per day")
     return to_png(figure)
+
+
+def slo_sparkline(slo: SLOSpec, history: pd.DataFrame, day: dt.date, days: int = RECENT_DAYS) -> bytes:
+    """A thumbnail of the SLO's last ``days`` days for the status table: the value on its own scale, the
+    bound where it falls inside it, breached periods in red."""
+    figure, axes = new_figure(figsize=(2.2, 0.55))
+    judged = history[(history["slo"] == slo.name)].dropna(subset=["value"])
+    judged = judged[pd.to_datetime(judged["time"]).dt.tz_localize(None) > pd.Timestamp(day) - pd.Timedelta(days=days)]
+    axes.axis("off")
+    if len(judged):
+        axes.plot(judged["time"], judged["value"], color="#1f77b4", linewidth=1.5)
+        bad = judged[judged["state"] == BREACHED]
+        axes.scatter(bad["time"], bad["value"], color="tab:red", s=12, zorder=3)
+        low, high = judged["value"].min(), judged["value"].max()
+        pad = (high - low) * 0.15 or abs(high) * 0.1 or 1.0
+        _draw_bound(axes, slo)
+        axes.set_ylim(low - pad, high + pad)
+    figure.subplots_adjust(0, 0, 1, 1)
+    return to_png(figure)

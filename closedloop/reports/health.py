@@ -40,6 +40,8 @@ class SLOOnDay:
     version: str | None  # whose value: all, or the worst version of a per-version SLO
     period: str | None  # the period the state was judged on (an hour for hourly SLOs)
     judged_today: bool  # False: the state is carried from an earlier period, the day had no data
+    worst_today: str  # the worst state of the day's own periods (an hourly SLO may recover by the evening)
+    breached_today: list[str]  # the day's periods in the breached state
     detail: str | None
     owner: str | None
     action: str
@@ -57,8 +59,8 @@ class Health:
 
     @property
     def state(self) -> str:
-        """The worst SLO state of the day (``breached`` if any SLO is)."""
-        return worst_state(s.state for s in self.slos)
+        """The worst SLO state of the day, at its end or in any of its periods."""
+        return worst_state([*(s.state for s in self.slos), *(s.worst_today for s in self.slos)])
 
     @property
     def pending_actions(self) -> list[dict]:
@@ -73,10 +75,20 @@ def _end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
 
 
+def _state_of(row: Mapping) -> str:
+    """A period's state as the calendar shows it: a breach carries over a period without data (the
+    incident stays open); any other state is only as good as the period's data."""
+    return row["state"] if row["value"] is not None or row["state"] == BREACHED else NO_DATA
+
+
 def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
-    """Each SLO's state at the end of ``day``: its latest judged evaluation up to then."""
+    """Each SLO's state at the end of ``day`` (its latest judged evaluation up to then) and during it."""
     rows = read_evaluations(lake, model.name, day - dt.timedelta(days=LOOKBACK_DAYS), day).to_pylist()
     latest = latest_per_slo(rows, before=_end_of(day), judged_only=True)
+    today: dict[str, list[Mapping]] = {}
+    for row in rows:
+        if row["day"] == day:
+            today.setdefault(row["slo"], []).append(row)
     metrics = {m.name: m for m in model.metrics}
     status = []
     for slo in model.slos:
@@ -93,6 +105,8 @@ def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
                 version=row["version"] if row else None,
                 period=row["period"] if row else None,
                 judged_today=row is not None and period_start(row["period"]).date() == day,
+                worst_today=worst_state(_state_of(r) for r in today.get(slo.name, [])),
+                breached_today=sorted(r["period"] for r in today.get(slo.name, []) if r["state"] == BREACHED),
                 detail=row["detail"] if row else None,
                 owner=slo.owner or metrics[slo.metric].owner,
                 action=f"{slo.action.type} ({slo.action.mode})",
@@ -135,9 +149,6 @@ def day_states(lake: Lake, model: ModelSpec, start: dt.date, end: dt.date) -> di
     """
     states: dict[dt.date, list[str]] = {}
     for row in read_evaluations(lake, model.name, start, end).to_pylist():
-        # A breach carries over a day without data (the incident stays open); any other state is only as
-        # good as the day's data.
-        state = row["state"] if row["value"] is not None or row["state"] == BREACHED else NO_DATA
-        states.setdefault(row["day"], []).append(state)
+        states.setdefault(row["day"], []).append(_state_of(row))
     days = (start + dt.timedelta(days=i) for i in range((end - start).days + 1))
     return {day: worst_state(states.get(day, [])) for day in days}

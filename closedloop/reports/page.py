@@ -22,12 +22,15 @@ STYLE = (
     ".state { display: inline-block; padding: 0 .45rem; border-radius: .6rem; color: white; font-weight: 600;"
     " font-size: .8rem; white-space: nowrap; }\n"
     ".pending { background: #fff8c5; }\n"
+    "td.spark img { width: 10rem; margin: 0; }\n"
     + "".join(f".state-{key.replace(' ', '-')} {{ background: {colour}; }}\n" for key, colour in STATE_COLOURS.items())
 )
+RECOVERED_TODAY = "recovered today"
 VERDICTS = {
     OK: "Healthy: every SLO with data is met.",
     BREACHING: "Watch: an SLO is outside its bound, not yet for long enough to open an incident.",
     BREACHED: "Not healthy: an SLO is breached.",
+    RECOVERED_TODAY: "Not healthy today: an SLO was breached during the day (recovered by its end).",
     NO_DATA: "No verdict: no SLO had enough data to judge.",
     NOT_RUN: "No verdict: no SLO was judged; run the pipeline for this day.",
 }
@@ -50,20 +53,35 @@ def number(value: float | None, unit: str = "") -> str:
     return f"{value:.4g}"
 
 
-def _slo_rows(slos: list[SLOOnDay]) -> str:
+def _during_the_day(s: SLOOnDay) -> str:
+    """What the end-of-day state hides: an hourly SLO breached in the afternoon and recovered by night."""
+    if not s.breached_today or s.state == BREACHED:
+        return ""
+    hours = [period[11:16] for period in s.breached_today if len(period) > 10]
+    if not hours:
+        return "<br><span class='note'>breached today</span>"
+    when = f"the hour of {hours[0]}" if len(hours) == 1 else f"{len(hours)} hours, {hours[0]} to {hours[-1]}"
+    return f"<br><span class='note'>breached today in {when} UTC</span>"
+
+
+def _slo_rows(slos: list[SLOOnDay], sparklines: dict[str, bytes]) -> str:
     head = (
-        "<tr><th>SLO</th><th>state</th><th>value</th><th>bound</th><th>judged on</th><th>version</th>"
+        "<tr><th>SLO</th><th>state</th><th>value</th><th>bound</th><th>last 30 days</th><th>judged on</th>"
         "<th>severity</th><th>owner</th><th>runbook</th></tr>"
     )
     rows = []
     for s in slos:
         judged = escape(s.period or "never") + ("" if s.judged_today or s.period is None else " (no data today)")
+        scope = f"<br><span class='note'>{escape(s.detail or '')}</span>" if s.detail and s.version != "all" else ""
+        spark = sparklines.get(s.slo)
+        thumbnail = embedded_png(spark, f"{s.slo}, last 30 days") if spark else ""
+        whose = f" ({escape(s.version)})" if s.version and s.version != "all" else ""
         rows.append(
             f"<tr><td>{escape(s.slo)}<br><span class='note'>{escape(s.metric)}</span></td>"
-            f"<td>{state_badge(s.state)}</td>"
-            f"<td>{number(s.value, s.unit)}</td><td>{escape(s.bound)}</td><td>{judged}</td>"
-            f"<td>{escape(s.version or '')}</td><td>{escape(s.severity)}</td><td>{escape(s.owner or '')}</td>"
-            f"<td>{escape(s.action)}</td></tr>"
+            f"<td>{state_badge(s.state)}{_during_the_day(s)}</td>"
+            f"<td>{number(s.value, s.unit)}{whose}"
+            f"{scope}</td><td>{escape(s.bound)}</td><td class='spark'>{thumbnail}</td><td>{judged}</td>"
+            f"<td>{escape(s.severity)}</td><td>{escape(s.owner or '')}</td><td>{escape(s.action)}</td></tr>"
         )
     return f"<table id='slos'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -97,6 +115,8 @@ def _incident_rows(incidents: list[dict], empty: str) -> str:
 def _status(report: DailyReport) -> str:
     health = report.health
     state = health.state
+    recovered = state == BREACHED and all(s.state != BREACHED for s in health.slos)
+    verdict = VERDICTS[RECOVERED_TODAY if recovered else state]
     pending = health.pending_actions
     waiting = "".join(
         f"<li><strong>{escape(i['action'])}</strong> for {escape(i['slo'])} waits for approval: "
@@ -106,12 +126,12 @@ def _status(report: DailyReport) -> str:
     return (
         "<section id='status'>"
         f"<p class='verdict' style='border-color: {STATE_COLOURS[state]}'>{state_badge(state)} "
-        f"{escape(VERDICTS[state])}"
+        f"{escape(verdict)}"
         + (f" {len(health.open_incidents)} incident(s) open." if health.open_incidents else "")
         + "</p>"
         + (f"<ul class='pending'>{waiting}</ul>" if waiting else "")
         + "<h2>SLOs at the end of the day</h2>"
-        + _slo_rows(health.slos)
+        + _slo_rows(health.slos, report.sparklines)
         + "<h2>Open incidents</h2>"
         + _incident_rows(health.open_incidents, "No incident is open.")
         + ("<h3>Closed today</h3>" + _incident_rows(health.closed_today, "") if health.closed_today else "")
