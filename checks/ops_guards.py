@@ -10,9 +10,9 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from checks.results import check_result, period_in_words
+from checks.results import check_result
 from closedloop.core.names import checked_day
-from closedloop.core.periods import hours_to_judge
+from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec
 from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
 from closedloop.ops.stats import read_ops_stats

@@ -13,27 +13,14 @@ A failed result's description is that first failure as a sentence, so the check'
 Dagster UI says what broke and when.
 """
 
-import datetime as dt
 import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
 
-from closedloop.core.periods import period_start
-
 NO_FAILURE = "none"
 VOCABULARY = ("expected", "observed", "first_failure", "failing_periods")
-
-
-def period_in_words(period: dt.date | dt.datetime | str) -> str:
-    """A day as ``YYYY-MM-DD``, an hour as ``YYYY-MM-DD HH:00`` (UTC); lake period keys are accepted."""
-    if isinstance(period, str):
-        period = period_start(period) if "T" in period else dt.date.fromisoformat(period)
-    if isinstance(period, dt.datetime):
-        hour = period.astimezone(dt.UTC) if period.tzinfo else period  # closedloop's naive times are UTC already
-        return f"{hour:%Y-%m-%d %H:00}"
-    return period.isoformat()
 
 
 def _figure(value: Any) -> Any:

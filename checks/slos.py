@@ -14,11 +14,11 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from checks.results import check_result, period_in_words
+from checks.results import check_result
 from closedloop.control.metric_catalog import metric_table
 from closedloop.control.slo import evaluate_periods, record_evaluations
 from closedloop.core.names import checked_day
-from closedloop.core.periods import hours_to_judge
+from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec, SLOSpec
 from wiring.partitions import run_days
 from wiring.resources import LakeResource

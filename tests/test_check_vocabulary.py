@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from checks.results import NO_FAILURE, check_result, period_in_words
+from checks.results import NO_FAILURE, check_result
+from closedloop.core.periods import period_in_words
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration.definitions import build_definitions

@@ -62,3 +62,13 @@ def hours_to_judge(day: dt.date, as_of: dt.datetime | None) -> list[dt.datetime]
     if as_of is None or not start <= as_of < start + dt.timedelta(days=1, hours=1):
         return hours
     return [h for h in hours if hour_has_ended(h, as_of)][-1:]
+
+
+def period_in_words(period: dt.date | dt.datetime | str) -> str:
+    """A day as ``YYYY-MM-DD``, an hour as ``YYYY-MM-DD HH:00`` (UTC); lake period keys are accepted."""
+    if isinstance(period, str):
+        period = period_start(period) if "T" in period else dt.date.fromisoformat(period)
+    if isinstance(period, dt.datetime):
+        hour = period.astimezone(dt.UTC) if period.tzinfo else period  # closedloop's naive times are UTC already
+        return f"{hour:%Y-%m-%d %H:00}"
+    return period.isoformat()

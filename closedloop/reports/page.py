@@ -12,6 +12,7 @@ import datetime as dt
 from html import escape
 
 from closedloop.core.html import embedded_png, page
+from closedloop.core.periods import period_in_words
 from closedloop.core.plotting import version_colours
 from closedloop.reports.daily import OPS_DAYS, SPEND_DAYS, TREND_DAYS, DailyReport, metric_rows
 from closedloop.reports.health import BREACHED, BREACHING, NO_DATA, NOT_RUN, OK, SLOOnDay
@@ -71,7 +72,8 @@ def _slo_rows(slos: list[SLOOnDay], sparklines: dict[str, bytes]) -> str:
     )
     rows = []
     for s in slos:
-        judged = escape(s.period or "never") + ("" if s.judged_today or s.period is None else " (no data today)")
+        judged = escape(period_in_words(s.period) if s.period else "never")
+        judged += "" if s.judged_today or s.period is None else " (no data today)"
         scope = f"<br><span class='note'>{escape(s.detail or '')}</span>" if s.detail and s.version != "all" else ""
         spark = sparklines.get(s.slo)
         thumbnail = embedded_png(spark, f"{s.slo}, last 30 days") if spark else ""
@@ -86,7 +88,7 @@ def _slo_rows(slos: list[SLOOnDay], sparklines: dict[str, bytes]) -> str:
     return f"<table id='slos'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _incident_rows(incidents: list[dict], empty: str) -> str:
+def _incident_rows(incidents: list[dict], empty: str, units: dict[str, str]) -> str:
     if not incidents:
         return f"<p>{escape(empty)}</p>"
     head = (
@@ -104,8 +106,8 @@ def _incident_rows(incidents: list[dict], empty: str) -> str:
         row_class = " class='pending'" if pending else ""
         rows.append(
             f"<tr{row_class}><td>{escape(i['slo'])}{new}<br>"
-            f"<span class='note'>{escape(i['incident_id'])}</span></td><td>{escape(i['opened'])}</td>"
-            f"<td>{number(i['value'])}{scope}</td><td>{escape(i['severity'])}</td>"
+            f"<span class='note'>{escape(i['incident_id'])}</span></td><td>{escape(period_in_words(i['opened']))}</td>"
+            f"<td>{number(i['value'], units.get(i['slo'], ''))}{scope}</td><td>{escape(i['severity'])}</td>"
             f"<td>{escape(i['action'])} ({escape(i['action_mode'])})</td>"
             f"<td>{f'<strong>{escape(result)}</strong>' if pending else escape(result)}</td></tr>"
         )
@@ -114,6 +116,7 @@ def _incident_rows(incidents: list[dict], empty: str) -> str:
 
 def _status(report: DailyReport) -> str:
     health = report.health
+    units = {s.slo: s.unit for s in health.slos}
     state = health.state
     recovered = state == BREACHED and all(s.state != BREACHED for s in health.slos)
     verdict = VERDICTS[RECOVERED_TODAY if recovered else state]
@@ -133,8 +136,8 @@ def _status(report: DailyReport) -> str:
         + "<h2>SLOs at the end of the day</h2>"
         + _slo_rows(health.slos, report.sparklines)
         + "<h2>Open incidents</h2>"
-        + _incident_rows(health.open_incidents, "No incident is open.")
-        + ("<h3>Closed today</h3>" + _incident_rows(health.closed_today, "") if health.closed_today else "")
+        + _incident_rows(health.open_incidents, "No incident is open.", units)
+        + ("<h3>Closed today</h3>" + _incident_rows(health.closed_today, "", units) if health.closed_today else "")
         + "</section>"
     )
 

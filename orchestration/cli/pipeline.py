@@ -182,12 +182,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ),
             f"Pending actions: {this_command()} actions --state pending; approve one with {this_command()} approve "
             "ACTION_ID",
-            f"Daily reports (the days incidents opened and {end}; any other day: {this_command()} report --model M "
-            "--date D):",
-            f"  {index}",
             f"Runs are in the Dagster instance at {dagster_home}; open the UI with `make ui` "
             "(http://127.0.0.1:3000, Assets > fraud / ticket_triage).",
             f'Ad-hoc SQL: {this_command()} sql "select * from fraud_quarantine limit 5"',
+            f"Daily reports of the days incidents opened and of {end} (any other day: {this_command()} report "
+            "--model M --date D); open the calendar:",
+            f"  {index}",
         ]
         + [f"FAILED {line}" for line in failures]
     )
