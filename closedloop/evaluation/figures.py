@@ -35,7 +35,7 @@ def reliability_figure(
 
     ``labels_note`` says which labels the curves rest on (e.g. known so far, not matured).
     """
-    figure, axes = new_figure(figsize=(5.5, 5))
+    figure, axes = new_figure(figsize=(6.5, 5.5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
     drawn = 0
     for name, counts in populations.items():
@@ -53,13 +53,12 @@ def reliability_figure(
             color=(colours or {}).get(name),
             label=f"{name} (ECE {error:.3f}, {int(counts.n_labeled):,} labels)",
         )
-    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean score in bin", ylabel="observed positive share", title=title)
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean score in bin", ylabel="observed positive share")
+    axes.set_title(f"{title}\n{labels_note}" if labels_note else title)
     if not drawn:
         no_data(axes, "No labels in this window yet: nothing to calibrate against.")
     else:
         axes.legend(loc="upper left")
-    if labels_note:
-        axes.annotate(labels_note, (0.99, 0.01), xycoords="axes fraction", ha="right", fontsize=7, color="#666666")
     return to_png(figure)
 
 
@@ -171,12 +170,12 @@ def eval_figures(
     colours = version_colours(model.versions_by_release)
     matured = score_counts(stats, "matured").get((ALL, ALL, ALL), ScoreCounts.empty())
     note = (
-        f"labels known so far: {int(pooled.n_labeled):,}, of which matured: {int(matured.n_labeled):,} "
-        f"(labels mature {model.labels.maturity_days} days after the prediction)"
+        f"{int(pooled.n_labeled):,} labels so far, {int(matured.n_labeled):,} matured "
+        f"(labels mature at {model.labels.maturity_days} days)"
     )
     return {
         "reliability": reliability_figure(versions, f"Reliability, {period}", colours, note),
-        "score_histogram": score_histogram_figure(pooled, threshold, f"Scores by label, {period}"),
+        "score_histogram": score_histogram_figure(pooled, threshold, f"Scores by label, {period}\n{note}"),
         "decision_rate": decision_rate_figure(
             daily_decision_rates(lake, model, day, window_days),
             {version: spec.threshold for version, spec in model.versions.items()},
@@ -184,7 +183,9 @@ def eval_figures(
             f"Decision rate, {period}",
             colours,
         ),
-        "threshold_tradeoff": threshold_figure(pooled, threshold, approved_rate, f"Threshold trade-off, {period}"),
+        "threshold_tradeoff": threshold_figure(
+            pooled, threshold, approved_rate, f"Threshold trade-off, {period}\n{note}"
+        ),
     }
 
 
