@@ -21,10 +21,11 @@ def build_labels_asset(model: ModelSpec) -> dg.AssetsDefinition:
             )
         ],
         description=(
-            f"Labels for {model.name} ({model.labels.source}) that arrived on the day, partitioned by arrival "
-            f"date and joined to the prediction they label (model_version, prediction_ts). Labels count as "
-            f"complete {model.labels.maturity_days} days after the prediction. Written every day, even when "
-            "nothing arrived, so downstream days are never blocked by a missing partition."
+            f"What turned out to be true for {model.name}'s predictions ({model.labels.source}): the labels that "
+            f"arrived on the day, partitioned by arrival date and joined to the prediction they label "
+            f"(model_version, prediction_ts). Quality is only known once labels arrive, and counts as final "
+            f"{model.labels.maturity_days} days after the prediction. Written every day, even when nothing "
+            "arrived, so downstream days are never blocked by a missing partition."
         ),
     )
     def labels(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:

@@ -7,6 +7,7 @@ from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.daily import labels_known_through
 from closedloop.evaluation.outcomes import outcomes_for_day
 from wiring.automation import outcomes_condition
+from wiring.day_records import record_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -30,11 +31,11 @@ def build_outcomes_asset(model: ModelSpec) -> dg.AssetsDefinition:
         ],
         automation_condition=outcomes_condition(model),
         description=(
-            f"Every prediction {model.name} served on the day, with its label if one is known yet "
-            f"({model.labels.source}; the latest label wins), how long the label took, and whether it was "
-            f"known at the day's maturity horizon ({maturity} days). Seen as of the latest label day in the "
-            f"lake, and re-materialized automatically when labels for the day arrive, so coverage grows "
-            f"until the day is mature."
+            f"Which of {model.name}'s decisions on the day turned out right, as far as is known yet: every "
+            f"prediction with its label if one has arrived ({model.labels.source}; the latest label wins), how long "
+            f"the label took, and whether it was known at the day's maturity horizon ({maturity} days). Seen as of "
+            f"the latest label day in the lake, and re-materialized automatically when labels for the day arrive, "
+            f"so each day's coverage grows until the day is mature."
         ),
     )
     def outcomes(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -55,16 +56,28 @@ def build_outcomes_asset(model: ModelSpec) -> dg.AssetsDefinition:
                 f"{_hours(s.label_delay_p90_hours)} | {s.as_of} | {'yes' if s.mature else f'on {s.maturity_date}'} |"
             )
             context.log.info(f"{model.name}/outcomes {s.day} as of {s.as_of}: {s.n_labeled:,} of {s.n:,} labeled")
-        n = sum(s.n for s in summaries)
-        labeled = sum(s.n_labeled for s in summaries)
+            record_day(
+                context,
+                day,
+                {
+                    "predictions": s.n,
+                    "labeled": s.n_labeled,
+                    "positives": s.n_positive,
+                    "matured_labels": s.n_matured,
+                    "coverage": s.coverage,
+                    "label_delay_p50_hours": s.label_delay_p50_hours,
+                    "label_delay_p90_hours": s.label_delay_p90_hours,
+                    "as_of": str(s.as_of),
+                    "mature": s.mature,
+                    "maturity_date": str(s.maturity_date),
+                    "partition_file": dg.MetadataValue.path(str(store.partition_path(model.name, "outcomes", day))),
+                },
+            )
         return dg.MaterializeResult(
             metadata={
-                # In a range run every partition of the range gets this metadata: the per-day table has each day.
+                # Each day's own figures are on its own partition; the run's range and per-day table on every one.
                 "run_range": f"{summaries[0].day}..{summaries[-1].day}",
                 "labels_known_through": str(max(s.as_of for s in summaries)),
-                "predictions": n,
-                "labeled": labeled,
-                "coverage": dg.MetadataValue.float(labeled / n if n else 0.0),
                 "mature_days": sum(s.mature for s in summaries),
                 "per_day": dg.MetadataValue.md("\n".join(lines)),
             }

@@ -13,10 +13,12 @@ def build_predictions_asset(model: ModelSpec) -> dg.AssetsDefinition:
         **model_asset_args(model, "predictions"),
         kinds={"parquet", "duckdb"},
         description=(
-            f"Every prediction {model.name} served on the day (UTC), in closedloop's columns and types, "
-            "one row per prediction_id. Rows that break the input contract are in the quarantine table "
-            "with the reason; exact duplicates (client retries) are dropped and counted. "
-            "Today's partition is refreshed as the day's files land."
+            f"What {model.name} decided on the day (UTC): every prediction it served, one row per prediction_id, "
+            "in closedloop's columns and types. Drift, quality, serving costs and SLOs of the day are all computed "
+            "from it, so a day that fails its contract holds them back. Rows that break the input contract are in "
+            "the quarantine table with the reason; exact duplicates (client retries) are dropped and counted. "
+            "Each day's page has its rows landed, accepted and quarantined; today's partition is refreshed as the "
+            "day's files land."
         ),
     )
     def predictions(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:

@@ -1,13 +1,16 @@
 """``<model>/report``: the page a model owner opens in the morning, one per day, under ``<lake>/reports/``."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 
 from assets.policy import model_asset_args
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec, Registry
+from closedloop.reports.health import BREACHED, Health
 from closedloop.reports.publish import write_daily_report, write_index
+from wiring.day_records import record_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -16,6 +19,17 @@ REPORT_INPUTS = ("rolling_eval", "drift", "ops_stats", "outcomes")
 
 def report_key(model: ModelSpec) -> dg.AssetKey:
     return dg.AssetKey([model.name, "report"])
+
+
+def _day_metadata(health: Health, path: Path) -> dict:
+    """What a day's page says first, as numbers the UI can plot over the partitions, and where it is."""
+    return {
+        "state": health.state,
+        "slos_breached": sum(s.state == BREACHED for s in health.slos),
+        "open_incidents": len(health.open_incidents),
+        "actions_waiting_for_approval": len(health.pending_actions),
+        "report": dg.MetadataValue.path(str(path)),
+    }
 
 
 def build_report_asset(model: ModelSpec, registry: Registry) -> dg.AssetsDefinition:
@@ -37,18 +51,15 @@ def build_report_asset(model: ModelSpec, registry: Registry) -> dg.AssetsDefinit
         healths = []
         for key in run_days(context):
             built, path = write_daily_report(store, model, checked_day(key), now)
-            context.log.info(f"{model.name}/report {key}: {built.health.state}, {path}")
-            healths.append(built.health)
+            health = built.health
+            context.log.info(f"{model.name}/report {key}: {health.state}, {path}")
+            record_day(context, key, _day_metadata(health, path))
+            healths.append(health)
         index = write_index(store, registry)
-        health = healths[-1]
+        last = healths[-1]
         return dg.MaterializeResult(
             metadata={
-                "day": str(health.day),
-                "state": health.state,
-                "slos_breached": sum(s.state == "breached" for s in health.slos),
-                "open_incidents": len(health.open_incidents),
-                "actions_waiting_for_approval": len(health.pending_actions),
-                "report": dg.MetadataValue.path(str(store.report_path(model.name, health.day))),
+                **_day_metadata(last, store.report_path(model.name, last.day)),
                 "index": dg.MetadataValue.path(str(index)),
             }
         )

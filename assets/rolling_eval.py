@@ -7,7 +7,11 @@ from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
 from closedloop.evaluation.figures import eval_figures
 from closedloop.evaluation.rolling_eval import RollingEval
+from closedloop.reports.daily import QUALITY_METRIC, TREND_DAYS, quality_window
+from closedloop.reports.figures import quality_over_time_figure
+from closedloop.reports.history import quality_history
 from wiring.automation import downstream_condition
+from wiring.day_records import record_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -15,6 +19,9 @@ HEADLINE = (
     "| window | version | n | labeled | coverage | ROC AUC (95%) | ECE | decision rate | immature labels | "
     "ROC AUC immature | ECE immature | ROC AUC estimated (95%) |"
 )
+
+
+HEADLINE_METRICS = ("n", "n_labeled", "coverage", "roc_auc", "ece", "decision_rate")
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -48,6 +55,19 @@ def headline_table(result: RollingEval) -> str:
     return "\n".join(lines)
 
 
+def headline_figures(result: RollingEval) -> dict[str, float | int | None]:
+    """The day's headline numbers, all versions together, per window (``roc_auc_7d``, ...), for plots over days."""
+    if not result.table.num_rows:
+        return {}
+    figures: dict[str, float | int | None] = {}
+    for window_days in result.windows:
+        block = result.document(window_days)["all_versions"]
+        for metric in HEADLINE_METRICS:
+            figures[f"{metric}_{window_days}d"] = block.get(metric)
+        figures[f"roc_auc_estimated_{window_days}d"] = block.get(ESTIMATED, {}).get("roc_auc")
+    return figures
+
+
 def build_rolling_eval_asset(model: ModelSpec) -> dg.AssetsDefinition:
     longest = max(model.evaluation.windows_days)
     windows = " and ".join(f"{w}-day" for w in model.evaluation.windows_days)
@@ -68,8 +88,10 @@ def build_rolling_eval_asset(model: ModelSpec) -> dg.AssetsDefinition:
             "loss, ECE/MCE, positive and decision rates, with 95% intervals. Quality counts matured labels only "
             f"(known {model.labels.maturity_days} days after the prediction); labels not mature yet are "
             "reported apart, and windows whose labels are not mature get a performance estimate from "
-            "calibrated scores, kept beside the realised value once the labels mature. The metadata of the "
-            "run's last day has the headline table and the calibration and decision-rate figures."
+            "calibrated scores, kept beside the realised value once the labels mature. Each day's page has its "
+            "headline numbers (roc_auc_7d, ece_7d, ...; plotted over days by the UI); the headline table and the "
+            "figures (ROC AUC over the last 90 days per version, calibration, decision rates) are the run's last "
+            "day's."
         ),
     )
     def rolling_eval(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -79,16 +101,22 @@ def build_rolling_eval_asset(model: ModelSpec) -> dg.AssetsDefinition:
             result = evaluate_day(store, model, day, labels_known_through(store, model, day))
             store.write_partition(model.name, "rolling_eval", day, result.table)
             context.log.info(f"{model.name}/rolling_eval {day}: {result.table.num_rows:,} metric rows")
+            path = store.partition_path(model.name, "rolling_eval", day)
+            record_day(context, day, {**headline_figures(result), "partition_file": dg.MetadataValue.path(str(path))})
         last = result.day
         metadata = {
             # Figures for the run's last day only: a 60-day backfill renders them once, not sixty times.
-            "day": str(last),
+            "figures_for_day": str(last),
             "headline": dg.MetadataValue.md(headline_table(result)) if result.table.num_rows else "no statistics yet",
             "approved_decision_rate": model.evaluation.approved_decision_rate,
             "threshold_for_approved_rate": dg.MetadataValue.json(approved_rate_thresholds(store, model, last, longest)),
         }
         for name, png in eval_figures(store, model, last, longest, model.evaluation.approved_decision_rate).items():
             metadata[name] = figure_metadata(store, model, f"eval_{name}", last, png)
+        window_days, floor = quality_window(model)
+        history = quality_history(store, model, last, TREND_DAYS, QUALITY_METRIC, window_days)
+        trend = quality_over_time_figure(model, history, QUALITY_METRIC, window_days, last, TREND_DAYS, floor)
+        metadata["quality_over_time"] = figure_metadata(store, model, "eval_quality_over_time", last, trend)
         return dg.MaterializeResult(metadata=metadata)
 
     return rolling_eval

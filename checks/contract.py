@@ -5,8 +5,9 @@ One multi-asset check per landing table validates every day of the run with the 
 full result beside the partition (``<lake>/<model>/validations/<table>/<day>.json``) and
 reports one result per predicate. Structural predicates are ERROR and block downstream
 assets; distribution predicates are WARN unless the registry sets ``contract.severity: error``.
-In a range run each predicate covers the whole range: its metadata (``checks.results``) has the
-first failure's expected and observed values, in words, and the failing days.
+Each day gets its own result per predicate (``wiring.day_records``); in a range run a last one
+covers the whole range: its metadata (``checks.results``) has the first failure's expected and
+observed values, in words, and the failing days.
 """
 
 import datetime as dt
@@ -29,6 +30,7 @@ from closedloop.inputs.contract import (
 from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
 from closedloop.inputs.gx_adapter import Outcome, validate
 from closedloop.inputs.quarantine import quarantine_shares
+from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -155,7 +157,7 @@ def _spec(model: ModelSpec, asset: dg.AssetKey, check) -> dg.AssetCheckSpec:
         if blocking
         else "Warning only: downstream assets still run."
     )
-    return dg.AssetCheckSpec(check.name, asset=asset, description=f"{check.description} {effect}", blocking=blocking)
+    return check_spec(model, check.name, asset=asset, description=f"{check.description} {effect}", blocking=blocking)
 
 
 def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
@@ -193,11 +195,16 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
         for day, outcomes in _lake_outcomes(store, model, table, days, columns).items():
             for outcome in outcomes:
                 by_check[outcome.check][day].append(outcome)
-        for check in checks:
-            found = by_check[check.name]
+        for found in by_check.values():
             for day in days:
                 found.setdefault(day, [])
-            yield _result(model, check, table, found)
+
+        def judge(keys: list[str]):
+            judged = {checked_day(key) for key in keys}
+            for check in checks:
+                yield _result(model, check, table, {d: o for d, o in by_check[check.name].items() if d in judged})
+
+        yield from judged_day_by_day(context, judge)
 
     return contract
 

@@ -15,6 +15,7 @@ from checks.results import check_result
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.drift.report import figures_of, judged_rows
+from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 
@@ -96,7 +97,7 @@ def build_drift_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
 
     @dg.multi_asset_check(
         name=f"{model.name}__drift_limits",
-        specs=[dg.AssetCheckSpec(name, asset=asset, description=text) for name, (_, text) in CHECKS.items()],
+        specs=[check_spec(model, name, asset=asset, description=text) for name, (_, text) in CHECKS.items()],
         description=f"Drift of {model.name} judged against the registry's drift: limits.",
     )
     def drift_limits(context: dg.AssetCheckExecutionContext, lake: LakeResource):
@@ -104,7 +105,13 @@ def build_drift_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
         reports = [store.read_partition(model.name, "drift", checked_day(key)) for key in run_days(context)]
         report = pa.concat_tables([r for r in reports if r is not None])
         judged = judged_rows(report)
-        for check, (figures, _) in CHECKS.items():
-            yield _result(model, check, figures_of(judged, figures))
+
+        def judge(keys: list[str]):
+            days = pa.array([checked_day(key) for key in keys], pa.date32())
+            rows = judged.filter(pc.is_in(judged.column("day"), days))
+            for check, (figures, _) in CHECKS.items():
+                yield _result(model, check, figures_of(rows, figures))
+
+        yield from judged_day_by_day(context, judge)
 
     return [drift_limits]

@@ -16,6 +16,7 @@ from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec
 from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
 from closedloop.ops.stats import read_ops_stats
+from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 from wiring.tags import AS_OF_TAG
@@ -88,7 +89,8 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
     @dg.multi_asset_check(
         name=f"{model.name}__ops_guards",
         specs=[
-            dg.AssetCheckSpec(
+            check_spec(
+                model,
                 GUARD_CHECK_NAMES[g],
                 asset=asset,
                 description=(
@@ -113,7 +115,12 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
             results += evaluate_guards(
                 stats, model.ops, hours_to_judge(day, as_of), history=history if history.num_rows else None
             )
-        for guard in guards:
-            yield _result(model, guard, [r for r in results if r.guard == guard])
+
+        def judge(keys: list[str]):
+            days = {checked_day(key) for key in keys}
+            for guard in guards:
+                yield _result(model, guard, [r for r in results if r.guard == guard and r.hour.date() in days])
+
+        yield from judged_day_by_day(context, judge)
 
     return [ops_guards]

@@ -10,28 +10,19 @@ Each result's metadata starts with the same four keys, with the same meaning in 
 - ``failing_periods``: the failing periods (``YYYY-MM-DD`` days, ``YYYY-MM-DD HH:00`` hours), as JSON.
 
 A failed result's description is that first failure as a sentence, so the check's row in the
-Dagster UI says what broke and when.
+Dagster UI says what broke and when. The same function makes each day's result and a range's
+(``wiring.day_records.judged_day_by_day`` files the days under their partitions).
 """
 
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
 
+from wiring.day_records import metadata_value
+
 NO_FAILURE = "none"
 VOCABULARY = ("expected", "observed", "first_failure", "failing_periods")
-
-
-def _figure(value: Any) -> Any:
-    """A number stays a number (int or float, also from NumPy), text stays text, anything else is JSON."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return dg.MetadataValue.json(value)
 
 
 def check_result(
@@ -73,8 +64,8 @@ def check_result(
         severity=severity,
         description=description,
         metadata={
-            "expected": _figure(expected),
-            "observed": _figure(observed),
+            "expected": metadata_value(expected),
+            "observed": metadata_value(observed),
             "first_failure": NO_FAILURE if first_failure is None else first_failure,
             "failing_periods": dg.MetadataValue.json(periods),
             **extra,

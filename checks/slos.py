@@ -20,6 +20,7 @@ from closedloop.control.slo import evaluate_periods, record_evaluations
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec, SLOSpec
+from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
 from wiring.tags import AS_OF_TAG
@@ -68,7 +69,8 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
     @dg.multi_asset_check(
         name=f"{model.name}__{table}_slos",
         specs=[
-            dg.AssetCheckSpec(
+            check_spec(
+                model,
                 slo.name,
                 asset=asset,
                 description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {slo.bound.describe()} "
@@ -98,8 +100,13 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
                     f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = "
                     f"{row['value']:.4g})"
                 )
-        for slo in slos:
-            yield _result(model, slo, asset, rows)
+
+        def judge(keys: list[str]):
+            days = set(keys)
+            for slo in slos:
+                yield _result(model, slo, asset, [r for r in rows if r["period"][:10] in days])
+
+        yield from judged_day_by_day(context, judge)
 
     return slo_check
 

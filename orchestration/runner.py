@@ -157,9 +157,14 @@ def _failing_days(check: str, periods: list[str]) -> tuple[str, ...]:
     return tuple(sorted({period[:10] for period in periods}))
 
 
+def _verdicts(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
+    """Each check's result over the whole run: its last evaluation (a range run records each day's before it)."""
+    return list({e.asset_check_key: e for e in result.get_asset_check_evaluations()}.values())
+
+
 def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]:
     failed = []
-    for evaluation in result.get_asset_check_evaluations():
+    for evaluation in _verdicts(result):
         if evaluation.passed:
             continue
         periods = evaluation.metadata.get("failing_periods")
@@ -178,7 +183,7 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     """One line that says which step or blocking check failed and why."""
-    for evaluation in result.get_asset_check_evaluations():
+    for evaluation in _verdicts(result):
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             detail = evaluation.metadata.get("first_failure")
             return f"check {evaluation.asset_check_key.to_user_string()} failed" + (

@@ -4,7 +4,8 @@ then an hour later yesterday's report.
 All run by default. The hourly run replaces today's ``predictions`` and ``ops_stats``
 partitions with everything landed so far (an idempotent replace) and tags the run with its
 tick time, so the guards judge the hour that has just ended. The daily run starts after the
-day's last hour has landed and materializes everything for the finished day.
+day's last hour has landed and materializes everything for the finished day. A model whose
+log has ended (the registry's ``end_date``) skips the ticks after it: those days have no partition.
 """
 
 import datetime as dt
@@ -35,6 +36,19 @@ def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefiniti
     )
 
 
+def past_the_end(model: ModelSpec, day: dt.date) -> bool:
+    """Whether ``day`` is after the last day of ``model``'s log (its registry ``end_date``), so has no partition."""
+    return model.end_date is not None and day > model.end_date
+
+
+def _yesterday(model: ModelSpec, context: dg.ScheduleEvaluationContext, kind: str) -> dg.RunRequest | dg.SkipReason:
+    """A run of yesterday's partition, unless the model's log ended before it."""
+    yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    if past_the_end(model, yesterday):
+        return dg.SkipReason(f"{model.name}'s log ended on {model.end_date} (models.{model.name}.end_date)")
+    return dg.RunRequest(run_key=f"{model.name}-{kind}-{yesterday}", partition_key=yesterday.isoformat())
+
+
 def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
     @dg.schedule(
         name=f"{model.name}_hourly",
@@ -44,8 +58,10 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Refreshes today's partition and judges the hour that just ended against the ops guards.",
     )
-    def hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         tick = context.scheduled_execution_time.astimezone(dt.UTC)
+        if past_the_end(model, tick.date()):
+            return dg.SkipReason(f"{model.name}'s log ended on {model.end_date} (models.{model.name}.end_date)")
         return dg.RunRequest(
             run_key=f"{model.name}-hourly-{tick:%Y-%m-%dT%H}",
             partition_key=tick.date().isoformat(),
@@ -60,9 +76,8 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Materializes yesterday's whole graph once its last hour has landed.",
     )
-    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-        return dg.RunRequest(run_key=f"{model.name}-daily-{yesterday}", partition_key=yesterday.isoformat())
+    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        return _yesterday(model, context, "daily")
 
     @dg.schedule(
         name=f"{model.name}_daily_report",
@@ -72,8 +87,7 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Writes yesterday's report once its SLOs are judged and its incidents handled.",
     )
-    def daily_report(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-        return dg.RunRequest(run_key=f"{model.name}-report-{yesterday}", partition_key=yesterday.isoformat())
+    def daily_report(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        return _yesterday(model, context, "report")
 
     return [hourly, daily, daily_report]

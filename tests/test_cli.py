@@ -52,6 +52,10 @@ def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fr
         (["run", "--start", "2025-01-01", "--end", "2025-01-02"], "before fraud's first partition 2026-09-01"),
         (["run", "--start", "2026-09-01", "--end", "2026-09-01", "--model", "spam"], "no model named 'spam'"),
         (
+            ["--config", str(DEFAULT_CONFIG), "run", "--start", "2026-10-30", "--end", "2026-10-31"],
+            "2026-10-31 is after fraud's last partition 2026-10-30 (models.fraud.end_date in",
+        ),
+        (
             ["--config", "/nonexistent/models.yaml", "run", "--start", "2026-09-01", "--end", "2026-09-01"],
             "registry file not found",
         ),

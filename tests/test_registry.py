@@ -95,6 +95,8 @@ def test_environment_roots_override_the_file(tmp_path):
         ),
         (with_model(versions={}), "models.fraud.versions", "at least 1 item"),
         (with_model(start_date="yesterday"), "models.fraud.start_date", "valid date"),
+        (with_model(end_date="2026-08-31"), "models.fraud.end_date", "2026-08-31 is before start_date 2026-09-01"),
+        (with_model(end_date="2026-09-05"), "models.fraud", "baseline ends 2026-09-10, after the model's end_date"),
         (
             with_model(labels={"source": "x", "maturity_days": -1}),
             "models.fraud.labels.maturity_days",

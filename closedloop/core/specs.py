@@ -339,6 +339,11 @@ class ModelSpec(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     task: Literal["binary"] = "binary"
     start_date: dt.date = Field(description="First day of the prediction log; the daily partitions start here.")
+    end_date: dt.date | None = Field(
+        default=None,
+        description="Last day of the prediction log, for a retired model or a replayed history (the demo's): the "
+        "daily partitions end here. Unset, they run to today and the schedules keep going.",
+    )
     labels: LabelSource
     versions: dict[Name, VersionSpec] = Field(min_length=1)
     columns: dict[str, str] = Field(
@@ -358,6 +363,14 @@ class ModelSpec(_Strict):
     slos: tuple[SLOSpec, ...] = ()
     ops: OpsGuards = Field(default_factory=OpsGuards)
     drift: DriftSpec = Field(default_factory=DriftSpec)
+
+    @field_validator("end_date")
+    @classmethod
+    def _ends_after_it_starts(cls, end: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("start_date")
+        if end is not None and start is not None and end < start:
+            raise ValueError(f"{end} is before start_date {start}; the log must have at least one day")
+        return end
 
     @field_validator("columns")
     @classmethod
@@ -425,6 +438,8 @@ class ModelSpec(_Strict):
             problems.append(f"contract.columns names {unknown_overrides}, which are not features or segments")
         if self.baseline.start < self.start_date:
             problems.append(f"baseline starts {self.baseline.start}, before the model's start_date {self.start_date}")
+        if self.end_date is not None and self.baseline.end > self.end_date:
+            problems.append(f"baseline ends {self.baseline.end}, after the model's end_date {self.end_date}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -53,7 +53,7 @@ class DailyReport:
     routes: list[dict] = field(default_factory=list)
 
 
-def _quality_window(model: ModelSpec) -> tuple[int, float | None]:
+def quality_window(model: ModelSpec) -> tuple[int, float | None]:
     """The window (and floor) of the SLO that watches ROC AUC, else the longest window."""
     for slo in model.slos:
         metric = next(m for m in model.metrics if m.name == slo.metric)
@@ -103,7 +103,7 @@ def build_daily_report(lake: Lake, model: ModelSpec, day: dt.date) -> DailyRepor
     report.figures["slo_trends"] = slo_trends_figure(model, history, units, day, TREND_DAYS)
     report.sparklines = {slo.name: slo_sparkline(slo, history, day) for slo in model.slos}
 
-    window_days, floor = _quality_window(model)
+    window_days, floor = quality_window(model)
     quality = quality_history(lake, model, day, TREND_DAYS, QUALITY_METRIC, window_days)
     report.figures["quality_over_time"] = quality_over_time_figure(
         model, quality, QUALITY_METRIC, window_days, day, TREND_DAYS, floor

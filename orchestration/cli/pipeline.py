@@ -52,6 +52,10 @@ def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.
                 f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in "
                 f"{registry.path})"
             )
+        if model.end_date is not None and end > model.end_date:
+            raise UserError(
+                f"{end} is after {name}'s last partition {model.end_date} (models.{name}.end_date in {registry.path})"
+            )
     if end < start:
         raise UserError(f"--end {end} is before --start {start}")
     instance = dg.DagsterInstance.get()
