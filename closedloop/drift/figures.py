@@ -114,7 +114,9 @@ def distribution_figure(
     }
     reference = {row["column"]: ColumnProfile.from_row(row) for row in baseline.profile.to_pylist()}
     figure, axes = new_figure(1, max(len(columns), 1), figsize=(4.0 * max(len(columns), 1), 4.0), squeeze=False)
-    figure.suptitle(f"{baseline.model}: top drifting inputs on {shown_day}, baseline against the day")
+    drifting = psi["status"].isin(["warn", "error"]).any()
+    quiet = "" if drifting else " (no input past its PSI limits)"
+    figure.suptitle(f"{baseline.model}: top inputs by PSI on {shown_day}, baseline against the day{quiet}")
     if not columns:
         no_data(axes[0][0], "No drift computed for this day.")
         return to_png(figure)

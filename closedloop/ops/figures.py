@@ -6,6 +6,8 @@ the guards ignore them too: a p95 over a handful of requests is noise, not a tre
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pyarrow as pa
 
@@ -52,30 +54,51 @@ def _ceiling(axes, value: float | None, label: str) -> None:
         axes.axhline(value, color="tab:red", linestyle="--", linewidth=1, label=label)
 
 
+def _milliseconds(value: float, _position) -> str:
+    """Plain numbers on the log-scaled latency axis (2,000 rather than 2x10^3); minor ticks at 2, 3, 5 only."""
+    leading = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+    return f"{value:,.0f}" if round(leading) in (1, 2, 3, 5) else ""
+
+
 def latency_cost_figure(stats: pa.Table, guards: OpsGuards, title: str = "") -> bytes:
-    """Hourly latency p50/p95/p99 (top) and cost per 1k predictions (bottom), all routes and per route.
+    """Hourly latency p50/p95/p99 (top) and, when the model logs a cost, cost per 1k predictions (bottom), all
+    routes and per route.
 
     One column per scope; the dashed red lines are the ceilings that apply to that scope.
     """
     scopes = _per_scope(stats, guards)
-    figure, axes = new_figure(2, len(scopes), figsize=(4.5 * len(scopes), 6.5), sharex=True, squeeze=False)
+    costs = any(metrics["cost_per_1k"].notna().any() for _, _, metrics in scopes)
+    rows = 2 if costs else 1
+    figure, axes = new_figure(
+        rows, len(scopes), figsize=(max(4.5 * len(scopes), 8.0), 3.4 * rows), sharex=True, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     for column, (route, ceilings, metrics) in enumerate(scopes):
-        top, bottom = axes[0][column], axes[1][column]
+        top = axes[0][column]
+        if metrics["latency_p95_ms"].isna().all():
+            no_data(top, "No hour with enough requests to judge.")
+            continue
         for q, style in (("50", ":"), ("95", "-"), ("99", "--")):
             top.plot(metrics["hour"], metrics[f"latency_p{q}_ms"], style, marker=".", markersize=3, label=f"p{q}")
         _ceiling(top, ceilings.max_latency_p95_ms, "p95 ceiling")
         top.set_yscale("log")
-        top.set_title(route)
+        top.yaxis.set_major_formatter(_milliseconds)
+        low, high = top.get_ylim()
+        if high < 10 * low:  # within a decade the major ticks alone are too few to read
+            top.yaxis.set_minor_formatter(_milliseconds)
+        if len(scopes) > 1:
+            top.set_title(route)
         top.set_ylabel("latency (ms)")
         top.legend(loc="best", fontsize=7)
-        bottom.plot(metrics["hour"], metrics["cost_per_1k"], marker=".", markersize=3, label="cost per 1k")
-        _ceiling(bottom, ceilings.max_cost_per_1k, "ceiling")
-        if metrics["cost_per_1k"].isna().all():
-            bottom.text(0.5, 0.5, "no cost logged", ha="center", va="center", transform=bottom.transAxes)
-        bottom.set_ylabel("USD per 1,000 predictions")
-        bottom.tick_params(axis="x", labelrotation=30)
+        top.tick_params(axis="x", labelrotation=30)
+        if costs:
+            bottom = axes[1][column]
+            bottom.plot(metrics["hour"], metrics["cost_per_1k"], marker=".", markersize=3, label="cost per 1k")
+            _ceiling(bottom, ceilings.max_cost_per_1k, "ceiling")
+            bottom.set_ylabel("USD per 1,000 predictions")
+            bottom.tick_params(axis="x", labelrotation=30)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title + ("" if costs else " (no cost logged)"))
     return to_png(figure)
 
 

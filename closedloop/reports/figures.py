@@ -128,7 +128,7 @@ def label_coverage_figure(model: ModelSpec, coverage: pd.DataFrame, day: dt.date
     axes.axvline(mature, color="tab:red", linestyle="--", linewidth=1)
     axes.annotate(
         f"← mature ({model.labels.maturity_days} days)", (mature, 0.97), xycoords=("data", "axes fraction"),
-        ha="right", fontsize=7, color="tab:red",
+        ha="right", fontsize=7, color="tab:red", annotation_clip=True,
     )  # fmt: skip
     _day_span(axes, day, days, coverage["prediction_date"])
     axes.set_ylim(0, 1)

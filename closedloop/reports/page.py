@@ -43,7 +43,7 @@ def state_badge(state: str) -> str:
 
 def number(value: float | None, unit: str = "") -> str:
     """A value in the unit a reader expects: shares as percents, milliseconds and dollars rounded."""
-    if value is None:
+    if value is None or value != value:  # None, or NaN (nothing logged)
         return "–"
     if unit == "share":
         return f"{value:.2%}"
