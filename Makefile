@@ -14,7 +14,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export CLOSEDLOOP_DATA := $(DATA)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast lint ui bench lock clean
+.PHONY: demo test test-fast test-browser lint ui bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -33,6 +33,17 @@ test: lint
 
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# Browser tests (tests_browser/, outside `make test`): Playwright drives Debian's Chromium, installed here
+# when missing (Playwright's own browser download cannot work here). Screenshots go to data/browser-artifacts/.
+CHROMIUM := /usr/bin/chromium
+APT := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+
+$(CHROMIUM):
+	$(APT) install -y --no-install-recommends chromium || { $(APT) update && $(APT) install -y --no-install-recommends chromium; }
+
+test-browser: $(VENV)/.synced $(CHROMIUM)
+	$(BIN)/pytest tests_browser -n 0
 
 # The house rules: lint, formatting and the import contracts in pyproject.toml (the domain imports no
 # Dagster; orchestration > assets, checks > wiring > closedloop; stages import core and earlier stages),
