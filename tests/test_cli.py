@@ -92,6 +92,9 @@ def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh
     assert json.loads(Path(payload["incidents_truth"]).read_text())["days"] == 3
     assert (tmp_path / "lake" / "catalog.duckdb").exists()
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
+    # The demo's last step writes each model's report of its last day and the calendar that links them.
+    assert payload["reports_index"] == str(tmp_path / "lake" / "reports" / "index.html")
+    assert (tmp_path / "lake" / "reports" / "fraud" / "2026-09-03.html").exists()
     [comparison] = payload["comparisons"]  # three days end before v12's canary: said, not a failure
     assert comparison["report"] is None and "v12 of fraud has served no requests yet" in comparison["summary"]
     assert cli.main(["sql", "select count(distinct date) as days from fraud_predictions", "--json"]) == 0

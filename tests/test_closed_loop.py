@@ -165,9 +165,8 @@ def test_the_report_of_v12s_first_day_shows_the_review_rate_collapse_and_the_pen
     assert all(png.startswith(b"\x89PNG") for png in report.figures.values()) and not report.missing
     # The daily report job (what the schedule runs) writes the last day's page; the calendar colours both.
     last = DEFAULT_START + dt.timedelta(days=DAYS - 1)
-    runs = materialize_reports(registry, list(registry.models), last, production.instance)
-    assert all(run.success for run in runs)
-    assert all(lake.report_path(name, last).exists() for name in registry.models)
+    [run] = materialize_reports(registry, ["fraud"], last, production.instance)
+    assert run.success and lake.report_path("fraud", last).exists()
     index = write_index(lake, registry).read_text()
     assert (
         f"href='fraud/{canary_day}.html' title='{canary_day}: breached (review_rate_in_band); incident opened" in index
