@@ -35,15 +35,19 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
     metadata = {"bound": slo.bound.describe(), "periods_judged": len(judged), "periods_breached": len(breached)}
     latest = judged[-1] if judged else None
     if latest is not None:
-        metadata.update({"latest_period": latest["period"], "state": latest["state"]})
+        metadata.update({"latest_period": period_in_words(latest["period"]), "state": latest["state"]})
     first_failure = None
     if breached:
         # A run that starts inside a breach may open on a period without data: the first with a value says more.
         first = next((r for r in breached if r["value"] is not None), breached[0])
         scope = f" ({first['version']})" if first["version"] not in ("all", None) else ""
         seen = "no data" if first["value"] is None else f"{first['value']:.4g}"
-        first_failure = f"{first['period']}: expected {slo.metric}{scope} {slo.bound.describe()}, observed {seen}"
-    transitions = [f"{r['period']} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]]
+        first_failure = (
+            f"{period_in_words(first['period'])}: expected {slo.metric}{scope} {slo.bound.describe()}, observed {seen}"
+        )
+    transitions = [
+        f"{period_in_words(r['period'])} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]
+    ]
     if transitions:
         metadata["transitions"] = dg.MetadataValue.json(transitions)
     shown = first if breached else latest

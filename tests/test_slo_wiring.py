@@ -55,7 +55,8 @@ def test_hourly_slos_breach_in_the_spikes_first_hour_and_nowhere_else(spike_run)
     for name in ("p95_latency_ceiling", "cost_ceiling"):
         check = checks[name]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR, name
-        assert check.metadata["first_failure"].value.startswith(f"{SPIKE_DAY}T{SPIKE.hours[0]:02d}:00"), name
+        # In the same words as failing_periods and the ops guards' first failure.
+        assert check.metadata["first_failure"].value.startswith(f"{SPIKE_DAY} {SPIKE.hours[0]:02d}:00: "), name
         spike_hours = [f"{SPIKE_DAY} {h:02d}:00" for h in range(*SPIKE.hours)]
         assert check.metadata["failing_periods"].value == spike_hours, name  # breached until the first quiet hour
     # The run summary of the CLI folds an hourly SLO's hours into their day.
