@@ -41,12 +41,30 @@ def past_the_end(model: ModelSpec, day: dt.date) -> bool:
     return model.end_date is not None and day > model.end_date
 
 
-def _yesterday(model: ModelSpec, context: dg.ScheduleEvaluationContext, kind: str) -> dg.RunRequest | dg.SkipReason:
-    """A run of yesterday's partition, unless the model's log ended before it."""
-    yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
-    if past_the_end(model, yesterday):
-        return dg.SkipReason(f"{model.name}'s log ended on {model.end_date} (models.{model.name}.end_date)")
-    return dg.RunRequest(run_key=f"{model.name}-{kind}-{yesterday}", partition_key=yesterday.isoformat())
+def _ended(model: ModelSpec) -> dg.SkipReason:
+    return dg.SkipReason(f"{model.name}'s log ended on {model.end_date} (models.{model.name}.end_date)")
+
+
+def _daily_schedule(
+    model: ModelSpec, name: str, time: tuple[int, int], job_name: str, description: str
+) -> dg.ScheduleDefinition:
+    """A schedule that runs ``job_name`` on yesterday's partition at ``time`` (UTC), until the model's log ends."""
+
+    @dg.schedule(
+        name=f"{model.name}_{name}",
+        cron_schedule=f"{time[1]} {time[0]} * * *",
+        job_name=job_name,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        yesterday = context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+        if past_the_end(model, yesterday):
+            return _ended(model)
+        return dg.RunRequest(run_key=f"{model.name}-{name}-{yesterday}", partition_key=yesterday.isoformat())
+
+    return daily
 
 
 def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
@@ -61,33 +79,19 @@ def build_schedules(model: ModelSpec) -> list[dg.ScheduleDefinition]:
     def hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         tick = context.scheduled_execution_time.astimezone(dt.UTC)
         if past_the_end(model, tick.date()):
-            return dg.SkipReason(f"{model.name}'s log ended on {model.end_date} (models.{model.name}.end_date)")
+            return _ended(model)
         return dg.RunRequest(
             run_key=f"{model.name}-hourly-{tick:%Y-%m-%dT%H}",
             partition_key=tick.date().isoformat(),
             tags={AS_OF_TAG: tick.isoformat()},
         )
 
-    @dg.schedule(
-        name=f"{model.name}_daily",
-        cron_schedule=f"{DAILY_TIME[1]} {DAILY_TIME[0]} * * *",
-        job_name=pipeline_job_name(model),
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Materializes yesterday's whole graph once its last hour has landed.",
-    )
-    def daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        return _yesterday(model, context, "daily")
-
-    @dg.schedule(
-        name=f"{model.name}_daily_report",
-        cron_schedule=f"{REPORT_TIME[1]} {REPORT_TIME[0]} * * *",
-        job_name=report_job_name(model),
-        execution_timezone="UTC",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Writes yesterday's report once its SLOs are judged and its incidents handled.",
-    )
-    def daily_report(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        return _yesterday(model, context, "report")
-
-    return [hourly, daily, daily_report]
+    daily = _daily_schedule(
+        model, "daily", DAILY_TIME, pipeline_job_name(model),
+        "Materializes yesterday's whole graph once its last hour has landed.",
+    )  # fmt: skip
+    report = _daily_schedule(
+        model, "daily_report", REPORT_TIME, report_job_name(model),
+        "Writes yesterday's report once its SLOs are judged and its incidents handled.",
+    )  # fmt: skip
+    return [hourly, daily, report]

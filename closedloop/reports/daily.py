@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from closedloop.control.metric_catalog import metric_definition, parse_source
 from closedloop.core.lake import Lake
@@ -135,14 +137,20 @@ def build_daily_report(lake: Lake, model: ModelSpec, day: dt.date) -> DailyRepor
     else:
         report.missing["drift"] = f"no drift, profiles or frozen baseline for {day}"
 
-    week = read_ops_stats(lake, model.name, first_day(day, OPS_DAYS), day)
+    month = read_ops_stats(lake, model.name, first_day(day, SPEND_DAYS), day)
+    week = _since(month, first_day(day, OPS_DAYS))
     title = f"{model.name}, {OPS_DAYS} days to {day}"
     report.figures["latency_cost"] = latency_cost_figure(week, model.ops, title)
     report.figures["fallbacks"] = fallback_figure(week, model.ops, title)
-    month = read_ops_stats(lake, model.name, first_day(day, SPEND_DAYS), day)
     report.figures["daily_spend"] = daily_spend_figure(model, _daily_spend(month), day, SPEND_DAYS)
-    report.routes = _routes(read_ops_stats(lake, model.name, day, day))
+    report.routes = _routes(_since(month, day))
     return report
+
+
+def _since(stats: pa.Table, day: dt.date) -> pa.Table:
+    """The hourly ops_stats rows from the start of ``day`` on (the spend month holds the week and the day)."""
+    start = pa.scalar(dt.datetime.combine(day, dt.time(), dt.UTC), stats.schema.field("hour").type)
+    return stats.filter(pc.greater_equal(stats.column("hour"), start))
 
 
 def metric_rows(model: ModelSpec) -> list[dict]:
