@@ -16,6 +16,7 @@ from closedloop.drift.figures import decision_rate_figure, distribution_figure, 
 from closedloop.drift.report import DAY_WINDOW
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 HEATMAP_DAYS = 30
@@ -73,11 +74,11 @@ def build_drift_asset(model: ModelSpec) -> dg.AssetsDefinition:
         baseline = current_baseline(store, model)
         reference_sample = baseline_sample(store, model)
         days = [checked_day(key) for key in run_days(context)]
-        for day in days:
+        for position, day in enumerate(days, 1):
             report = drift_of_day(store, model, baseline, reference_sample, day)
             store.write_partition(model.name, "drift", day, report)
             figures = drift_figures(report)
-            context.log.info(f"{model.name}/drift {day}: {figures['alerts']} drift alerts")
+            log_day(context, position, len(days), f"{model.name}/drift {day}: {figures['alerts']} drift alerts")
             path = store.partition_path(model.name, "drift", day)
             record_day(context, day, {**figures, "report_file": dg.MetadataValue.path(str(path))})
         last = max(days)

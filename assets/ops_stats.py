@@ -11,6 +11,7 @@ from closedloop.ops.figures import fallback_figure, latency_cost_figure
 from closedloop.ops.stats import compute_ops_stats, ops_metrics, read_ops_stats
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 FIGURE_DAYS = 7
@@ -36,7 +37,7 @@ def build_ops_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
             "| day | requests | error rate | fallback rate | p95 ms | cost per 1k | cost |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for day in days:
+        for position, day in enumerate(days, 1):
             stats = compute_ops_stats(store.partition_path(model.name, "predictions", day))
             store.write_partition(model.name, "ops_stats", day, stats)
             totals = ops_metrics(stats, by=()).iloc[0] if stats.num_rows else None
@@ -49,7 +50,12 @@ def build_ops_stats_asset(model: ModelSpec) -> dg.AssetsDefinition:
                 figures.update({name: totals[name] for name in DAY_FIGURES})
             path = store.partition_path(model.name, "ops_stats", day)
             record_day(context, day, {**figures, "partition_file": dg.MetadataValue.path(str(path))})
-            context.log.info(f"{model.name}/ops_stats {day}: {stats.num_rows} hour x version x route rows")
+            log_day(
+                context,
+                position,
+                len(days),
+                f"{model.name}/ops_stats {day}: {stats.num_rows} hour x version x route rows",
+            )
         last = max(days)
         recent = read_ops_stats(store, model.name, last - dt.timedelta(days=FIGURE_DAYS - 1), last)
         title = f"{model.name}, {FIGURE_DAYS} days to {last}"

@@ -9,6 +9,7 @@ from closedloop.evaluation.outcomes import outcomes_for_day
 from wiring.automation import outcomes_condition
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 
@@ -45,7 +46,8 @@ def build_outcomes_asset(model: ModelSpec) -> dg.AssetsDefinition:
             "|---|---:|---:|---:|---:|---:|---|---|",
         ]
         summaries = []
-        for day in run_days(context):
+        days = run_days(context)
+        for position, day in enumerate(days, 1):
             result = outcomes_for_day(store, model, day, labels_known_through(store, model, day))
             store.write_partition(model.name, "outcomes", day, result.table)
             s = result.summary
@@ -55,7 +57,12 @@ def build_outcomes_asset(model: ModelSpec) -> dg.AssetsDefinition:
                 f"| {s.day} | {s.n:,} | {s.n_labeled:,} | {coverage} | {_hours(s.label_delay_p50_hours)} | "
                 f"{_hours(s.label_delay_p90_hours)} | {s.as_of} | {'yes' if s.mature else f'on {s.maturity_date}'} |"
             )
-            context.log.info(f"{model.name}/outcomes {s.day} as of {s.as_of}: {s.n_labeled:,} of {s.n:,} labeled")
+            log_day(
+                context,
+                position,
+                len(days),
+                f"{model.name}/outcomes {s.day} as of {s.as_of}: {s.n_labeled:,} of {s.n:,} labeled",
+            )
             record_day(
                 context,
                 day,

@@ -13,6 +13,7 @@ from closedloop.core.specs import ModelSpec
 from closedloop.inputs.ingest import IngestResult
 from wiring.day_records import record_day
 from wiring.partitions import daily_partitions, run_days
+from wiring.progress import log_day
 
 
 def model_asset_args(model: ModelSpec, name: str) -> dict[str, Any]:
@@ -46,9 +47,10 @@ def ingest_run_days(
 ) -> dg.MaterializeResult:
     """Ingest every day of the run (one day, or a whole backfill range) and report it, each day on its own page."""
     results = []
-    for day in run_days(context):
+    days = run_days(context)
+    for position, day in enumerate(days, 1):
         result = ingest(lake, model, day)
-        context.log.info(result.describe())
+        log_day(context, position, len(days), result.describe(), notable=result.quarantined > 0)
         record_day(context, day, ingest_day_metadata(lake, result))
         results.append(result)
     return dg.MaterializeResult(metadata=ingest_metadata(results))

@@ -14,6 +14,7 @@ from closedloop.drift.domain_classifier import sample_day
 from closedloop.drift.profiles import profile_day
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 
@@ -46,13 +47,19 @@ def build_profiles_asset(model: ModelSpec) -> dg.AssetsDefinition:
     def profiles(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         baseline = current_baseline(store, model)
-        for day in run_days(context):
+        days = run_days(context)
+        for position, day in enumerate(days, 1):
             profile = profile_day(store, model, baseline, day)
             store.write_partition(model.name, "profiles", day, profile)
             sample = sample_day(store, model, day)
             store.write_partition(model.name, "samples", day, sample)
             record_day(context, day, profile_figures(store, model, day, profile, sample))
-            context.log.info(f"{model.name}/profiles {day}: {profile.num_rows} rows on baseline {baseline.name}")
+            log_day(
+                context,
+                position,
+                len(days),
+                f"{model.name}/profiles {day}: {profile.num_rows} rows on baseline {baseline.name}",
+            )
         return dg.MaterializeResult(
             metadata={"baseline": baseline.name, "baseline_hash": baseline.hash, "baseline_rows": baseline.rows}
         )

@@ -12,6 +12,7 @@ from closedloop.reports.health import BREACHED, Health
 from closedloop.reports.publish import write_daily_report, write_index
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 REPORT_INPUTS = ("rolling_eval", "drift", "ops_stats", "outcomes")
@@ -49,10 +50,11 @@ def build_report_asset(model: ModelSpec, registry: Registry) -> dg.AssetsDefinit
         store = lake.get()
         now = dt.datetime.now(dt.UTC)
         healths = []
-        for key in run_days(context):
+        days = run_days(context)
+        for position, key in enumerate(days, 1):
             built, path = write_daily_report(store, model, checked_day(key), now)
             health = built.health
-            context.log.info(f"{model.name}/report {key}: {health.state}, {path}")
+            log_day(context, position, len(days), f"{model.name}/report {key}: {health.state}, {path}")
             record_day(context, key, _day_metadata(health, path))
             healths.append(health)
         index = write_index(store, registry)

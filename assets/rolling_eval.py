@@ -13,6 +13,7 @@ from closedloop.reports.history import quality_history
 from wiring.automation import downstream_condition
 from wiring.day_records import record_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 HEADLINE = (
@@ -97,10 +98,13 @@ def build_rolling_eval_asset(model: ModelSpec) -> dg.AssetsDefinition:
     def rolling_eval(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         result = None
-        for day in run_days(context):
+        days = run_days(context)
+        for position, day in enumerate(days, 1):
             result = evaluate_day(store, model, day, labels_known_through(store, model, day))
             store.write_partition(model.name, "rolling_eval", day, result.table)
-            context.log.info(f"{model.name}/rolling_eval {day}: {result.table.num_rows:,} metric rows")
+            log_day(
+                context, position, len(days), f"{model.name}/rolling_eval {day}: {result.table.num_rows:,} metric rows"
+            )
             path = store.partition_path(model.name, "rolling_eval", day)
             record_day(context, day, {**headline_figures(result), "partition_file": dg.MetadataValue.path(str(path))})
         last = result.day

@@ -32,6 +32,7 @@ from closedloop.inputs.gx_adapter import Outcome, validate
 from closedloop.inputs.quarantine import quarantine_shares
 from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
+from wiring.progress import log_day
 from wiring.resources import LakeResource
 
 _SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
@@ -175,7 +176,7 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
         learned = learn_contract(store, model) if table == "predictions" else None
         by_check: dict[str, dict[dt.date, list[Outcome]]] = {c.name: defaultdict(list) for c in checks}
         columns = {}
-        for day in days:
+        for position, day in enumerate(days, 1):
             frame = store.read_partition(model.name, table, day).to_pandas()
             columns[day] = list(frame.columns)
             suite = (
@@ -191,7 +192,13 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
             for outcome in outcomes:
                 by_check[outcome.check][day].append(outcome)
             failed = sum(not o.success for o in outcomes)
-            context.log.info(f"{model.name}/{table} {day}: {len(outcomes)} expectations, {failed} failed")
+            log_day(
+                context,
+                position,
+                len(days),
+                f"{model.name}/{table} {day}: {len(outcomes)} expectations, {failed} failed",
+                notable=failed > 0,
+            )
         for day, outcomes in _lake_outcomes(store, model, table, days, columns).items():
             for outcome in outcomes:
                 by_check[outcome.check][day].append(outcome)

@@ -201,11 +201,11 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 class _StepWatcher:
-    """Polls the run's event log so a progress bar can advance as steps end."""
+    """Reads the run's new step ends from its event log, so a progress bar can advance as steps end."""
 
     def __init__(self, instance: dg.DagsterInstance, run_id: str, on_step: Callable[[str], None]):
         self._instance, self._run_id, self._on_step = instance, run_id, on_step
-        self._seen: set[str] = set()
+        self._cursor: str | None = None
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -218,12 +218,12 @@ class _StepWatcher:
         self._poll()
 
     def _loop(self) -> None:
-        while not self._stopped.wait(0.5):
+        while not self._stopped.wait(1.0):
             self._poll()
 
     def _poll(self) -> None:
-        for entry in self._instance.all_logs(self._run_id, of_type=_STEP_ENDS):
-            step = entry.step_key
-            if step and step not in self._seen:
-                self._seen.add(step)
-                self._on_step(step)
+        page = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=_STEP_ENDS)
+        self._cursor = page.cursor
+        for record in page.records:
+            if record.event_log_entry.step_key:
+                self._on_step(record.event_log_entry.step_key)

@@ -338,6 +338,14 @@ def test_domain_classifier_tells_a_drifted_day_from_the_baseline(production):
     clean_day = domain_classifier_auc(production.fraud, production.baseline, reference, samples[11])
     exploded = domain_classifier_auc(production.fraud, production.baseline, reference, samples[20])
     assert clean_day.auc < 0.56 and exploded.auc > 0.65
+    assert clean_day.folds == exploded.folds == 5
+    # A first fold far below the limit settles a clean day; a drifted day still takes every fold.
+    settled = domain_classifier_auc(production.fraud, production.baseline, reference, samples[11], settle_below=0.55)
+    assert settled.folds == 1 and np.isnan(settled.auc_std) and abs(settled.auc - clean_day.auc) < 0.05
+    assert (
+        domain_classifier_auc(production.fraud, production.baseline, reference, samples[20], settle_below=0.55)
+        == exploded
+    )
     report = drift_report(
         production.fraud,
         production.baseline,

@@ -11,9 +11,11 @@ from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc
 from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles
-from closedloop.drift.report import drift_report
+from closedloop.drift.report import ALL_INPUTS, drift_report
 
 WINDOW_DAYS = 7
+# How far below its lowest alert limit a first fold's AUC settles the day (about 2.5 times a fold's spread).
+SETTLE_MARGIN = 0.05
 
 
 def baseline_sample(lake: Lake, model: ModelSpec) -> pa.Table | None:
@@ -49,7 +51,8 @@ def drift_of_day(
             reference_sample = lake.read_range(model.name, "samples", first, last)
     domain_auc = None
     if reference_sample is not None and sample is not None and sample.num_rows:
-        domain_auc = {"day": domain_classifier_auc(model, baseline, reference_sample, sample).auc}
+        result = domain_classifier_auc(model, baseline, reference_sample, sample, settle_below=_settle_below(model))
+        domain_auc = {"day": result.auc}
     return drift_report(
         model,
         baseline,
@@ -60,3 +63,12 @@ def drift_of_day(
         domain_auc=domain_auc,
         reference_profile=reference_profile,
     )
+
+
+def _settle_below(model: ModelSpec) -> float | None:
+    """The AUC under which one fold settles the day; None (every fold) when the AUC is only reported."""
+    bound = model.drift.limit("domain_classifier_auc", ALL_INPUTS)
+    levels = [level for level in (bound.warn, bound.error) if isinstance(level, float | int)] if bound else []
+    if bound is None or bound.type != "upper" or not levels:
+        return None
+    return min(levels) - SETTLE_MARGIN
