@@ -27,7 +27,7 @@ from closedloop.inputs.contract import (
     repeated_prediction_ids,
     unregistered_columns,
 )
-from closedloop.inputs.expectations import checks_for, label_expectations, prediction_expectations
+from closedloop.inputs.expectations import checks_for, day_parameters, label_expectations, prediction_expectations
 from closedloop.inputs.gx_adapter import Outcome, validate
 from closedloop.inputs.quarantine import quarantine_shares
 from wiring.day_records import check_spec, judged_day_by_day
@@ -182,9 +182,9 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
             suite = (
                 prediction_expectations(model, day, learned, table)
                 if table in SCORED_TABLES
-                else label_expectations(model, day)
+                else label_expectations(model)
             )
-            outcomes, full = validate(frame, suite)
+            outcomes, full = validate(frame, suite, day_parameters(day))
             store.write_file(
                 store.document_path(model.name, "validations", f"{table}/{day.isoformat()}"),
                 json.dumps(full, default=str, indent=1).encode(),

@@ -12,7 +12,8 @@ import pytest
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ColumnContract
 from closedloop.inputs.contract import landing_tables, learn_contract
-from closedloop.inputs.expectations import CONTRACT_CHECKS, prediction_expectations
+from closedloop.inputs.expectations import CONTRACT_CHECKS, day_parameters, prediction_expectations
+from closedloop.inputs.gx_adapter import validate
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from closedloop.simulator.incidents import INCIDENTS
@@ -219,3 +220,23 @@ def test_simulated_incidents_trip_their_checks_on_their_days_only(tmp_path):
         "predictions_null_rates_within_ceilings": (new_payment_type, ["avg_amount_30d"]),
         "predictions_categories_mostly_known": (new_payment_type + explosion, ["merchant_id", "payment_type"]),
     }
+
+
+def test_one_suite_judges_each_day_against_its_own_bounds(damaged_run):
+    """The day's UTC bounds are suite parameters: the suite GX built once judges every day by its own."""
+    registry, _, _ = damaged_run
+    fraud = registry.model("fraud")
+    frame = Lake(registry.lake, registry.landing).read_partition("fraud", "predictions", DAMAGED).to_pandas()
+    learned = learn_contract(Lake(registry.lake, registry.landing), fraud)
+    suite = prediction_expectations(fraud, DAMAGED, learned)
+    on_its_day, _ = validate(frame, suite, day_parameters(DAMAGED))
+    next_day = DAMAGED + dt.timedelta(days=1)
+    on_the_next, _ = validate(frame, suite, day_parameters(next_day))
+
+    def ts_bounds(outcomes):
+        [ts] = [o for o in outcomes if o.column == "ts" and o.expectation == "ExpectColumnValuesToBeBetween"]
+        return ts
+
+    assert ts_bounds(on_its_day).success and not ts_bounds(on_the_next).success
+    assert ts_bounds(on_the_next).expected["min_value"] == dt.datetime.combine(next_day, dt.time(), tzinfo=dt.UTC)
+    assert ts_bounds(on_the_next).observed["unexpected_percent"] == 100.0

@@ -144,16 +144,20 @@ def checks_for(table: str) -> tuple[ContractCheck, ...]:
     return tuple(check for check in CONTRACT_CHECKS if check.table == table)
 
 
-def _day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+# The day's UTC bounds are suite parameters, so one suite serves every day (GX builds it once per run).
+DAY_START, DAY_END = {"$PARAMETER": "day_start"}, {"$PARAMETER": "day_end"}
+
+
+def day_parameters(day: dt.date) -> dict[str, dt.datetime]:
+    """The values of ``DAY_START`` and ``DAY_END`` for ``day``."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
+    return {"day_start": start, "day_end": start + dt.timedelta(days=1)}
 
 
 def prediction_expectations(
     model: ModelSpec, day: dt.date, learned: LearnedContract | None, table: str = "predictions"
 ) -> list[Expectation]:
     """The suite for one day of ``predictions`` or ``shadow``; learned bounds apply after the baseline window."""
-    start, end = _day_window(day)
     structural = f"{table}_match_contract"
     suite = [
         Expectation(
@@ -177,7 +181,7 @@ def prediction_expectations(
         Expectation(
             structural,
             "ExpectColumnValuesToBeBetween",
-            {"column": "ts", "min_value": start, "max_value": end, "strict_max": True},
+            {"column": "ts", "min_value": DAY_START, "max_value": DAY_END, "strict_max": True},
         ),
         Expectation(f"{table}_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
     ]
@@ -229,9 +233,8 @@ def _override(override, name: str, default: float) -> float:
     return default if value is None else value
 
 
-def label_expectations(model: ModelSpec, day: dt.date) -> list[Expectation]:
-    """The suite for one day of ``labels`` (by arrival date)."""
-    start, end = _day_window(day)
+def label_expectations(model: ModelSpec) -> list[Expectation]:
+    """The suite for a day of ``labels`` (by arrival date)."""
     structural = "labels_match_contract"
     suite = [
         Expectation(
@@ -246,7 +249,7 @@ def label_expectations(model: ModelSpec, day: dt.date) -> list[Expectation]:
         Expectation(
             structural,
             "ExpectColumnValuesToBeBetween",
-            {"column": "label_ts", "min_value": start, "max_value": end, "strict_max": True},
+            {"column": "label_ts", "min_value": DAY_START, "max_value": DAY_END, "strict_max": True},
         ),
         Expectation("labels_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
         Expectation(
