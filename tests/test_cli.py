@@ -8,6 +8,7 @@ import pytest
 from closedloop.registry import DEFAULT_CONFIG, load_registry
 from closedloop.simulator import simulate
 from orchestration import cli
+from orchestration.cli import pipeline
 from tests.helpers import TEST_REGISTRY, day, fraud_rows, land
 
 
@@ -139,7 +140,7 @@ def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_pa
 
 def test_failing_days_read_as_ranges():
     days = ("2026-09-21", "2026-09-13", "2026-09-14", "2026-09-15", "2026-09-23")
-    assert cli.pipeline._day_ranges(days) == "2026-09-13..2026-09-15, 2026-09-21, 2026-09-23"
+    assert pipeline._day_ranges(days) == "2026-09-13..2026-09-15, 2026-09-21, 2026-09-23"
 
 
 def test_rollback_and_reject_from_the_command_line(tmp_path, capsys, monkeypatch):

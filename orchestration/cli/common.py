@@ -12,6 +12,9 @@ from closedloop.core.names import InvalidNameError, checked_day
 from closedloop.core.specs import Registry
 from closedloop.registry import registry_from_environment
 
+DEMO_DAYS = 60
+DEMO_SEED = 7
+
 
 class UserError(Exception):
     """Something the user can fix; printed as one line."""

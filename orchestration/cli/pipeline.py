@@ -11,11 +11,7 @@ from closedloop.control.status import incident_summaries
 from closedloop.core.environment import prepare_environment
 from closedloop.core.specs import Registry
 from closedloop.inputs.summary import ingest_summary
-from orchestration.cli.common import UserError, emit, lake_of, load, progress, this_command
-from orchestration.cli.inspect import incident_lines
-
-DEMO_DAYS = 60
-DEMO_SEED = 7
+from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load, progress, this_command
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
