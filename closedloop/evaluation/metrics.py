@@ -33,16 +33,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy.stats import norm
 
 from closedloop.core.metric import Metric
 from closedloop.evaluation.score_bins import BINS, EDGES, HALF_WIDTHS, MIDPOINTS, ScoreCounts, coarsen
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 CALIBRATION_BINS = 10
-Z95 = float(norm.ppf(0.975))
+# scipy.stats.norm.ppf(0.975), written out: importing scipy would cost every CLI command 1-2 s.
+Z95 = 1.959963984540054
 _EPS = float(np.finfo(np.float64).eps)  # sklearn's log_loss clips probabilities to [eps, 1 - eps]
 
 
@@ -280,8 +283,11 @@ def _reliability(c: ScoreCounts, n_bins: int) -> tuple[np.ndarray, np.ndarray, n
 def reliability_curve(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> pd.DataFrame:
     """Mean score against observed positive share on ``n_bins`` equal-width bins (empty bins dropped).
 
-    The ``lower``/``upper`` columns are the Wilson interval of the observed share.
+    The ``lower``/``upper`` columns are the Wilson interval of the observed share. pandas is
+    imported here, for the figures and comparisons, so that the metrics themselves do not need it.
     """
+    import pandas as pd
+
     used, n, mean_score, positives = _reliability(c, n_bins)
     intervals = [wilson(float(k), float(m)) for k, m in zip(positives, n, strict=True)]
     return pd.DataFrame(
@@ -342,6 +348,8 @@ def brier_decomposition(c: ScoreCounts, n_bins: int = CALIBRATION_BINS) -> dict[
 
 def threshold_curve(c: ScoreCounts) -> pd.DataFrame:
     """Share above, precision, recall and F1 at every threshold on the bin grid (for choosing one)."""
+    import pandas as pd
+
     above = np.cumsum(c.rows[::-1])[::-1]
     tp = np.cumsum(c.pos[::-1])[::-1]
     fp = np.cumsum(c.neg[::-1])[::-1]
