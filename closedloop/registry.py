@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from closedloop.control.metric_catalog import SourceError, known_sources, parse_source
-from closedloop.control.readings import validate_business_sql
+from closedloop.control.metric_catalog import SourceError, known_sources, parse_source, validate_business_sql
 from closedloop.core.specs import ModelSpec, Registry, RegistryError, read_registry
 from closedloop.drift.measures import DRIFT_METRICS
 

@@ -22,7 +22,8 @@ from closedloop.drift.measures import DRIFT_METRICS, ROLE_METRICS
 from closedloop.evaluation.metrics import WINDOW_METRICS, evaluate
 from closedloop.evaluation.rolling_eval import LABEL_FREE_METRICS
 from closedloop.evaluation.score_bins import BINS, ScoreCounts, score_bins
-from closedloop.ops.stats import OPS_METRICS, compute_ops_stats, ops_metrics
+from closedloop.ops.metrics import OPS_METRICS
+from closedloop.ops.stats import compute_ops_stats, ops_metrics
 
 UTC = dt.UTC
 

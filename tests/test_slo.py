@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from closedloop.control.metric_catalog import SourceError
-from closedloop.control.readings import Reading, metric_readings, validate_business_sql
+from closedloop.control.metric_catalog import SourceError, validate_business_sql
+from closedloop.control.readings import Reading, metric_readings
 from closedloop.control.slo import (
     SLOState,
     evaluate_slos,

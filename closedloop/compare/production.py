@@ -26,7 +26,8 @@ from closedloop.control.metric_catalog import metric_definition, parse_source
 from closedloop.control.readings import metric_readings, shadow_readings
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
-from closedloop.ops.stats import OPS_METRICS, OPS_STATS_SCHEMA, ops_metrics
+from closedloop.ops.metrics import OPS_METRICS
+from closedloop.ops.stats import OPS_STATS_SCHEMA, ops_metrics
 
 Daily = Mapping[dt.date, float]
 _OPS = {metric.name: metric for metric in OPS_METRICS}

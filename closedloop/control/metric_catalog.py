@@ -20,13 +20,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import duckdb
+import pyarrow as pa
+
 from closedloop.core.metric import Metric
+from closedloop.core.periods import period_bounds
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec, ProductionMetric
-from closedloop.drift.measures import DRIFT_METRICS
-from closedloop.drift.report import DRIFTING_INPUTS
+from closedloop.core.sql import connect, query
+from closedloop.drift.measures import DRIFT_METRICS, DRIFTING_INPUTS
 from closedloop.evaluation.metrics import WINDOW_METRICS, precision_at_k_metric
 from closedloop.evaluation.outcomes import LABEL_COVERAGE
-from closedloop.ops.stats import OPS_METRICS
+from closedloop.inputs.contract import prediction_types
+from closedloop.ops.metrics import OPS_METRICS
 
 BUSINESS_SOURCES = ("predictions",)
 BUSINESS = Metric(
@@ -144,3 +149,33 @@ def metric_table(model: ModelSpec, metric_name: str) -> str:
     """The lake table (and Dagster asset) a production metric is computed from: its SLO checks live there."""
     metric = next(m for m in model.metrics if m.name == metric_name)
     return FAMILY_TABLES[parse_source(model, metric).kind]
+
+
+def validate_business_sql(model: ModelSpec, expression: str) -> None:
+    """Prepare the expression against an empty predictions table with the contract's columns.
+
+    Catches unknown columns, syntax and type errors, and expressions that are not one aggregate
+    value, at registry load instead of at the first evaluation.
+    """
+    if ";" in expression:
+        raise SourceError(f"sql {expression!r} must be a single expression (no ';')")
+    empty = pa.schema(list(prediction_types(model).items())).empty_table()
+    start, end, _ = period_bounds(model.start_date)
+    try:
+        with connect() as con:
+            con.register("predictions", empty)
+            result = con.execute(business_sql(expression), {"start": start, "end": end}).fetchall()
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        if "GROUP BY" in message:
+            raise SourceError(
+                f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))"
+            ) from None
+        raise SourceError(f"sql {expression!r} does not run on the predictions table: {message}") from None
+    if len(result) != 1:
+        raise SourceError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))")
+
+
+def business_sql(expression: str) -> str:
+    """The query of a business metric: ``expression`` per version over the period's predictions."""
+    return query(__package__, "business_metric").replace("{expression}", expression)

@@ -15,22 +15,20 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.control.metric_catalog import DRIFTING_INPUTS, MetricSource, SourceError, parse_source
+from closedloop.control.metric_catalog import DRIFTING_INPUTS, MetricSource, business_sql, parse_source
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
 from closedloop.core.periods import period_bounds
 from closedloop.core.specs import ModelSpec, ProductionMetric
-from closedloop.core.sql import connect, query
+from closedloop.core.sql import connect
 from closedloop.drift.report import drifting_inputs
 from closedloop.evaluation import metrics as quality
 from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.outcomes import label_coverage
 from closedloop.evaluation.rolling_eval import LABEL_FREE_METRICS, pooled_threshold
-from closedloop.inputs.contract import prediction_types
 from closedloop.ops.stats import OPS_STATS_SCHEMA, ops_metrics
 
 
@@ -42,35 +40,6 @@ class Reading:
     value: float | None
     rows: int | None = None  # rows behind the value, where the source counts them
     detail: str | None = None
-
-
-def validate_business_sql(model: ModelSpec, expression: str) -> None:
-    """Prepare the expression against an empty predictions table with the contract's columns.
-
-    Catches unknown columns, syntax and type errors, and expressions that are not one aggregate
-    value, at registry load instead of at the first evaluation.
-    """
-    if ";" in expression:
-        raise SourceError(f"sql {expression!r} must be a single expression (no ';')")
-    empty = pa.schema(list(prediction_types(model).items())).empty_table()
-    start, end, _ = period_bounds(model.start_date)
-    try:
-        with connect() as con:
-            con.register("predictions", empty)
-            result = con.execute(_business_sql(expression), {"start": start, "end": end}).fetchall()
-    except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        if "GROUP BY" in message:
-            raise SourceError(
-                f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))"
-            ) from None
-        raise SourceError(f"sql {expression!r} does not run on the predictions table: {message}") from None
-    if len(result) != 1:
-        raise SourceError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))")
-
-
-def _business_sql(expression: str) -> str:
-    return query(__package__, "business_metric").replace("{expression}", expression)
 
 
 def metric_readings(
@@ -225,7 +194,7 @@ def _business_readings(
         return []
     with connect() as con:
         con.register("predictions", con.read_parquet([str(f) for f in files]))
-        rows = con.execute(_business_sql(expression), {"start": start, "end": end}).fetchall()
+        rows = con.execute(business_sql(expression), {"start": start, "end": end}).fetchall()
     return [
         Reading(version or ALL, _number(value), int(n))
         for version, value, n in sorted(rows, key=lambda r: r[0] or "")

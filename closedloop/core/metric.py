@@ -1,7 +1,7 @@
 """A metric closedloop computes and can judge: its unit, which way is bad, whether it waits for labels.
 
 Each stage declares its metrics beside the code that computes them (``evaluation.metrics``,
-``drift.report``, ``evaluation.outcomes``, ``ops.stats``); ``control.metric_catalog`` gathers
+``drift.measures``, ``evaluation.outcomes``, ``ops.metrics``); ``control.metric_catalog`` gathers
 them into the sources an SLO may watch.
 """
 

@@ -301,3 +301,8 @@ DRIFT_METRICS = (
         description="How well a classifier tells the inputs from the baseline's.",
     ),
 )
+
+# What ``drift.report.drifting_inputs`` counts per version.
+DRIFTING_INPUTS = Metric(
+    "drifting_inputs", "columns", "lower", description="Feature and segment columns with a figure past its error limit."
+)

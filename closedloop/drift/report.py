@@ -15,7 +15,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.core.metric import Metric
 from closedloop.core.names import ALL
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, DriftSpec, ModelSpec
 from closedloop.drift.baseline import Baseline
@@ -38,11 +37,6 @@ REPORT_SCHEMA = pa.schema(
         ("status", pa.string()),  # ok, warn, error, not_enough_data
         ("rows", pa.int64()),  # rows of the version in the window
     ]
-)
-
-
-DRIFTING_INPUTS = Metric(
-    "drifting_inputs", "columns", "lower", description="Feature and segment columns with a figure past its error limit."
 )
 
 

@@ -27,7 +27,6 @@ import pandas as pd
 import pyarrow as pa
 
 from closedloop.core.lake import Lake
-from closedloop.core.metric import Metric
 from closedloop.core.sql import connect, query
 
 LATENCY_MIN_MS = 1.0
@@ -129,22 +128,6 @@ def latency_quantiles(stats: pa.Table, q: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         estimate = np.clip(estimate, low, high)
     return np.where(count > 0, estimate, np.nan)
-
-
-# What ``ops_metrics`` reports per group, as the metric catalog knows it.
-OPS_METRICS = (
-    Metric("requests", "requests", "neither", description="Predictions served."),
-    Metric("errors", "requests", "lower", description="Predictions that logged an error."),
-    Metric("fallbacks", "requests", "lower", description="Predictions served by the fallback."),
-    Metric("error_rate", "share", "lower", description="Share of predictions that logged an error."),
-    Metric("fallback_rate", "share", "lower", description="Share of predictions served by the fallback."),
-    Metric("latency_p50_ms", "ms", "lower", description="Median latency."),
-    Metric("latency_p95_ms", "ms", "lower", description="95th percentile latency."),
-    Metric("latency_p99_ms", "ms", "lower", description="99th percentile latency."),
-    Metric("latency_mean_ms", "ms", "lower", description="Mean latency."),
-    Metric("cost_usd", "usd", "lower", description="Spend of the predictions that logged a cost."),
-    Metric("cost_per_1k", "usd per 1,000", "lower", description="Mean cost of 1,000 predictions."),
-)
 
 
 def ops_metrics(stats: pa.Table, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
