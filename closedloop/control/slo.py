@@ -58,16 +58,6 @@ SLO_EVALUATIONS_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class MetricSource:
-    """A parsed ``source``: which lake table, which metric in it, and the qualifiers."""
-
-    kind: str  # rolling_eval, eval, drift, outcomes, ops, business
-    metric: str
-    column: str | None = None
-    window: str | None = None  # rolling_eval: window days; drift: "day" or "<N>d"; outcomes: days back
-
-
 # Judging and the state machine
 
 
