@@ -16,7 +16,8 @@ import pandas as pd
 
 from checks.results import check_result
 from closedloop.control.metric_catalog import metric_table
-from closedloop.control.slo import evaluate_periods, record_evaluations
+from closedloop.control.slo import record_evaluations
+from closedloop.control.slo_evaluation import evaluate_periods
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec, SLOSpec

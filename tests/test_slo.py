@@ -12,15 +12,14 @@ from closedloop.control.metric_catalog import SourceError, validate_business_sql
 from closedloop.control.readings import Reading, metric_readings
 from closedloop.control.slo import (
     SLOState,
-    evaluate_slos,
     is_breach,
-    judged_reading,
     latest_evaluations,
     next_state,
     read_evaluations,
     record_evaluations,
     transition,
 )
+from closedloop.control.slo_evaluation import evaluate_slos, judged_reading
 from closedloop.control.webhook import incident_message, post_json, webhook_url
 from closedloop.core.names import ALL
 from closedloop.core.periods import PeriodError
