@@ -4,9 +4,9 @@ import dagster as dg
 
 from assets.policy import figure_metadata, model_asset_args
 from closedloop.core.specs import ModelSpec
-from closedloop.evaluation.daily import ESTIMATED, approved_rate_thresholds, evaluate_day, labels_known_through
+from closedloop.evaluation.daily import approved_rate_thresholds, evaluate_day, labels_known_through
 from closedloop.evaluation.figures import eval_figures
-from closedloop.evaluation.rolling_eval import RollingEval
+from closedloop.evaluation.rolling_eval import ESTIMATED, RollingEval
 from closedloop.reports.daily import QUALITY_METRIC, TREND_DAYS, quality_window
 from closedloop.reports.figures import quality_over_time_figure
 from closedloop.reports.history import quality_history

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from closedloop.core.lake import Lake
-from closedloop.evaluation.daily import ESTIMATED, read_rolling_eval
 from closedloop.evaluation.metrics import wilson
+from closedloop.evaluation.rolling_eval import ESTIMATED, read_rolling_eval
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
 from orchestration import cli

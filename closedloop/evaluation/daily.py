@@ -16,21 +16,20 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from closedloop.core.lake import Lake, LakeError
+from closedloop.core.lake import Lake
 from closedloop.core.names import ALL, checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.evaluation.estimation import PerformanceEstimate, estimate_window
 from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.metrics import threshold_for_rate
 from closedloop.evaluation.rolling_eval import (
+    ESTIMATED,
     ROLLING_EVAL_SCHEMA,
     RollingEval,
     rolling_eval,
     window_start,
     window_stats,
 )
-
-ESTIMATED = "estimated"
 
 
 def labels_known_through(lake: Lake, model: ModelSpec, day: str | dt.date) -> dt.date:
@@ -92,32 +91,6 @@ def evaluate_day(lake: Lake, model: ModelSpec, day: str | dt.date, as_of: str | 
             estimates = estimate_window(lake, model, day, window_days)
             parts.append(estimate_table(model, day, window_days, days_with_stats, estimates))
     return RollingEval(model, day, pa.concat_tables(parts))
-
-
-def read_rolling_eval(lake: Lake, model: ModelSpec, day: str | dt.date) -> RollingEval:
-    """The ``rolling_eval`` partition the pipeline wrote for ``day``."""
-    day = checked_day(day)
-    table = lake.read_partition(model.name, "rolling_eval", day)
-    if table is None:
-        raise LakeError(
-            f"no rolling evaluation of {model.name} for {day} "
-            f"({lake.partition_path(model.name, 'rolling_eval', day)}); "
-            f"materialize the day first, e.g. closedloop run --start {day} --end {day} --model {model.name}"
-        )
-    return RollingEval(model, day, table.cast(ROLLING_EVAL_SCHEMA))
-
-
-def metrics_document(
-    lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int, segment: str | None = None
-) -> dict:
-    """One window of the day's ``rolling_eval`` per version (``closedloop metrics``): without
-    ``segment`` the whole populations only, with it each version broken down by that segment."""
-    document = read_rolling_eval(lake, model, day).document(window_days)
-    for block in [document["all_versions"], *document["versions"].values()]:
-        segments = block.pop("segments", {})
-        if segment is not None:
-            block["segments"] = {segment: segments.get(segment, {})}
-    return document
 
 
 def approved_rate_thresholds(

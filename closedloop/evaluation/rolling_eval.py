@@ -46,6 +46,7 @@ ROLLING_EVAL_SCHEMA = pa.schema(
     ]
 )
 COUNT_METRICS = ("n", "n_labeled", "n_positive")
+ESTIMATED = "estimated"  # the labels of the rows evaluation.daily estimates for windows not mature yet
 # Metrics that need no labels: a window reports them for the days up to its end, matured or not.
 LABEL_FREE_METRICS = tuple(m.name for m in WINDOW_METRICS if not m.needs_labels)
 
@@ -195,6 +196,32 @@ def rolling_eval(lake: Lake, model: ModelSpec, day: str | dt.date) -> RollingEva
         }
         rows += [{**window, **row} for row in evaluate_window(stats, model)]
     return RollingEval(model, day, pa.Table.from_pylist(rows, schema=ROLLING_EVAL_SCHEMA))
+
+
+def read_rolling_eval(lake: Lake, model: ModelSpec, day: str | dt.date) -> RollingEval:
+    """The ``rolling_eval`` partition the pipeline wrote for ``day``."""
+    day = checked_day(day)
+    table = lake.read_partition(model.name, "rolling_eval", day)
+    if table is None:
+        raise LakeError(
+            f"no rolling evaluation of {model.name} for {day} "
+            f"({lake.partition_path(model.name, 'rolling_eval', day)}); "
+            f"materialize the day first, e.g. closedloop run --start {day} --end {day} --model {model.name}"
+        )
+    return RollingEval(model, day, table.cast(ROLLING_EVAL_SCHEMA))
+
+
+def metrics_document(
+    lake: Lake, model: ModelSpec, day: str | dt.date, window_days: int, segment: str | None = None
+) -> dict:
+    """One window of the day's ``rolling_eval`` per version (``closedloop metrics``): without
+    ``segment`` the whole populations only, with it each version broken down by that segment."""
+    document = read_rolling_eval(lake, model, day).document(window_days)
+    for block in [document["all_versions"], *document["versions"].values()]:
+        segments = block.pop("segments", {})
+        if segment is not None:
+            block["segments"] = {segment: segments.get(segment, {})}
+    return document
 
 
 def daily_decision_rates(lake: Lake, model: ModelSpec, day: str | dt.date, days: int) -> pa.Table:

@@ -8,7 +8,7 @@ import json
 
 from closedloop.control.status import incident_summaries, slo_status
 from closedloop.core.names import checked_day
-from closedloop.evaluation.daily import ESTIMATED, metrics_document
+from closedloop.evaluation.rolling_eval import ESTIMATED, metrics_document
 from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load
 
 
