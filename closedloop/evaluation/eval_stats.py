@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from typing import cast
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from closedloop.core.names import ALL, checked_day
@@ -88,6 +87,10 @@ def score_counts(stats: pa.Table, labels: str = "matured", pool_versions: bool =
     ``"known"`` (both); rows labeled outside the set count as unlabeled. With ``pool_versions``
     every population also appears under model_version ``"all"`` (all versions together).
     """
+    # pandas is imported here, not with the module: the CLI imports this module through rolling_eval for every
+    # inspect command (quarantine too), and most of them never count.
+    import pandas as pd
+
     if labels not in _LABEL_STATES:
         raise ValueError(f"labels must be one of {list(_LABEL_STATES)}, got {labels!r}")
     other_grids = set(stats["score_grid"].unique().to_pylist()) - {SCORE_GRID}
