@@ -159,7 +159,8 @@ def validate_business_sql(model: ModelSpec, expression: str) -> None:
     """
     if ";" in expression:
         raise SourceError(f"sql {expression!r} must be a single expression (no ';')")
-    empty = pa.schema(list(prediction_types(model).items())).empty_table()
+    # from_batches, not schema.empty_table(), which imports pandas (and loading the registry must not).
+    empty = pa.Table.from_batches([], schema=pa.schema(list(prediction_types(model).items())))
     start, end, _ = period_bounds(model.start_date)
     try:
         with connect() as con:
