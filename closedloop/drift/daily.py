@@ -68,7 +68,7 @@ def drift_of_day(
 def _settle_below(model: ModelSpec) -> float | None:
     """The AUC under which one fold settles the day; None (every fold) when the AUC is only reported."""
     bound = model.drift.limit("domain_classifier_auc", ALL_INPUTS)
-    levels = [level for level in (bound.warn, bound.error) if isinstance(level, float | int)] if bound else []
-    if bound is None or bound.type != "upper" or not levels:
+    if bound is None or bound.type != "upper":
         return None
-    return min(levels) - SETTLE_MARGIN
+    levels = [level for level in (bound.warn, bound.error) if isinstance(level, float | int)]
+    return min(levels) - SETTLE_MARGIN if levels else None
