@@ -172,7 +172,7 @@ class Lake:
     @staticmethod
     def read_files(paths: list[Path], schema: pa.Schema) -> pa.Table:
         """Lake partition files as one table of ``schema`` (empty when there are none)."""
-        return pa.concat_tables([schema.empty_table()] + [_read_existing(path).cast(schema) for path in paths])
+        return pa.concat_tables([schema.empty_table()] + [conformed(_read_existing(path), schema) for path in paths])
 
     @overload
     def read_range(
@@ -317,6 +317,14 @@ class Lake:
     def catalog_path(self) -> Path:
         """The DuckDB file that holds views over the lake for ad-hoc SQL."""
         return self.root / "catalog.duckdb"
+
+
+def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` as ``schema``; a column the schema gained since the file was written reads as nulls."""
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)
 
 
 def _replace_atomically(final: Path, data: pa.Table) -> Path:
