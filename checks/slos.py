@@ -19,7 +19,7 @@ from closedloop.control.metric_catalog import metric_table
 from closedloop.control.slo import record_evaluations
 from closedloop.control.slo_evaluation import evaluate_periods
 from closedloop.core.names import checked_day
-from closedloop.core.periods import hours_to_judge, period_in_words
+from closedloop.core.periods import hours_to_judge, period_in_words, period_start
 from closedloop.core.specs import ModelSpec, SLOSpec
 from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
@@ -33,21 +33,33 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
     mine = [r for r in rows if r["slo"] == slo.name]
     breached = [r for r in mine if r["state"] == "breached"]
     judged = [r for r in mine if r["value"] is not None]
-    metadata = {"bound": slo.bound.describe(), "periods_judged": len(judged), "periods_breached": len(breached)}
+    periods = lambda rows: sorted({r["period"] for r in rows}, key=period_start)  # noqa: E731
+    metadata = {
+        "bound": slo.bound.describe(),
+        "periods_judged": len(periods(judged)),
+        "periods_breached": len(periods(breached)),
+    }
     latest = judged[-1] if judged else None
     if latest is not None:
         metadata.update({"latest_period": period_in_words(latest["period"]), "state": latest["state"]})
+    if any(r["subject"] for r in breached):
+        metadata["subjects_breached"] = dg.MetadataValue.json(sorted({r["subject"] for r in breached if r["subject"]}))
     first_failure = None
     if breached:
         # A run that starts inside a breach may open on a period without data: the first with a value says more.
         first = next((r for r in breached if r["value"] is not None), breached[0])
-        scope = f" ({first['version']})" if first["version"] not in ("all", None) else ""
+        whose = first["subject"] or (first["version"] if first["version"] not in ("all", None) else None)
+        scope = f" ({whose})" if whose else ""
         seen = "no data" if first["value"] is None else f"{first['value']:.4g}"
         first_failure = (
             f"{period_in_words(first['period'])}: expected {slo.metric}{scope} {slo.bound.describe()}, observed {seen}"
         )
     transitions = [
-        f"{period_in_words(r['period'])} {r['transition']} ({r['value']:.4g})" for r in mine if r["transition"]
+        f"{period_in_words(r['period'])} {r['transition']}"
+        + (f" [{r['subject']}]" if r["subject"] else "")
+        + f" ({r['value']:.4g})"
+        for r in mine
+        if r["transition"]
     ]
     if transitions:
         metadata["transitions"] = dg.MetadataValue.json(transitions)
@@ -101,8 +113,9 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
         rows = evaluations.to_pylist()
         for row in rows:
             if row["transition"]:
+                about = f" [{row['subject']}]" if row["subject"] else ""
                 context.log.warning(
-                    f"{model.name}: {row['slo']} {row['transition']} at {row['period']} ({row['metric']} = "
+                    f"{model.name}: {row['slo']}{about} {row['transition']} at {row['period']} ({row['metric']} = "
                     f"{row['value']:.4g})"
                 )
 

@@ -15,7 +15,7 @@ from closedloop.control.incidents import OPENED, apply_transition
 from closedloop.control.runbook import carry_out, notify
 from closedloop.control.serving import ControlError, approve, reject
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA
-from closedloop.core.lake import Lake
+from closedloop.core.lake import Lake, conformed
 from closedloop.core.periods import period_start
 from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
@@ -25,11 +25,12 @@ DECIDE_ACTION_JOB = "decide_action"
 
 
 class TransitionConfig(dg.Config):
-    """The ``slo_evaluations`` row whose transition the run handles."""
+    """The ``slo_evaluations`` row whose transition the run handles (``subject`` empty for a pooled SLO)."""
 
     model: str
     slo: str
     period: str
+    subject: str = ""
 
 
 class DecisionConfig(dg.Config):
@@ -47,10 +48,14 @@ def _evaluation(lake: Lake, config: TransitionConfig) -> dict:
     table = lake.read_partition(config.model, "slo_evaluations", period_start(config.period).date())
     if table is not None:
         mask = pc.and_(pc.equal(table["slo"], config.slo), pc.equal(table["period"], config.period))
-        rows = table.filter(mask).cast(SLO_EVALUATIONS_SCHEMA).to_pylist()
-        if rows and rows[0]["transition"] is not None:
+        rows = conformed(table.filter(mask), SLO_EVALUATIONS_SCHEMA).to_pylist()
+        rows = [r for r in rows if (r["subject"] or "") == config.subject and r["transition"] is not None]
+        if rows:
             return rows[0]
-    raise dg.Failure(f"slo_evaluations of {config.model} has no transition of SLO {config.slo!r} at {config.period}")
+    about = f" [{config.subject}]" if config.subject else ""
+    raise dg.Failure(
+        f"slo_evaluations of {config.model} has no transition of SLO {config.slo!r}{about} at {config.period}"
+    )
 
 
 def build_incident_job(registry: Registry) -> dg.JobDefinition:
@@ -62,7 +67,8 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
         model = registry.model(config.model)
         change = apply_transition(store, model, _evaluation(store, config), _now())
         if change is None:
-            context.log.info(f"{config.model}/{config.slo} at {config.period}: already recorded, nothing to do")
+            about = f" [{config.subject}]" if config.subject else ""
+            context.log.info(f"{config.model}/{config.slo}{about} at {config.period}: already recorded, nothing to do")
             return None
         incident = change.incident
         context.log.info(

@@ -2,12 +2,12 @@
 
 ``closedloop_incidents`` reads new rows of every model's ``slo_evaluations`` in the lake (not
 Dagster's check history: reading that needs deprecated calls that break on the default
-run-sharded storage) and launches the ``incident`` job once per SLO that became breached or
-recovered. Its cursor is, per model, the newest modification time of the partitions it has
+run-sharded storage) and launches the ``incident`` job once per SLO and subject that became
+breached or recovered. Its cursor is, per model, the newest modification time of the partitions it has
 read, kept by Dagster, so a restart resumes where it stopped; a transition the lake already shows handled (an incident
 opened by an in-process run, say) is not launched again. Runs are requested in period order
 and tagged ``closedloop/slo``; the instance's run queue (``data/dagster_home/dagster.yaml``)
-runs one per SLO at a time, so an incident is opened before it is closed. Both sensors run by
+runs one per SLO at a time (whatever the subject), so an incident is opened before it is closed. Both sensors run by
 default.
 """
 
@@ -44,7 +44,12 @@ def incident_run_requests(
                     run_config={
                         "ops": {
                             "open_or_close_incident": {
-                                "config": {"model": model.name, "slo": row["slo"], "period": row["period"]}
+                                "config": {
+                                    "model": model.name,
+                                    "slo": row["slo"],
+                                    "period": row["period"],
+                                    "subject": row["subject"] or "",
+                                }
                             }
                         }
                     },

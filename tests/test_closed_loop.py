@@ -63,7 +63,11 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
     assert fraud["review_rate_in_band"]["version"] == "v12" and fraud["review_rate_in_band"]["state"] == "open"
     assert fraud["review_rate_in_band"]["action_result"].startswith("pending approval: closedloop approve act_")
     inputs = [i for i in incidents["fraud"] if i["slo"] == "inputs_within_drift_limits"]
-    assert [(i["opened"], i["state"]) for i in inputs] == [("2026-09-13", "closed"), ("2026-09-21", "closed")]
+    # One incident per drifting column, each naming its column and the figure behind it.
+    assert {(i["opened"], i["state"]) for i in inputs} == {("2026-09-13", "closed"), ("2026-09-21", "closed")}
+    assert all(i["detail"].startswith(f"{i['subject']}: ") for i in inputs), [
+        (i["subject"], i["detail"]) for i in inputs
+    ]
     triage = {i["slo"]: i for i in incidents["ticket_triage"]}
     assert (
         triage["p95_latency_ceiling"]["action_result"] == "applied"
@@ -82,7 +86,11 @@ def test_status_and_approve_from_the_command_line(production, capsys, monkeypatc
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
     assert cli.main(["status", "--model", "fraud", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert {s["slo"]: s["state"] for s in status["slos"]}["review_rate_in_band"] == "breached"
+    review = next(s for s in status["slos"] if s["slo"] == "review_rate_in_band")
+    assert review["state"] == "breached"
+    # Per version, each version is a subject of its own: the breached one first, the others still listed.
+    assert review["subjects"][0] == {**review["subjects"][0], "subject": review["version"], "state": "breached"}
+    assert len(review["subjects"]) > 1
     assert set(status["incidents"][0]) >= {"model", "slo", "metric", "opened", "closed", "severity", "action", "state"}
     assert cli.main(["actions", "--state", "pending", "--json"]) == 0
     pending = json.loads(capsys.readouterr().out)["actions"]

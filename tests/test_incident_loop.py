@@ -11,6 +11,9 @@ import pytest
 from closedloop.control.incidents import read_incidents
 from closedloop.control.serving import read_actions, read_serving
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
+from closedloop.control.slo_evaluation import evaluate_periods
+from closedloop.control.status import slo_status
+from closedloop.drift.report import REPORT_SCHEMA
 from orchestration.definitions import build_definitions
 from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR, RUN_FAILURE_SENSOR
@@ -247,3 +250,101 @@ def test_failed_runs_are_reported_to_the_webhook(registry, webhook_server):
     [(_, message)] = handler.received
     assert message["text"].startswith(":x: closedloop run failed: decide_action")
     assert result.run_id in json.dumps(message["blocks"])
+
+
+def drift_day(lake, day: dt.date, errors: dict[str, tuple[str, float, float]]):
+    """fraud's day drift report: merchant_id and amount judged, those in ``errors`` past their limit."""
+    rows = []
+    for column in ("merchant_id", "amount"):
+        metric, value, limit = errors.get(column, ("psi", 0.01, 0.25))
+        status = "error" if column in errors else "ok"
+        rows.append(
+            {
+                "day": day, "column": column, "version": "all", "window": "day", "metric": metric, "value": value,
+                "threshold": limit, "severity": value / limit, "status": status, "rows": 20_000,
+            }
+        )  # fmt: skip
+    lake.write_partition("fraud", "drift", day, pa.Table.from_pylist(rows, schema=REPORT_SCHEMA))
+
+
+def test_a_second_input_drifting_inside_an_open_incident_is_told_and_each_input_recovers_alone(
+    loop, registry, lake, webhook_server
+):
+    url, handler = webhook_server
+    _, _, tick = loop
+    fraud = registry.model("fraud")
+    [slo] = [s for s in fraud.slos if s.name == "inputs_within_drift_limits"]  # <= 0: not one drifting input
+    merchants = ("new_category_share", 0.4, 0.2)
+    nulls = ("missing_rate_delta", 0.2, 0.05)
+    days = [dt.date(2026, 9, 16) + dt.timedelta(days=i) for i in range(4)]
+    faults = [{"merchant_id": merchants}, {"merchant_id": merchants, "amount": nulls}, {"amount": nulls}, {}]
+    cursor, seen = None, []
+    for day, errors in zip(days, faults, strict=True):
+        drift_day(lake, day, errors)
+        record_evaluations(lake, "fraud", evaluate_periods(lake, fraud, [day], [slo], dt.datetime.now(UTC)))
+        requests, cursor = tick(cursor, WebhookResource(url=url))
+        if day == days[1]:
+            [both] = [s for s in slo_status(lake, fraud) if s["slo"] == slo.name]
+        seen.append(
+            [
+                (r.tags["closedloop/transition"], r.run_config["ops"]["open_or_close_incident"]["config"]["subject"])
+                for r in requests
+            ]
+        )
+    assert seen == [
+        [("breached", "merchant_id")],
+        [("breached", "amount")],  # the nulls open their own incident while merchant_id's is open
+        [("recovered", "merchant_id")],  # only merchant_id's closes
+        [("recovered", "amount")],
+    ]
+    assert both["state"] == "breached" and [(t["subject"], t["state"]) for t in both["subjects"]] == [
+        ("amount", "breached"),
+        ("merchant_id", "breached"),
+    ]
+    incidents = {i["subject"]: i for i in read_incidents(lake, "fraud")}
+    assert {s: (i["opened"], i["closed"]) for s, i in incidents.items()} == {
+        "merchant_id": (str(days[0]), str(days[2])),
+        "amount": (str(days[1]), str(days[3])),
+    }
+    assert incidents["amount"]["incident_id"] == f"fraud/inputs_within_drift_limits[amount]/{days[1]}"
+    assert incidents["amount"]["detail"] == "amount: missing_rate_delta +0.2, limit 0.05"
+    told = [m["text"] for _, m in handler.received]
+    assert told[1] == (
+        ":warning: [warn] fraud: SLO inputs_within_drift_limits breached for amount: drifting_inputs = 1"
+        " (amount: missing_rate_delta +0.2, limit 0.05)"
+    )
+    assert len(told) == 4 and told[2].startswith(
+        ":white_check_mark: fraud: SLO inputs_within_drift_limits recovered for merchant_id"
+    )
+    assert tick(None)[0] == []  # a lost cursor re-launches nothing
+
+
+def test_each_version_of_a_per_version_slo_opens_and_closes_its_own_incident(loop, registry, lake):
+    _, _, tick = loop
+    hours = [HOUR + dt.timedelta(hours=i) for i in range(3)]
+
+    def versioned(period, version, state, value, change, since):
+        return {
+            **evaluation("p95_latency_ceiling", period, state, value, change, since),
+            "subject": version,
+            "version": version,
+        }
+
+    record(
+        lake,
+        versioned(hours[0], "v3", "breached", 9_000.0, "breached", hours[0]),
+        versioned(hours[0], "v4", "ok", 1_000.0, None, None),
+    )
+    record(
+        lake,
+        versioned(hours[1], "v3", "breached", 9_000.0, None, hours[0]),
+        versioned(hours[1], "v4", "breached", 8_000.0, "breached", hours[1]),
+    )
+    record(
+        lake,
+        versioned(hours[2], "v3", "ok", 1_000.0, "recovered", hours[0]),
+        versioned(hours[2], "v4", "breached", 8_000.0, None, hours[1]),
+    )
+    tick(None)
+    state = {i["subject"]: i["state"] for i in read_incidents(lake, "ticket_triage")}
+    assert state == {"v3": "closed", "v4": "open"}

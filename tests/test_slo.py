@@ -19,7 +19,7 @@ from closedloop.control.slo import (
     record_evaluations,
     transition,
 )
-from closedloop.control.slo_evaluation import evaluate_slos, judged_reading
+from closedloop.control.slo_evaluation import evaluate_slos, subject_readings
 from closedloop.control.webhook import incident_message, post_json, webhook_url
 from closedloop.core.names import ALL
 from closedloop.core.periods import PeriodError
@@ -310,22 +310,35 @@ def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
 # Per version, and rows enough to judge
 
 
-def test_a_per_version_slo_is_held_to_its_worst_version_and_ignores_thin_ones():
+def test_a_per_version_slo_judges_each_version_on_its_own_and_ignores_thin_ones():
     band = SLOSpec(name="b", metric="m", band=(0.005, 0.06), severity="page", per_version=True, min_rows=100)
     readings = [
         Reading("all", 0.017, 20_000),  # pooled: fine, and hides the canary
-        Reading("v11", 0.018, 18_000),
         Reading("v12", 0.0015, 2_000),  # the canary stopped flagging anything
+        Reading("v11", 0.018, 18_000),
         Reading("v13", 0.9, 40),  # too few rows to mean anything
     ]
-    judged = judged_reading(band, readings)
-    assert (judged.version, judged.value) == ("v12", 0.0015) and is_breach(band, judged.value)
-    assert judged.detail == "versions: v11 0.018; v12 0.0015"
+    judged = subject_readings(band, readings)
+    assert [(r.subject, r.value) for r in judged] == [("v11", 0.018), ("v12", 0.0015)]
+    assert [is_breach(band, r.value) for r in judged] == [False, True]
     pooled = SLOSpec(name="p", metric="m", band=(0.005, 0.06), severity="page")
-    assert judged_reading(pooled, readings).version == "all"
-    assert judged_reading(band, [Reading("v13", 0.9, 40), Reading("v14", None, 500)]) is None  # no data, not a breach
-    ceiling = SLOSpec(name="c", metric="m", comparison="<=", threshold=4000, severity="page", per_version=True)
-    assert judged_reading(ceiling, [Reading("a", 3000, 500), Reading("b", 4500, 500)]).version == "b"
+    assert [(r.subject, r.version) for r in subject_readings(pooled, readings)] == [(None, "all")]
+    assert subject_readings(band, [Reading("v13", 0.9, 40), Reading("v14", None, 500)]) == []  # no data, no breach
+
+
+def test_an_input_drift_slo_judges_each_column_and_with_per_version_each_versions_column():
+    slo = SLOSpec(name="d", metric="m", comparison="<=", threshold=0, severity="warn")
+    readings = [
+        Reading("all", 1.0, 900, "merchant_id: new_category_share 0.4, limit 0.2", subject="merchant_id"),
+        Reading("all", 0.0, 900, subject="amount"),
+        Reading("v12", 1.0, 300, subject="amount"),
+    ]
+    assert [(r.subject, r.value) for r in subject_readings(slo, readings, per_input=True)] == [
+        ("amount", 0.0),
+        ("merchant_id", 1.0),
+    ]
+    per_version = SLOSpec(name="d", metric="m", comparison="<=", threshold=0, severity="warn", per_version=True)
+    assert [r.subject for r in subject_readings(per_version, readings, per_input=True)] == ["v12/amount"]
 
 
 def test_business_sql_is_read_per_version(registry, lake):
@@ -403,7 +416,7 @@ def test_drifting_inputs_count_the_columns_past_an_error_limit(registry, lake):
     lake.write_partition("fraud", "drift", DAY, pa.Table.from_pylist(rows, schema=REPORT_SCHEMA))
     readings = {r.version: r for r in metric_readings(lake, fraud, _metric(fraud, "drifting_inputs"), DAY)}
     assert readings["all"].value == 1.0  # merchant_id once; a warning and the score (an output) do not count
-    assert readings["all"].detail == "merchant_id (new_category_share 0.4, limit 0.2)"
+    assert readings["all"].detail == "merchant_id: new_category_share 0.4, limit 0.2"
     assert readings["v12"].value is None  # too few rows for the canary: no data
 
 

@@ -1,9 +1,11 @@
-"""Incidents: one per model and SLO from the moment it is breached until it has recovered.
+"""Incidents: one per model, SLO and subject from the moment it is breached until it has recovered.
 
-Incidents follow the ``slo_evaluations`` record, never the raw metric: the evaluation where an
-SLO's state turns breached (transition ``breached``) opens an incident named after that
-period, and the one where it turns ok again (``recovered``) closes it. While a breach lasts the
-state stays breached and nothing new opens (no alert storms). Handling a transition is
+Incidents follow the ``slo_evaluations`` record, never the raw metric: the evaluation where a
+subject's state turns breached (transition ``breached``) opens an incident named after the SLO,
+the subject (a version, an input column; none for a pooled SLO) and that period, and the one
+where it turns ok again (``recovered``) closes it. While a breach lasts the state stays breached
+and nothing new opens for that subject (no alert storms); another subject breaking the same SLO
+meanwhile opens its own incident, so the second fault is told too. Handling a transition is
 idempotent, so a re-evaluated day, a sensor restart or a re-run never opens or closes an
 incident twice. An incident lives in the ``incidents`` partition of the day it was opened;
 closing it, carrying out its action and notifying its owner rewrite that row.
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from closedloop.control.slo import BREACHED, RECOVERED, SLO_EVALUATIONS_SCHEMA
-from closedloop.core.lake import Lake
+from closedloop.core.lake import Lake, conformed
 from closedloop.core.periods import period_start
 from closedloop.core.specs import ModelSpec
 
@@ -28,8 +30,9 @@ INCIDENTS_SCHEMA = pa.schema(
         ("incident_id", pa.string()),
         ("model", pa.string()),
         ("slo", pa.string()),
+        ("subject", pa.string()),  # who breached: a version, an input column (null for a pooled SLO)
         ("metric", pa.string()),
-        ("version", pa.string()),  # whose value breached: 'all' (pooled) or a version (per-version SLOs)
+        ("version", pa.string()),  # whose value breached: 'all' (pooled) or the subject's version
         ("value", pa.float64()),
         ("detail", pa.string()),
         ("comparison", pa.string()),
@@ -54,9 +57,9 @@ INCIDENTS_SCHEMA = pa.schema(
 OPENED, CLOSED = "opened", "closed"
 
 
-def incident_id(model: str, slo: str, opened: str) -> str:
+def incident_id(model: str, slo: str, subject: str | None, opened: str) -> str:
     """A stable id: the same breach always names the same incident, so reprocessing never duplicates it."""
-    return f"{model}/{slo}/{opened}"
+    return f"{model}/{slo}/{opened}" if subject is None else f"{model}/{slo}[{subject}]/{opened}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class IncidentChange:
 def read_incidents(lake: Lake, model: str, state: str | None = None) -> list[dict]:
     """The model's incidents in the order they were opened, optionally only ``open`` or ``closed`` ones."""
     rows = lake.read_range(model, "incidents", schema=INCIDENTS_SCHEMA).to_pylist()
-    ordered = sorted(rows, key=lambda r: (period_start(r["opened"]), r["slo"]))
+    ordered = sorted(rows, key=lambda r: (period_start(r["opened"]), r["slo"], r["subject"] or ""))
     return [row for row in ordered if state is None or row["state"] == state]
 
 
@@ -85,13 +88,13 @@ def find_incident(lake: Lake, model: str, opened_day: dt.date, identifier: str) 
     table = lake.read_partition(model, "incidents", opened_day)
     if table is None:
         return None
-    found = table.filter(pc.equal(table["incident_id"], identifier)).cast(INCIDENTS_SCHEMA).to_pylist()
+    found = conformed(table.filter(pc.equal(table["incident_id"], identifier)), INCIDENTS_SCHEMA).to_pylist()
     return found[0] if found else None
 
 
 def transition_incident_id(evaluation: Mapping) -> str:
     """The incident a ``breached`` or ``recovered`` evaluation opens or closes."""
-    return incident_id(evaluation["model"], evaluation["slo"], evaluation["breached_since"])
+    return incident_id(evaluation["model"], evaluation["slo"], evaluation.get("subject"), evaluation["breached_since"])
 
 
 def is_handled(lake: Lake, evaluation: Mapping) -> bool:
@@ -132,6 +135,7 @@ def _opened(identifier: str, row: Mapping, action: str, mode: str, now: dt.datet
     fields = (
         "model",
         "slo",
+        "subject",
         "metric",
         "version",
         "value",
@@ -173,7 +177,7 @@ def transitions(lake: Lake, model: str, after_ns: int | None = None) -> tuple[li
     newest = max((path.stat().st_mtime_ns for path in files), default=after_ns)
     rows = lake.read_files(files, schema=SLO_EVALUATIONS_SCHEMA).to_pylist()
     changes = [r for r in rows if r["transition"] is not None]
-    return sorted(changes, key=lambda r: (period_start(r["period"]), r["slo"])), newest
+    return sorted(changes, key=lambda r: (period_start(r["period"]), r["slo"], r["subject"] or "")), newest
 
 
 def unhandled(lake: Lake, evaluations: Iterable[Mapping]) -> list[dict]:

@@ -24,7 +24,7 @@ from closedloop.core.names import ALL
 from closedloop.core.periods import period_bounds
 from closedloop.core.specs import ModelSpec, ProductionMetric
 from closedloop.core.sql import connect
-from closedloop.drift.report import drifting_inputs
+from closedloop.drift.report import drifting_inputs, input_drift
 from closedloop.evaluation import metrics as quality
 from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.outcomes import label_coverage
@@ -40,6 +40,7 @@ class Reading:
     value: float | None
     rows: int | None = None  # rows behind the value, where the source counts them
     detail: str | None = None
+    subject: str | None = None  # who an SLO judging this reading is about (``slo_evaluation.subject_readings``)
 
 
 def metric_readings(
@@ -138,6 +139,18 @@ def _drift_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSo
         Reading(r["version"], None if r["status"] == "not_enough_data" else _number(r["value"]), r["rows"])
         for r in rows.to_pylist()
     ]
+
+
+def input_drift_readings(lake: Lake, model: ModelSpec, day: dt.date, window: str) -> list[Reading]:
+    """``drift.drifting_inputs`` per input column: 1 when the column drifts past an error limit, else 0.
+
+    The subject is the column; only columns with a judged figure (enough rows) have a reading.
+    """
+    table = lake.read_partition(model.name, "drift", day)
+    if table is None:
+        return []
+    table = table.filter(pc.equal(table["window"], window))
+    return [Reading(c.version, float(c.drifting), c.rows, c.detail, subject=c.column) for c in input_drift(table)]
 
 
 def _ops_readings(

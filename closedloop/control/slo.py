@@ -1,13 +1,17 @@
 """SLOs: a production metric's value for a period, judged against its SLO, with memory.
 
 The value comes from ``control.readings`` (the sources are listed in ``control.metric_catalog``).
-Every source reads all versions pooled and each version on its own; an SLO with
-``per_version`` is held to its worst version. A value backed by fewer than the SLO's
-``min_rows`` rows is no data. An SLO is breached after ``for`` consecutive breaching periods
-and recovers after ``recovery_periods`` consecutive ok periods; a period without data changes
-nothing, so a gap in the data neither opens nor closes an incident. Each evaluation is one
-``slo_evaluations`` row, the source of truth for the incident sensor and the CLI; the rows
-where the state turns breached or back to ok carry the ``transition`` the sensor acts on.
+Every source reads all versions pooled and each version on its own. An SLO is judged per
+*subject*, each with its own state: each version for an SLO with ``per_version``, each input
+column for ``drift.drifting_inputs`` (when its bound asks for no drifting input at all), and the
+pooled value (no subject) otherwise. So a second version, or a second column, that breaks the
+SLO while the first is still breached is told on its own, and each recovers on its own. A value
+backed by fewer than the SLO's ``min_rows`` rows is no data. A subject is breached after ``for``
+consecutive breaching periods and recovers after ``recovery_periods`` consecutive ok periods; a
+period without data changes nothing, so a gap in the data neither opens nor closes an incident.
+Each evaluation is one ``slo_evaluations`` row per SLO, subject and period, the source of truth
+for the incident sensor and the CLI; the rows where a subject's state turns breached or back to
+ok carry the ``transition`` the sensor acts on.
 
 This module holds the judging, the state machine and the lake record; ``control.slo_evaluation``
 reads the values and evaluates, so that reading the record does not import the readings.
@@ -32,15 +36,16 @@ SLO_EVALUATIONS_SCHEMA = pa.schema(
     [
         ("model", pa.string()),
         ("slo", pa.string()),
+        ("subject", pa.string()),  # who the evaluation is about: a version, an input column; null for pooled SLOs
         ("metric", pa.string()),
         ("source", pa.string()),
         ("cadence", pa.string()),
         ("period", pa.string()),  # YYYY-MM-DD for a day, YYYY-MM-DDTHH:00:00+00:00 for an hour
         ("day", pa.date32()),  # the lake partition the row lives in
-        ("version", pa.string()),  # whose value it is: 'all' (pooled) or, per version, the worst version
+        ("version", pa.string()),  # whose value it is: 'all' (pooled) or the subject's version
         ("value", pa.float64()),  # null: no data for the period
         ("rows", pa.int64()),  # rows behind the value, where the source counts them
-        ("detail", pa.string()),  # what stands behind the value (each version's value, the drifting columns)
+        ("detail", pa.string()),  # what stands behind the value (the window, the drifting figure and its limit)
         ("comparison", pa.string()),
         ("threshold", pa.float64()),
         ("band_low", pa.float64()),
@@ -104,16 +109,41 @@ def transition(before: SLOState, after: SLOState) -> str | None:
     return None
 
 
-def latest_per_slo(
+SubjectKey = tuple[str, str | None]  # (SLO, subject): one state machine
+
+
+def subject_key(row: Mapping) -> SubjectKey:
+    return row["slo"], row.get("subject")
+
+
+def latest_per_subject(
     rows: Iterable[Mapping], *, before: dt.datetime | None = None, judged_only: bool = False
-) -> dict[str, Mapping]:
-    """Each SLO's latest evaluation among ``rows`` (by period), optionally only those of periods
-    starting before ``before`` or only those that had data (a period without data changes no state)."""
-    latest: dict[str, Mapping] = {}
+) -> dict[SubjectKey, Mapping]:
+    """Each SLO and subject's latest evaluation among ``rows`` (by period), optionally only those of
+    periods starting before ``before`` or only those that had data (a period without data changes no state)."""
+    latest: dict[SubjectKey, Mapping] = {}
     for row in sorted(rows, key=lambda r: period_start(r["period"])):
         if (before is None or period_start(row["period"]) < before) and (not judged_only or row["value"] is not None):
-            latest[row["slo"]] = row
+            latest[subject_key(row)] = row
     return latest
+
+
+STATE_RANK = {"ok": 0, "breaching": 1, "breached": 2}
+CURRENT_DAYS = 30  # a subject not judged within a month of its SLO's latest evaluation is gone (a retired version)
+
+
+def subjects_worst_first(latest: Mapping[SubjectKey, Mapping], slo: str) -> list[Mapping]:
+    """One SLO's current subjects (their latest evaluations), the worst state first, then by subject:
+    the first says how the SLO stands. A subject still breached is current however old."""
+    mine = [row for (name, _), row in latest.items() if name == slo]
+    if not mine:
+        return []
+    newest = max(period_start(r["period"]) for r in mine)
+    current = [
+        r for r in mine
+        if r["state"] == "breached" or newest - period_start(r["period"]) <= dt.timedelta(days=CURRENT_DAYS)
+    ]  # fmt: skip
+    return sorted(current, key=lambda r: (-STATE_RANK.get(r["state"], 0), r.get("subject") or ""))
 
 
 # The lake record
@@ -125,17 +155,19 @@ def read_evaluations(lake: Lake, model: str, start: dt.date | None = None, end: 
 
 
 def latest_evaluations(lake: Lake, model: str, period: dt.date | dt.datetime, lookback_days: int = 30) -> list[dict]:
-    """Each SLO's latest evaluation strictly before ``period``: the ``previous`` of ``slo_evaluation.evaluate_slos``.
+    """Each SLO and subject's latest evaluation strictly before ``period``: the ``previous`` of
+    ``slo_evaluation.evaluate_slos``.
 
-    Only the last ``lookback_days`` are read; an SLO not evaluated in them starts over as ok.
+    Only the last ``lookback_days`` are read; a subject not evaluated in them starts over as ok.
     """
     start, _, _ = period_bounds(period)
     table = read_evaluations(lake, model, start.date() - dt.timedelta(days=lookback_days), start.date())
-    return [dict(row) for row in latest_per_slo(table.to_pylist(), before=start).values()]
+    return [dict(row) for row in latest_per_subject(table.to_pylist(), before=start).values()]
 
 
 def record_evaluations(lake: Lake, model: str, rows: pa.Table) -> list:
-    """Add rows to their day's ``slo_evaluations`` partitions, replacing earlier rows of the same SLO and period."""
+    """Add rows to their day's ``slo_evaluations`` partitions, replacing the earlier rows of the same
+    SLO and period (every subject's: a re-evaluated period's subjects are the new ones)."""
     rows = rows.cast(SLO_EVALUATIONS_SCHEMA)
     return [
         lake.upsert_partition(model, "slo_evaluations", day, rows.filter(pc.equal(rows["day"], day)), ("slo", "period"))

@@ -1,4 +1,4 @@
-"""Where a model stands: each SLO's latest judged state, its incidents, and who owns an action.
+"""Where a model stands: each SLO's latest judged state (and its subjects'), its incidents, who owns an action.
 
 The answers ``closedloop status`` and ``closedloop actions`` print, kept here so that any other
 front end (a report, a job) gives the same answer.
@@ -9,23 +9,28 @@ from __future__ import annotations
 from closedloop.control.incidents import read_incidents
 from closedloop.control.metric_catalog import metric_definition
 from closedloop.control.serving import read_actions
-from closedloop.control.slo import latest_per_slo, read_evaluations
+from closedloop.control.slo import latest_per_subject, read_evaluations, subjects_worst_first
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
 
 INCIDENT_FIELDS = (
-    "incident_id", "model", "slo", "metric", "version", "value", "opened", "closed", "severity", "action",
-    "action_mode", "action_id", "action_result", "notification", "state",
+    "incident_id", "model", "slo", "subject", "metric", "version", "value", "detail", "opened", "closed",
+    "severity", "action", "action_mode", "action_id", "action_result", "notification", "state",
 )  # fmt: skip
 
 
 def slo_status(lake: Lake, model: ModelSpec) -> list[dict]:
-    """Each SLO of ``model`` with its latest judged evaluation (``no data`` until one had data)."""
-    latest = latest_per_slo(read_evaluations(lake, model.name).to_pylist(), judged_only=True)
+    """Each SLO of ``model`` with its latest judged evaluation (``no data`` until one had data).
+
+    An SLO judged per subject (version, input column) stands as its worst subject; ``subjects``
+    lists each one's own state, worst first.
+    """
+    latest = latest_per_subject(read_evaluations(lake, model.name).to_pylist(), judged_only=True)
     metrics = {m.name: m for m in model.metrics}
     status = []
     for slo in model.slos:
-        row = latest.get(slo.name)
+        subjects = subjects_worst_first(latest, slo.name)
+        row = subjects[0] if subjects else None
         definition = metric_definition(model, metrics[slo.metric])
         status.append(
             {
@@ -40,6 +45,11 @@ def slo_status(lake: Lake, model: ModelSpec) -> list[dict]:
                 "version": row["version"] if row else None,
                 "value": row["value"] if row else None,
                 "consecutive_breaches": row["consecutive_breaches"] if row else 0,
+                "subjects": [
+                    {key: r[key] for key in ("subject", "state", "period", "version", "value", "detail")}
+                    for r in subjects
+                    if r["subject"] is not None
+                ],
             }
         )
     return status

@@ -40,14 +40,17 @@ def _bound(incident: Mapping) -> str:
 
 
 def incident_message(incident: Mapping) -> dict:
-    """A Slack-compatible message (``text`` plus ``blocks``) for an incident opened or closed."""
+    """A Slack-compatible message (``text`` plus ``blocks``) for an incident opened or closed, naming
+    its subject (a version, an input column) and the figure behind the value."""
     opened = incident["state"] == "open"
     value = "no data" if incident.get("value") is None else f"{incident['value']:.4g}"
     icon = ":rotating_light:" if incident["severity"] == "page" else ":warning:"
+    subject = incident.get("subject")
+    about = f" for {subject}" if subject else ""
     headline = (
-        f"{icon} [{incident['severity']}] {incident['model']}: SLO {incident['slo']} breached"
+        f"{icon} [{incident['severity']}] {incident['model']}: SLO {incident['slo']} breached{about}"
         if opened
-        else f":white_check_mark: {incident['model']}: SLO {incident['slo']} recovered"
+        else f":white_check_mark: {incident['model']}: SLO {incident['slo']} recovered{about}"
     )
     version = incident.get("version")
     scope = f" ({version})" if version not in (None, "all") else ""
@@ -60,7 +63,8 @@ def incident_message(incident: Mapping) -> dict:
     if incident.get("detail"):
         lines.append(incident["detail"])
     return {
-        "text": f"{headline}: {incident['metric']}{scope} = {value}",
+        "text": f"{headline}: {incident['metric']}{scope} = {value}"
+        + (f" ({incident['detail']})" if subject and incident.get("detail") else ""),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},

@@ -184,6 +184,39 @@ def figures_of(report: pa.Table, group: str) -> pa.Table:
 
 
 @dataclass(frozen=True)
+class InputDrift:
+    """For one version (or ALL) and one feature or segment column: whether a figure is past its error limit."""
+
+    version: str
+    column: str
+    drifting: bool
+    rows: int
+    detail: str | None = None  # the worst figure past its limit, in words
+
+
+def figure_in_words(row: dict) -> str:
+    """A drift figure and its limit as a person reads it: ``income: missing_rate_delta +0.2, limit 0.05``."""
+    signed = "+.3g" if row["metric"].endswith(("_delta", "_shift")) else ".3g"
+    return f"{row['column']}: {row['metric']} {row['value']:{signed}}, limit {row['threshold']:.3g}"
+
+
+def input_drift(report: pa.Table) -> list[InputDrift]:
+    """Per version and input column of one window's drift report, the columns with a judged figure."""
+    outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
+    inputs = report.filter(pc.invert(pc.is_in(report["column"], outputs))).to_pylist()
+    judged: dict[tuple[str, str], list[dict]] = {}
+    for row in inputs:
+        if row["status"] != "not_enough_data":
+            judged.setdefault((row["version"], row["column"]), []).append(row)
+    found = []
+    for (version, column), rows in sorted(judged.items()):
+        errors = sorted((r for r in rows if r["status"] == "error"), key=lambda r: -(r["severity"] or 0))
+        detail = figure_in_words(errors[0]) if errors else None
+        found.append(InputDrift(version, column, bool(errors), max(r["rows"] for r in rows), detail))
+    return found
+
+
+@dataclass(frozen=True)
 class DriftingInputs:
     """For one version (or ALL): the feature and segment columns with a figure past its error limit."""
 
@@ -196,19 +229,15 @@ class DriftingInputs:
 def drifting_inputs(report: pa.Table) -> list[DriftingInputs]:
     """Per version of one window's drift report: how many input columns drift past an error limit, and which."""
     outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
-    inputs = report.filter(pc.invert(pc.is_in(report["column"], outputs))).to_pylist()
+    versions = sorted(set(report.filter(pc.invert(pc.is_in(report["column"], outputs)))["version"].to_pylist()))
+    columns = input_drift(report)
     found = []
-    for version in sorted({r["version"] for r in inputs}):
-        mine = [r for r in inputs if r["version"] == version]
-        judged = [r for r in mine if r["status"] != "not_enough_data"]
-        if not judged:
+    for version in versions:
+        mine = [c for c in columns if c.version == version]
+        if not mine:
             found.append(DriftingInputs(version, None))
             continue
-        worst: dict[str, dict] = {}
-        for r in sorted((r for r in judged if r["status"] == "error"), key=lambda r: -(r["severity"] or 0)):
-            worst.setdefault(r["column"], r)
-        detail = ", ".join(
-            f"{c} ({r['metric']} {r['value']:.3g}, limit {r['threshold']:.3g})" for c, r in worst.items()
-        )
-        found.append(DriftingInputs(version, len(worst), max(r["rows"] for r in judged), detail or None))
+        drifting = [c for c in mine if c.drifting]
+        detail = "; ".join(c.detail for c in drifting if c.detail)
+        found.append(DriftingInputs(version, len(drifting), max(c.rows for c in mine), detail or None))
     return found

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from closedloop.control.incidents import read_incidents
 from closedloop.control.metric_catalog import metric_definition
 from closedloop.control.serving import read_actions
-from closedloop.control.slo import latest_per_slo, read_evaluations
+from closedloop.control.slo import latest_per_subject, read_evaluations, subjects_worst_first
 from closedloop.core.lake import Lake
 from closedloop.core.periods import period_start
 from closedloop.core.specs import ModelSpec
@@ -24,6 +24,16 @@ OK, BREACHING, BREACHED, NO_DATA, NOT_RUN = "ok", "breaching", "breached", "no d
 # How bad a day's state is, for the calendar: the worst SLO decides the colour.
 STATE_RANK = {NOT_RUN: 0, NO_DATA: 1, OK: 2, BREACHING: 3, BREACHED: 4}
 LOOKBACK_DAYS = 30  # an SLO not judged in a month has no state worth showing
+
+
+@dataclass(frozen=True)
+class SubjectOnDay:
+    """One subject of an SLO (a version, an input column) at the end of a day."""
+
+    subject: str
+    state: str
+    value: float | None
+    detail: str | None
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class SLOOnDay:
     bound: str
     state: str  # ok, breaching (bad, not for long enough yet), breached, no data
     value: float | None
-    version: str | None  # whose value: all, or the worst version of a per-version SLO
+    version: str | None  # whose value: all, or the worst subject's version
     period: str | None  # the period the state was judged on (an hour for hourly SLOs)
     judged_today: bool  # False: the state is carried from an earlier period, the day had no data
     worst_today: str  # the worst state of the day's own periods (an hourly SLO may recover by the evening)
@@ -45,6 +55,7 @@ class SLOOnDay:
     detail: str | None
     owner: str | None
     action: str
+    subjects: tuple[SubjectOnDay, ...] = ()  # an SLO judged per version or input column: each one, worst first
 
 
 @dataclass(frozen=True)
@@ -82,9 +93,10 @@ def _state_of(row: Mapping) -> str:
 
 
 def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
-    """Each SLO's state at the end of ``day`` (its latest judged evaluation up to then) and during it."""
+    """Each SLO's state at the end of ``day`` (its worst subject's latest judged evaluation up to then)
+    and during it."""
     rows = read_evaluations(lake, model.name, day - dt.timedelta(days=LOOKBACK_DAYS), day).to_pylist()
-    latest = latest_per_slo(rows, before=_end_of(day), judged_only=True)
+    latest = latest_per_subject(rows, before=_end_of(day), judged_only=True)
     today: dict[str, list[Mapping]] = {}
     for row in rows:
         if row["day"] == day:
@@ -92,7 +104,8 @@ def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
     metrics = {m.name: m for m in model.metrics}
     status = []
     for slo in model.slos:
-        row = latest.get(slo.name)
+        subjects = subjects_worst_first(latest, slo.name)
+        row = subjects[0] if subjects else None
         status.append(
             SLOOnDay(
                 slo=slo.name,
@@ -106,10 +119,15 @@ def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
                 period=row["period"] if row else None,
                 judged_today=row is not None and period_start(row["period"]).date() == day,
                 worst_today=worst_state(_state_of(r) for r in today.get(slo.name, [])),
-                breached_today=sorted(r["period"] for r in today.get(slo.name, []) if r["state"] == BREACHED),
+                breached_today=sorted({r["period"] for r in today.get(slo.name, []) if r["state"] == BREACHED}),
                 detail=row["detail"] if row else None,
                 owner=slo.owner or metrics[slo.metric].owner,
                 action=f"{slo.action.type} ({slo.action.mode})",
+                subjects=tuple(
+                    SubjectOnDay(r["subject"], r["state"], r["value"], r["detail"])
+                    for r in subjects
+                    if r["subject"] is not None
+                ),
             )
         )
     return status

@@ -65,6 +65,15 @@ def _during_the_day(s: SLOOnDay) -> str:
     return f"<br><span class='note'>breached today in {when} UTC</span>"
 
 
+def _subjects(s: SLOOnDay) -> str:
+    """The subjects not ok (each version, each input column), with the figure behind each."""
+    bad = [t for t in s.subjects if t.state != "ok"]
+    if not bad:
+        return f"<br><span class='note'>all {len(s.subjects)} ok</span>" if len(s.subjects) > 1 else ""
+    told = [f"{escape(t.subject)} {escape(t.state)}" + (f": {escape(t.detail)}" if t.detail else "") for t in bad]
+    return f"<br><span class='note'>{'<br>'.join(told)}</span>"
+
+
 def _slo_rows(slos: list[SLOOnDay], sparklines: dict[str, bytes]) -> str:
     head = (
         "<tr><th>SLO</th><th>state</th><th>value</th><th>bound</th><th>last 30 days</th><th>judged on</th>"
@@ -74,15 +83,14 @@ def _slo_rows(slos: list[SLOOnDay], sparklines: dict[str, bytes]) -> str:
     for s in slos:
         judged = escape(period_in_words(s.period) if s.period else "never")
         judged += "" if s.judged_today or s.period is None else " (no data today)"
-        scope = f"<br><span class='note'>{escape(s.detail or '')}</span>" if s.detail and s.version != "all" else ""
         spark = sparklines.get(s.slo)
         thumbnail = embedded_png(spark, f"{s.slo}, last 30 days") if spark else ""
-        whose = f" ({escape(s.version)})" if s.version and s.version != "all" else ""
+        whose = f" ({escape(s.subjects[0].subject)})" if s.subjects else ""
         rows.append(
             f"<tr><td>{escape(s.slo)}<br><span class='note'>{escape(s.metric)}</span></td>"
             f"<td>{state_badge(s.state)}{_during_the_day(s)}</td>"
             f"<td>{number(s.value, s.unit)}{whose}"
-            f"{scope}</td><td>{escape(s.bound)}</td><td class='spark'>{thumbnail}</td><td>{judged}</td>"
+            f"{_subjects(s)}</td><td>{escape(s.bound)}</td><td class='spark'>{thumbnail}</td><td>{judged}</td>"
             f"<td>{escape(s.severity)}</td><td>{escape(s.owner or '')}</td><td>{escape(s.action)}</td></tr>"
         )
     return f"<table id='slos'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"

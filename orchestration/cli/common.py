@@ -62,9 +62,11 @@ def who(args: argparse.Namespace) -> str:
 def incident_lines(incidents: list[dict], matches: dict | None = None) -> list[str]:
     lines = []
     for i in incidents:
-        scope = f" {i['version']}" if i["version"] not in (None, "all") else ""
+        scope = f" {i['version']}" if i["version"] not in (None, "all") and i["subject"] != i["version"] else ""
+        slo = f"{i['slo']}[{i['subject']}]" if i["subject"] else i["slo"]
         closed = f"closed {i['closed']}" if i["closed"] else "open"
-        line = f"  {i['model']:<14} {i['opened']:<26} {i['slo']:<28} {i['metric']}{scope} = {i['value']:.4g}; {closed}"
+        line = f"  {i['model']:<14} {i['opened']:<26} {slo:<28} {i['metric']}{scope} = {i['value']:.4g}; {closed}"
+        line += f"\n{'':<18}{i['detail']}" if i["subject"] and i["detail"] else ""
         action = i["action"] if i["action"] == "notify" else f"{i['action']} ({i['action_mode']})"
         line += f"\n{'':<18}{action}: {i['action_result'] or 'not carried out yet'}"
         if matches is not None:

@@ -105,11 +105,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     slos = [row for name in models for row in slo_status(lake, registry.model(name))]
     incidents = incident_summaries(lake, models)
     lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
-    lines += [
-        f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}"
-        + ("" if s["value"] is None else format(s["value"], ".4g"))
-        for s in slos
-    ]
+    value = lambda v: "" if v is None else format(v, ".4g")  # noqa: E731
+    for s in slos:
+        lines.append(f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{value(s['value'])}")
+        lines += [
+            f"{'':<17}{t['subject']:<26}{t['state']:<15}{t['period']:<27}{value(t['value'])}"
+            + (f"  {t['detail']}" if t["detail"] and t["state"] != "ok" else "")
+            for t in s["subjects"]
+        ]
     open_incidents = [i for i in incidents if i["state"] == "open"]
     lines.append(f"open incidents: {len(open_incidents)}")
     lines += incident_lines(open_incidents) if open_incidents else []
