@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BoundType = Literal["upper", "lower", "band", "absolute", "ratio"]
 Level = Literal["ok", "warn", "error"]
@@ -119,3 +120,82 @@ class Bound(BaseModel):
         if self.type == "ratio":
             return float("inf") if value <= 0 else max(value, 1.0 / value)
         return value
+
+
+class LearnedLimits(BaseModel):
+    """Limits learned from the figure's own reference values instead of written down, like NannyML's
+    standard-deviation thresholds: mean ± ``k`` standard deviations, within a ``share`` of the mean,
+    or between two ``quantiles``.
+
+    The reference is the subject's ``first`` ``periods`` periods with data (a version's shadow days,
+    else its first days in production; it is *learning* until then), or the ``trailing`` ``periods``
+    periods before the one judged that did not break the limits. ``seasonal: weekday`` compares a
+    day only with the reference days of its own weekday.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference: Literal["first", "trailing"] = "first"
+    periods: int = Field(default=14, ge=3, le=366)
+    method: Literal["sd", "share", "quantile"] = "sd"
+    k: float | None = Field(default=None, gt=0)
+    share: float | None = Field(default=None, gt=0)
+    quantiles: tuple[float, float] | None = None
+    side: Literal["both", "upper", "lower"] = "both"
+    seasonal: Literal["weekday"] | None = None
+
+    @model_validator(mode="after")
+    def _one_width(self) -> LearnedLimits:
+        widths = {"sd": "k", "share": "share", "quantile": "quantiles"}
+        for method, field in widths.items():
+            given = getattr(self, field) is not None
+            if method != self.method and given:
+                raise ValueError(f"{field} is the width of method {method!r}, not of {self.method!r}")
+        if self.method == "share" and self.share is None:
+            raise ValueError("method 'share' needs share (e.g. 0.2: within 20% of the reference mean)")
+        if self.method == "quantile":
+            if self.quantiles is None:
+                raise ValueError("method 'quantile' needs quantiles (e.g. [0.01, 0.99])")
+            low, high = self.quantiles
+            if not 0 <= low < high <= 1:
+                raise ValueError(f"quantiles must be two shares 0 <= low < high <= 1, got [{low}, {high}]")
+        if self.seasonal == "weekday" and self.periods < 14:
+            raise ValueError(f"a weekday reference needs at least 14 periods (two of each weekday), got {self.periods}")
+        return self
+
+    @property
+    def width(self) -> float:
+        """How many standard deviations the ``sd`` method allows (3 unless ``k`` says otherwise)."""
+        return 3.0 if self.k is None else self.k
+
+    def bound(self, values: list[float]) -> Bound:
+        """The bound these reference values teach: an error-level band, or one side of it."""
+        data = np.asarray(values, dtype=float)
+        if self.method == "quantile":
+            assert self.quantiles is not None  # the validator requires them
+            low, high = (float(q) for q in np.quantile(data, self.quantiles))
+        elif self.method == "share":
+            assert self.share is not None  # the validator requires it
+            mean = float(data.mean())
+            low, high = sorted((mean * (1 - self.share), mean * (1 + self.share)))
+        else:
+            mean, sd = float(data.mean()), float(data.std(ddof=1))
+            low, high = mean - self.width * sd, mean + self.width * sd
+        if self.side == "upper":
+            return Bound(type="upper", error=high)
+        if self.side == "lower":
+            return Bound(type="lower", error=low)
+        return Bound(type="band", error=(low, high))
+
+    def describe(self) -> str:
+        """The learned limits in words: ``within 3 sd of the mean of the first 14 periods (same weekday)``."""
+        reference = f"the {self.reference if self.reference == 'first' else 'last'} {self.periods} periods"
+        reference += " (same weekday)" if self.seasonal else ""
+        if self.method == "quantile":
+            assert self.quantiles is not None  # the validator requires them
+            low, high = self.quantiles
+            side = {"both": f"between the {low:g} and {high:g} quantiles", "upper": f"at most the {high:g} quantile"}
+            return f"{side.get(self.side, f'at least the {low:g} quantile')} of {reference}"
+        width = f"{self.width:g} sd" if self.method == "sd" else f"{self.share:.0%}"
+        side = {"both": f"within {width} of", "upper": f"at most {width} above", "lower": f"at most {width} below"}
+        return f"{side[self.side]} the mean of {reference}"
