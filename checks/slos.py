@@ -35,7 +35,7 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
     judged = [r for r in mine if r["value"] is not None]
     periods = lambda rows: sorted({r["period"] for r in rows}, key=period_start)  # noqa: E731
     metadata = {
-        "bound": slo.bound.describe(),
+        "bound": slo.describe_bound(),
         "periods_judged": len(periods(judged)),
         "periods_breached": len(periods(breached)),
     }
@@ -52,7 +52,7 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
         scope = f" ({whose})" if whose else ""
         seen = "no data" if first["value"] is None else f"{first['value']:.4g}"
         first_failure = (
-            f"{period_in_words(first['period'])}: expected {slo.metric}{scope} {slo.bound.describe()}, observed {seen}"
+            f"{period_in_words(first['period'])}: expected {slo.metric}{scope} {slo.describe_bound()}, observed {seen}"
         )
     transitions = [
         f"{period_in_words(r['period'])} {r['transition']}"
@@ -69,11 +69,11 @@ def _result(model: ModelSpec, slo: SLOSpec, asset: dg.AssetKey, rows: list[dict]
         asset,
         passed=not breached,
         severity=_SEVERITY[slo.severity],
-        expected=slo.bound.describe() if slo.band else slo.threshold,
+        expected=slo.describe_bound() if slo.band else slo.threshold,
         observed=shown["value"] if shown else None,
         first_failure=first_failure,
         failing_periods=[period_in_words(r["period"]) for r in breached],
-        description=f"Passed: not breached in the {len(judged)} period(s) judged ({slo.metric} {slo.bound.describe()})."
+        description=f"Passed: not breached in the {len(judged)} period(s) judged ({slo.metric} {slo.describe_bound()})."
         if judged
         else f"Passed: no period had enough data to judge {slo.metric}.",
         metadata=metadata,
@@ -90,7 +90,7 @@ def _slo_check(model: ModelSpec, table: str, slos: list[SLOSpec]) -> dg.AssetChe
                 model,
                 slo.name,
                 asset=asset,
-                description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {slo.bound.describe()} "
+                description=f"SLO: {slo.metric}{' of every version' if slo.per_version else ''} {slo.describe_bound()} "
                 f"({slo.severity}; breached after {slo.for_periods} bad period(s); runbook: {slo.action.type}, "
                 f"{slo.action.mode}). Every evaluation is recorded in slo_evaluations.",
             )

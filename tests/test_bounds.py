@@ -1,12 +1,13 @@
 """The one bound type: each kind judges like the comparison it stands for, at warn and error levels."""
 
 import math
+import statistics
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from closedloop.core.bounds import Bound
+from closedloop.core.bounds import Bound, LearnedLimits
 from closedloop.core.specs import SLOSpec
 
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
@@ -85,3 +86,57 @@ def test_an_slo_comparison_is_the_bound_it_says(comparison, threshold, value, br
     slo = SLOSpec(name="s", metric="m", comparison=comparison, threshold=threshold, severity="warn")
     assert slo.bound.breaks(value) == breach
     assert slo.bound.describe() == f"{comparison} {threshold}"
+
+
+# Learned limits: taught by the reference's own values
+
+
+@given(st.lists(st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), min_size=3, max_size=60), st.floats(0.5, 5))
+def test_sd_limits_are_the_reference_mean_plus_or_minus_k_sample_deviations(reference, k):
+    mean, sd = statistics.fmean(reference), statistics.stdev(reference)
+    learned = LearnedLimits(method="sd", k=k)
+    low, high = learned.bound(reference).error
+    assert (low, high) == (pytest.approx(mean - k * sd, abs=1e-6), pytest.approx(mean + k * sd, abs=1e-6))
+    assert LearnedLimits(method="sd", k=k, side="upper").bound(reference).error == pytest.approx(high, abs=1e-6)
+    assert LearnedLimits(method="sd", k=k, side="lower").bound(reference).type == "lower"
+
+
+def test_share_and_quantile_limits_on_hand_made_references():
+    share = LearnedLimits(method="share", share=0.2).bound([0.05, 0.07, 0.06])
+    assert share.error == pytest.approx((0.048, 0.072))
+    assert share.breaks(0.075) and not share.breaks(0.07)
+    # 101 values 0..100: the 5% and 95% quantiles are 5 and 95 (linear interpolation lands on them).
+    quantile = LearnedLimits(method="quantile", quantiles=(0.05, 0.95)).bound([float(v) for v in range(101)])
+    assert quantile.error == pytest.approx((5.0, 95.0))
+    assert LearnedLimits(method="share", share=0.5).bound([-2.0, -2.0, -2.0]).error == pytest.approx((-3.0, -1.0))
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"method": "share"}, "needs share"),
+        ({"method": "quantile"}, "needs quantiles"),
+        ({"method": "quantile", "quantiles": (0.9, 0.1)}, "0 <= low < high <= 1"),
+        ({"method": "quantile", "quantiles": (0.1, 0.9), "k": 2}, "k is the width of method 'sd'"),
+        ({"seasonal": "weekday", "periods": 10}, "at least 14 periods"),
+    ],
+)
+def test_learned_limits_refuse_a_width_that_does_not_fit_the_method(spec, says):
+    with pytest.raises(ValueError, match=says):
+        LearnedLimits(**spec)
+
+
+def test_learned_limits_read_as_a_person_says_them():
+    assert LearnedLimits().describe() == "within 3 sd of the mean of the first 14 periods"
+    assert (
+        LearnedLimits(
+            reference="trailing", periods=28, method="share", share=0.2, side="upper", seasonal="weekday"
+        ).describe()
+        == "at most 20% above the mean of the last 28 periods (same weekday)"
+    )
+    slo = SLOSpec(
+        name="s", metric="m", band=(0.005, 0.1), per_version=True, versions={"v12": {"band": (0.08, 0.16)}},
+        severity="page",
+    )  # fmt: skip
+    assert slo.describe_bound() == "within [0.005, 0.1] (v12 within [0.08, 0.16])"
+    assert slo.bound_for("v12").error == (0.08, 0.16) and slo.bound_for("v11").error == (0.005, 0.1)

@@ -161,6 +161,71 @@ def test_environment_roots_override_the_file(tmp_path):
             "models.fraud.slos.0.severity",
             "'warn' or 'page'",
         ),
+        (
+            with_model(slos=[{"name": "s", "metric": "rate", "severity": "warn"}]),
+            "models.fraud.slos.0",
+            "or learned limits",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "rate", "band": [0, 1], "learned": {}, "severity": "warn"}]),
+            "models.fraud.slos.0",
+            "not both",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "rate", "learned": {"method": "share"}, "severity": "warn"}]),
+            "models.fraud.slos.0.learned",
+            "needs share",
+        ),
+        (
+            with_model(
+                slos=[
+                    {
+                        "name": "s",
+                        "metric": "rate",
+                        "learned": {"seasonal": "weekday", "periods": 7},
+                        "severity": "warn",
+                    }
+                ]
+            ),
+            "models.fraud.slos.0.learned",
+            "at least 14 periods",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "p95", "learned": {"seasonal": "weekday"}, "severity": "warn"}]),
+            "models.fraud",
+            "slos.0.learned.seasonal: a weekday reference needs a daily metric",
+        ),
+        (
+            with_model(
+                slos=[
+                    {
+                        "name": "s",
+                        "metric": "rate",
+                        "band": [0, 1],
+                        "versions": {"v1": {"band": [0, 2]}},
+                        "severity": "warn",
+                    }
+                ]
+            ),
+            "models.fraud.slos.0",
+            "versions.v1: a version's own bound needs per_version: true",
+        ),
+        (
+            with_model(
+                slos=[
+                    {
+                        "name": "s",
+                        "metric": "rate",
+                        "band": [0, 1],
+                        "per_version": True,
+                        "versions": {"v9": {"band": [0, 2]}},
+                        "severity": "warn",
+                    }
+                ]
+            ),
+            "models.fraud",
+            "slos.0.versions names unknown version(s) ['v9']; fraud's versions are ['v1']",
+        ),  # fmt: skip
         ({"models": {"../etc": GOOD_MODEL}}, "models.../etc", "'../etc' is not a valid name"),
         ({"models": {"fraud": ["not", "a", "mapping"]}}, "models.fraud", "valid dictionary"),
         ({"modles": {"fraud": GOOD_MODEL}}, "modles", "unknown key"),

@@ -3,6 +3,7 @@
 
 import datetime as dt
 import json
+import statistics
 
 import pyarrow as pa
 import pytest
@@ -12,14 +13,13 @@ from closedloop.control.metric_catalog import SourceError, validate_business_sql
 from closedloop.control.readings import Reading, metric_readings
 from closedloop.control.slo import (
     SLOState,
-    is_breach,
     latest_evaluations,
     next_state,
     read_evaluations,
     record_evaluations,
     transition,
 )
-from closedloop.control.slo_evaluation import evaluate_slos, subject_readings
+from closedloop.control.slo_evaluation import evaluate_periods, evaluate_slos, subject_readings
 from closedloop.control.webhook import incident_message, post_json, webhook_url
 from closedloop.core.names import ALL
 from closedloop.core.periods import PeriodError
@@ -220,7 +220,7 @@ def test_breached_only_after_for_consecutive_breaches_and_ok_after_recovery_peri
     values = [0.7, 0.7, 0.9, 0.7, 0.7, 0.7, 0.7, None, 0.9, 0.7, 0.9, 0.9, 0.9]
     state, states = SLOState(), []
     for value in values:
-        state = next_state(slo, state, None if value is None else is_breach(slo, value))
+        state = next_state(slo, state, None if value is None else slo.bound.breaks(value))
         states.append(state.state)
     assert states == [
         "breaching",
@@ -241,9 +241,9 @@ def test_breached_only_after_for_consecutive_breaches_and_ok_after_recovery_peri
 
 def test_bands_and_comparisons():
     band = SLOSpec(name="b", metric="m", band=(0.005, 0.06), severity="page")
-    assert [is_breach(band, v) for v in (0.004, 0.005, 0.06, 0.061)] == [True, False, False, True]
+    assert [band.bound.breaks(v) for v in (0.004, 0.005, 0.06, 0.061)] == [True, False, False, True]
     below = SLOSpec(name="c", metric="m", comparison="<", threshold=0.25, severity="page")
-    assert [is_breach(below, v) for v in (0.2, 0.25)] == [False, True]
+    assert [below.bound.breaks(v) for v in (0.2, 0.25)] == [False, True]
 
 
 def test_transitions_mark_where_a_breach_begins_and_ends():
@@ -252,7 +252,7 @@ def test_transitions_mark_where_a_breach_begins_and_ends():
     )
     state, marks = SLOState(), []
     for period, value in enumerate([0.7, 0.7, 0.7, 0.9, 0.7, 0.9, 0.9, 0.7]):
-        before, state = state, next_state(slo, state, is_breach(slo, value), f"p{period}")
+        before, state = state, next_state(slo, state, slo.bound.breaks(value), f"p{period}")
         marks.append((transition(before, state), state.breached_since))
     assert marks == [
         (None, None),
@@ -320,7 +320,7 @@ def test_a_per_version_slo_judges_each_version_on_its_own_and_ignores_thin_ones(
     ]
     judged = subject_readings(band, readings)
     assert [(r.subject, r.value) for r in judged] == [("v11", 0.018), ("v12", 0.0015)]
-    assert [is_breach(band, r.value) for r in judged] == [False, True]
+    assert [band.bound.breaks(r.value) for r in judged] == [False, True]
     pooled = SLOSpec(name="p", metric="m", band=(0.005, 0.06), severity="page")
     assert [(r.subject, r.version) for r in subject_readings(pooled, readings)] == [(None, "all")]
     assert subject_readings(band, [Reading("v13", 0.9, 40), Reading("v14", None, 500)]) == []  # no data, no breach
@@ -499,3 +499,97 @@ def test_a_webhook_that_is_down_is_retried_with_backoff(dead_webhook_url):
 def test_webhook_url_comes_from_the_environment():
     assert webhook_url({"CLOSEDLOOP_WEBHOOK_URL": "http://127.0.0.1:9/x"}) == "http://127.0.0.1:9/x"
     assert webhook_url({"CLOSEDLOOP_WEBHOOK_URL": ""}) is None and webhook_url({}) is None
+
+
+# A version's own bound, learned limits and their reference
+
+
+def write_decisions(lake, table: str, day: dt.date, rates: dict[str, float], rows: int = 200):
+    """fraud's ``table`` (predictions or shadow) for a day: ``rows`` per version deciding at ``rates``."""
+    versions, decisions = [], []
+    for version, rate in rates.items():
+        held = round(rate * rows)
+        versions += [version] * rows
+        decisions += [1] * held + [0] * (rows - held)
+    stamps = [dt.datetime.combine(day, dt.time(12), tzinfo=UTC)] * len(versions)
+    data = pa.table(
+        {
+            "prediction_id": [f"{day}-{i}" for i in range(len(versions))],
+            "model_version": versions,
+            "ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "decision": pa.array(decisions, pa.int8()),
+        }
+    )
+    lake.write_partition("fraud", table, day, data)
+
+
+def states(rows: pa.Table) -> dict:
+    return {r["subject"]: r["state"] for r in rows.to_pylist()}
+
+
+def test_a_canary_with_its_own_threshold_is_held_to_its_own_band(registry, lake):
+    fraud = registry.model("fraud")
+    write_decisions(lake, "predictions", DAY, {"v11": 0.07, "v12": 0.12})  # v12 decides at 0.5, v11 at 0.6
+    one_band = SLOSpec(name="rate", metric="review_rate", band=(0.005, 0.10), per_version=True, severity="page")
+    assert states(evaluate_slos(lake, fraud, DAY, [], NOW, [one_band])) == {"v11": "ok", "v12": "breached"}
+    own = SLOSpec.model_validate({**one_band.model_dump(by_alias=True), "versions": {"v12": {"band": (0.08, 0.16)}}})
+    rows = evaluate_slos(lake, fraud, DAY, [], NOW, [own])
+    assert states(rows) == {"v11": "ok", "v12": "ok"}
+    assert {r["subject"]: (r["band_low"], r["band_high"]) for r in rows.to_pylist()} == {
+        "v11": (0.005, 0.10),
+        "v12": (0.08, 0.16),
+    }  # each row records the limits it was judged against
+
+
+def test_learned_limits_learn_from_a_versions_first_days_and_then_judge(registry, lake):
+    fraud = registry.model("fraud")
+    slo = SLOSpec.model_validate(
+        {"name": "rate", "metric": "review_rate", "per_version": True, "severity": "page", "for": 1,
+         "learned": {"method": "sd", "k": 3, "periods": 5}}
+    )  # fmt: skip
+    days = [DAY + dt.timedelta(days=i) for i in range(7)]
+    rates = [0.06, 0.07, 0.065, 0.075, 0.07, 0.072, 0.15]  # five reference days, a normal day, then a jump
+    for day, rate in zip(days, rates, strict=True):
+        write_decisions(lake, "predictions", day, {"v11": rate})
+    rows = evaluate_periods(lake, fraud, days, [slo], NOW).to_pylist()
+    assert [r["state"] for r in rows] == ["learning"] * 5 + ["ok", "breached"]
+    reference = [round(rate * 200) / 200 for rate in rates[:5]]
+    mean, sd = statistics.fmean(reference), statistics.stdev(reference)
+    assert (rows[5]["band_low"], rows[5]["band_high"]) == (pytest.approx(mean - 3 * sd), pytest.approx(mean + 3 * sd))
+    assert rows[-1]["reference"] == pytest.approx(reference)  # the first days stay the reference
+    assert rows[4]["transition"] is None and rows[-1]["transition"] == "breached"
+
+
+def test_a_new_version_with_shadow_days_is_judged_from_its_first_served_day(registry, lake):
+    fraud = registry.model("fraud")
+    slo = SLOSpec.model_validate(
+        {"name": "rate", "metric": "review_rate", "per_version": True, "severity": "page",
+         "learned": {"method": "share", "share": 0.25, "periods": 7}}
+    )  # fmt: skip
+    for back, rate in enumerate([0.12, 0.11, 0.13, 0.12, 0.12, 0.125, 0.115], start=1):
+        write_decisions(lake, "shadow", DAY - dt.timedelta(days=back), {"v12": rate})
+    write_decisions(lake, "predictions", DAY, {"v11": 0.07, "v12": 0.12})
+    assert states(evaluate_slos(lake, fraud, DAY, [], NOW, [slo])) == {"v11": "learning", "v12": "ok"}
+    write_decisions(lake, "predictions", DAY, {"v11": 0.07, "v12": 0.30})
+    assert states(evaluate_slos(lake, fraud, DAY, [], NOW, [slo]))["v12"] == "breached"
+
+
+def test_a_seasonal_reference_compares_each_day_with_its_own_weekday(registry, lake):
+    fraud = registry.model("fraud")
+    spec = {"name": "rate", "metric": "review_rate", "severity": "warn",
+            "learned": {"reference": "trailing", "periods": 28, "method": "sd", "k": 3}}  # fmt: skip
+    plain, seasonal = (
+        SLOSpec.model_validate(spec),
+        SLOSpec.model_validate({**spec, "learned": {**spec["learned"], "seasonal": "weekday"}}),
+    )
+    start = dt.date(2026, 9, 7)  # a Monday
+    days = [start + dt.timedelta(days=i) for i in range(29)]
+    for i, day in enumerate(days[:-1]):
+        weekend = day.weekday() >= 5
+        write_decisions(lake, "predictions", day, {"v11": (0.20 if weekend else 0.10) + (0.005 if i % 2 else 0)})
+    write_decisions(lake, "predictions", days[-1], {"v11": 0.20})  # a Monday at the weekend's rate
+    assert (
+        evaluate_periods(lake, fraud, days, [plain], NOW).to_pylist()[-1]["state"] == "ok"
+    )  # the week's spread hides it
+    last = evaluate_periods(lake, fraud, days, [seasonal], NOW).to_pylist()[-1]
+    assert last["state"] == "breached" and last["band_high"] < 0.12  # Mondays run at 0.10-0.105

@@ -31,6 +31,7 @@ from closedloop.core.periods import period_bounds, period_start
 from closedloop.core.specs import SLOSpec
 
 BREACHED, RECOVERED = "breached", "recovered"  # transitions
+LEARNING = "learning"  # learned limits without enough reference yet: the value is recorded, not judged
 
 SLO_EVALUATIONS_SCHEMA = pa.schema(
     [
@@ -53,22 +54,20 @@ SLO_EVALUATIONS_SCHEMA = pa.schema(
         ("breach", pa.bool_()),  # null: no data
         ("consecutive_breaches", pa.int32()),
         ("consecutive_ok", pa.int32()),
-        ("state", pa.string()),
+        ("state", pa.string()),  # ok, breaching, breached, learning
         ("breached_since", pa.string()),  # period the current breach began (on a recovery: the breach that ended)
         ("transition", pa.string()),  # 'breached' when the state turns breached, 'recovered' when it turns ok again
         ("severity", pa.string()),
         ("owner", pa.string()),
+        # Learned limits: the reference values (and their periods) the subject's next period is judged on.
+        ("reference", pa.list_(pa.float64())),
+        ("reference_periods", pa.list_(pa.string())),
         ("evaluated_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
 
-# Judging and the state machine
-
-
-def is_breach(slo: SLOSpec, value: float) -> bool:
-    """True when ``value`` breaks the SLO: outside the band, or failing the comparison with the threshold."""
-    return slo.bound.breaks(value)
+# The state machine
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def latest_per_subject(
     return latest
 
 
-STATE_RANK = {"ok": 0, "breaching": 1, "breached": 2}
+STATE_RANK = {LEARNING: 0, "ok": 1, "breaching": 2, "breached": 3}
 CURRENT_DAYS = 30  # a subject not judged within a month of its SLO's latest evaluation is gone (a retired version)
 
 

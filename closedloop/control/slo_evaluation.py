@@ -14,23 +14,24 @@ from dataclasses import replace
 import pyarrow as pa
 
 from closedloop.control.metric_catalog import DRIFTING_INPUTS, parse_source
-from closedloop.control.readings import Reading, input_drift_readings, metric_readings
+from closedloop.control.readings import Reading, input_drift_readings, metric_readings, shadow_readings
 from closedloop.control.slo import (
+    LEARNING,
     RECOVERED,
     SLO_EVALUATIONS_SCHEMA,
     SLOState,
     SubjectKey,
-    is_breach,
     latest_evaluations,
     latest_per_subject,
     next_state,
     subject_key,
     transition,
 )
+from closedloop.core.bounds import Bound
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
-from closedloop.core.periods import period_bounds, period_key
-from closedloop.core.specs import ModelSpec, SLOSpec
+from closedloop.core.periods import period_bounds, period_key, period_start
+from closedloop.core.specs import ModelSpec, ProductionMetric, SLOSpec
 
 
 def judged_per_input(model: ModelSpec, slo: SLOSpec) -> bool:
@@ -62,18 +63,73 @@ def subject_readings(slo: SLOSpec, readings: Iterable[Reading], per_input: bool 
     return sorted(judged, key=lambda r: r.subject or "")
 
 
-def _previous_states(previous: Iterable[Mapping] | pa.Table | None) -> dict[SubjectKey, SLOState]:
+Reference = list[tuple[str, float]]  # (period, value): what learned limits are learned from
+
+
+def _previous_states(previous: Iterable[Mapping] | pa.Table | None) -> dict[SubjectKey, tuple[SLOState, Reference]]:
     rows = previous.to_pylist() if isinstance(previous, pa.Table) else list(previous or [])
     latest = latest_per_subject(rows)
     return {
-        key: SLOState(
-            row["state"],
-            row["consecutive_breaches"],
-            row["consecutive_ok"],
-            row.get("breached_since") if row["state"] == "breached" else None,
+        key: (
+            SLOState(
+                row["state"],
+                row["consecutive_breaches"],
+                row["consecutive_ok"],
+                row.get("breached_since") if row["state"] == "breached" else None,
+            ),
+            list(zip(row.get("reference_periods") or [], row.get("reference") or [], strict=True)),
         )
         for key, row in latest.items()
     }
+
+
+def _shadow_reference(
+    lake: Lake, model: ModelSpec, slo: SLOSpec, metric: ProductionMetric, day: dt.date, version: str
+) -> Reference:
+    """A new version's shadow days before ``day`` (scored, never served): its reference when it had them."""
+    assert slo.learned is not None  # only learned limits have a reference
+    found = []
+    for back in range(slo.learned.periods, 0, -1):
+        shadow_day = day - dt.timedelta(days=back)
+        found += [
+            (shadow_day.isoformat(), r.value)
+            for r in shadow_readings(lake, model, metric, shadow_day)
+            if r.version == version and r.value is not None and (r.rows is None or r.rows >= slo.min_rows)
+        ]
+    return found
+
+
+def _judged_bound(slo: SLOSpec, reading: Reading, reference: Reference, period: dt.datetime) -> Bound | None:
+    """The bound a subject is held to this period; None while learned limits are still learning."""
+    written = slo.bound_for(reading.version if slo.per_version else None)
+    if written is not None or slo.learned is None:
+        return written
+    if len(reference) < slo.learned.periods:
+        return None
+    values = [v for p, v in reference if not slo.learned.seasonal or period_start(p).weekday() == period.weekday()]
+    return slo.learned.bound(values) if len(values) >= 2 else None
+
+
+def _next_reference(
+    slo: SLOSpec, reference: Reference, key: str, value: float | None, breach: bool | None
+) -> Reference:
+    """The reference after this period: the first periods are kept until there are enough; a trailing
+    one slides on, never taking in a period that broke its limits."""
+    if slo.learned is None or value is None:
+        return reference
+    if slo.learned.reference == "first":
+        return reference if len(reference) >= slo.learned.periods else [*reference, (key, value)]
+    return reference if breach else [*reference, (key, value)][-slo.learned.periods :]
+
+
+def _limits(bound: Bound | None) -> dict:
+    """The limits a row was judged against, as the record's columns."""
+    if bound is None or bound.error is None:
+        return {"comparison": None, "threshold": None, "band_low": None, "band_high": None}
+    if isinstance(bound.error, tuple):
+        return {"comparison": None, "threshold": None, "band_low": bound.error[0], "band_high": bound.error[1]}
+    comparison = (">" if bound.type == "lower" else "<") + ("" if bound.strict else "=")
+    return {"comparison": comparison, "threshold": bound.error, "band_low": None, "band_high": None}
 
 
 def evaluate_slos(
@@ -111,10 +167,18 @@ def evaluate_slos(
         judged: list[Reading | None] = [*subject_readings(slo, readings[metric.name, per_input], per_input)] or [None]
         for reading in judged:
             subject = None if reading is None else reading.subject
-            breach = None if reading is None or reading.value is None else is_breach(slo, reading.value)
-            earlier = before.get((slo.name, subject), SLOState())
+            earlier, reference = before.get((slo.name, subject), (SLOState(), []))
+            new_version = slo.per_version and cadence == "daily" and (slo.name, subject) not in before
+            if reading is not None and slo.learned is not None and slo.learned.reference == "first" and new_version:
+                reference = _shadow_reference(lake, model, slo, metric, start.date(), reading.version)
+            bound = None if reading is None else _judged_bound(slo, reading, reference, start)
+            value = None if reading is None else reading.value
+            breach = None if value is None or bound is None else bound.breaks(value)
             after = next_state(slo, earlier, breach, key)
+            if value is not None and bound is None and earlier.state in ("ok", LEARNING):
+                after = SLOState(LEARNING)  # learned limits still learning: say so rather than judge
             change = transition(earlier, after)
+            kept = _next_reference(slo, reference, key, value, breach)
             rows.append(
                 {
                     "model": model.name,
@@ -126,13 +190,10 @@ def evaluate_slos(
                     "period": key,
                     "day": start.date(),
                     "version": None if reading is None else reading.version,
-                    "value": None if reading is None else reading.value,
+                    "value": value,
                     "rows": None if reading is None else reading.rows,
                     "detail": None if reading is None else reading.detail,
-                    "comparison": slo.comparison,
-                    "threshold": slo.threshold,
-                    "band_low": slo.band[0] if slo.band else None,
-                    "band_high": slo.band[1] if slo.band else None,
+                    **_limits(bound if bound is not None else slo.bound_for(None)),
                     "breach": breach,
                     "consecutive_breaches": after.consecutive_breaches,
                     "consecutive_ok": after.consecutive_ok,
@@ -141,6 +202,8 @@ def evaluate_slos(
                     "transition": change,
                     "severity": slo.severity,
                     "owner": slo.owner or metric.owner,
+                    "reference": [v for _, v in kept] or None,
+                    "reference_periods": [p for p, _ in kept] or None,
                     "evaluated_at": evaluated_at,
                 }
             )

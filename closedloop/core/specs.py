@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from closedloop.core.bounds import Bound, BoundType
+from closedloop.core.bounds import Bound, BoundType, LearnedLimits
 from closedloop.core.names import NAME_PATTERN
 
 CANONICAL_PREDICTION_COLUMNS = (
@@ -216,14 +216,52 @@ class RunbookAction(_Strict):
         return self
 
 
-class SLOSpec(_Strict):
+class SLOBound(_Strict):
+    """An SLO's bound as written: ``comparison`` + ``threshold``, or a ``band``."""
+
+    comparison: Literal["<", "<=", ">", ">="] | None = None
+    threshold: float | None = None
+    band: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_bound(self) -> SLOBound:
+        has_threshold = self.comparison is not None or self.threshold is not None
+        if has_threshold and self.band is not None:
+            raise ValueError("give either comparison + threshold or band, not both")
+        if has_threshold and (self.comparison is None or self.threshold is None):
+            raise ValueError("needs both comparison and threshold (e.g. comparison: '>=', threshold: 0.8)")
+        if self.band is not None and self.band[0] > self.band[1]:
+            raise ValueError(f"band low {self.band[0]} is above high {self.band[1]}")
+        return self
+
+    @property
+    def written(self) -> bool:
+        return self.band is not None or self.threshold is not None
+
+    @property
+    def bound(self) -> Bound:
+        """The promise as a bound: its one level is the error level, the SLO's severity says who is woken."""
+        if self.band is not None:
+            return Bound(type="band", error=self.band)
+        kind: BoundType = "lower" if self.comparison in (">", ">=") else "upper"
+        return Bound(type=kind, error=self.threshold, strict=self.comparison in ("<", ">"))
+
+
+class SLOSpec(SLOBound):
     """A promise about one production metric: breached after ``for`` consecutive bad periods."""
 
     name: Name
     metric: Name
-    comparison: Literal["<", "<=", ">", ">="] | None = None
-    threshold: float | None = None
-    band: tuple[float, float] | None = None
+    learned: LearnedLimits | None = Field(
+        default=None,
+        description="Limits learned from each subject's own reference (a version's first days, its shadow days, or "
+        "the trailing days) instead of a written threshold or band.",
+    )
+    versions: dict[Name, SLOBound] = Field(
+        default_factory=dict,
+        description="With per_version: a version's own bound in place of the SLO's (a canary with its own "
+        "threshold has a legitimately different decision rate).",
+    )
     for_periods: int = Field(default=1, ge=1, alias="for")
     recovery_periods: int = Field(default=1, ge=1)
     severity: Literal["warn", "page"]
@@ -231,7 +269,7 @@ class SLOSpec(_Strict):
     action: RunbookAction = Field(default_factory=lambda: RunbookAction(type="notify"))
     per_version: bool = Field(
         default=False,
-        description="Judge every model version on its own and hold the SLO to the worst one, so a canary's "
+        description="Judge every model version on its own, each with its own state and incident, so a canary's "
         "collapse is not averaged away by the traffic still on the old version.",
     )
     min_rows: int = Field(
@@ -242,25 +280,32 @@ class SLOSpec(_Strict):
     )
 
     @model_validator(mode="after")
-    def _one_kind_of_bound(self) -> SLOSpec:
-        has_threshold = self.comparison is not None or self.threshold is not None
-        if has_threshold and self.band is not None:
-            raise ValueError("give either comparison + threshold or band, not both")
-        if self.band is None and (self.comparison is None or self.threshold is None):
+    def _bound_given(self) -> SLOSpec:
+        if self.written and self.learned is not None:
+            raise ValueError("give a written bound (comparison + threshold, or band) or learned limits, not both")
+        if not self.written and self.learned is None:
             raise ValueError(
-                "needs comparison and threshold (e.g. comparison: '>=', threshold: 0.8) or band: [low, high]"
+                "needs comparison and threshold (e.g. comparison: '>=', threshold: 0.8), band: [low, high], "
+                "or learned limits (e.g. learned: {method: sd, k: 3, periods: 14})"
             )
-        if self.band is not None and self.band[0] > self.band[1]:
-            raise ValueError(f"band low {self.band[0]} is above high {self.band[1]}")
+        for version, override in self.versions.items():
+            if not self.per_version:
+                raise ValueError(f"versions.{version}: a version's own bound needs per_version: true")
+            if not override.written:
+                raise ValueError(f"versions.{version}: give comparison + threshold or band")
         return self
 
-    @property
-    def bound(self) -> Bound:
-        """The SLO's promise as a bound: its one level is the error level, its severity says who is woken."""
-        if self.band is not None:
-            return Bound(type="band", error=self.band)
-        kind: BoundType = "lower" if self.comparison in (">", ">=") else "upper"
-        return Bound(type=kind, error=self.threshold, strict=self.comparison in ("<", ">"))
+    def bound_for(self, version: str | None) -> Bound | None:
+        """The written bound a version is held to (its own, else the SLO's); None for learned limits."""
+        if version in self.versions:
+            return self.versions[version].bound
+        return None if self.learned is not None else self.bound
+
+    def describe_bound(self) -> str:
+        """The SLO's bound in a few words, each version's own one after it."""
+        own = self.learned.describe() if self.learned is not None else self.bound.describe()
+        others = "; ".join(f"{v} {o.bound.describe()}" for v, o in self.versions.items())
+        return f"{own} ({others})" if others else own
 
 
 # The output columns drift watches beside the features and segments.
@@ -430,6 +475,16 @@ class ModelSpec(_Strict):
                 problems.append(
                     f"SLO {slo.name!r} watches unknown metric {slo.metric!r}; declared metrics: {metric_names}"
                 )
+        cadences = {m.name: m.cadence for m in self.metrics}
+        for index, slo in enumerate(self.slos):
+            unknown = sorted(set(slo.versions) - set(self.versions))
+            if unknown:
+                problems.append(
+                    f"slos.{index}.versions names unknown version(s) {unknown}; {self.name}'s versions are "
+                    f"{list(self.versions)}"
+                )
+            if slo.learned is not None and slo.learned.seasonal and cadences.get(slo.metric) != "daily":
+                problems.append(f"slos.{index}.learned.seasonal: a weekday reference needs a daily metric")
         slo_names = [s.name for s in self.slos]
         if len(set(slo_names)) != len(slo_names):
             problems.append("SLO names must be unique")

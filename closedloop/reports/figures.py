@@ -36,12 +36,35 @@ def _day_span(axes, day: dt.date, days: int, times) -> None:
 
 
 def _draw_bound(axes, slo: SLOSpec) -> None:
+    """The SLO's written bound, when every subject is held to the same one."""
     if slo.band is not None:
         axes.axhspan(*slo.band, color="tab:green", alpha=0.08, zorder=0)
         for edge in slo.band:
             axes.axhline(edge, color="tab:red", linestyle="--", linewidth=1)
     elif slo.threshold is not None:
         axes.axhline(slo.threshold, color="tab:red", linestyle="--", linewidth=1)
+
+
+def _draw_judged_limits(axes, rows: pd.DataFrame, colour: str) -> None:
+    """The limits each period was judged against (a version's own bound, learned limits), as steps."""
+    for column in ("band_low", "band_high", "threshold"):
+        limits = rows.dropna(subset=[column])
+        if len(limits):
+            axes.step(limits["time"], limits[column], where="post", color=colour, linestyle="--", linewidth=0.8)
+
+
+def subject_lines(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The lines an SLO's trend draws: one per version subject (or one pooled); an SLO judged per
+    input column draws how many columns broke their limits each period, the worst state marked."""
+    if rows.empty or rows["subject"].isna().all():
+        return {ALL: rows}
+    if (rows["subject"] == rows["version"]).all():
+        return {str(subject): part for subject, part in rows.groupby("subject", sort=True)}
+    counted = rows.assign(rank=rows["state"].map({BREACHING: 1, BREACHED: 2}).fillna(0))
+    worst = counted.sort_values("rank").groupby("period", as_index=False).last()
+    totals = counted.groupby("period", as_index=False).agg(value=("value", "sum"))
+    merged = worst.drop(columns=["value"]).merge(totals, on="period").sort_values("time")
+    return {"inputs past a limit": merged.assign(breach=merged["rank"] > 0)}
 
 
 def slo_trends_figure(model: ModelSpec, history: pd.DataFrame, units: dict[str, str], day: dt.date, days: int) -> bytes:
@@ -57,16 +80,24 @@ def slo_trends_figure(model: ModelSpec, history: pd.DataFrame, units: dict[str, 
         mine = history[history["slo"] == slo.name]
         judged = mine.dropna(subset=["value"])
         unit = units.get(slo.name, "")
-        ax.set_title(f"{slo.name}: {slo.metric} {slo.bound.describe()} ({slo.severity})", fontsize=8)
+        ax.set_title(f"{slo.name}: {slo.metric} {slo.describe_bound()} ({slo.severity})", fontsize=8)
         if judged.empty:
             no_data(ax, "No period with enough data to judge in this window.")
             continue
-        ax.plot(judged["time"], judged["value"], color="#1f77b4", linewidth=1, marker=".", markersize=3)
+        lines = subject_lines(judged)
+        colours = version_colours(model.versions_by_release)
+        for name, line in lines.items():
+            colour = colours.get(name, "#1f77b4")
+            ax.plot(line["time"], line["value"], color=colour, linewidth=1, marker=".", markersize=3, label=name)
+            if slo.learned is not None or slo.versions:
+                _draw_judged_limits(ax, line, colour)
         for state, colour in ((BREACHING, "tab:orange"), (BREACHED, "tab:red")):
-            bad = judged[(judged["state"] == state) & judged["breach"].fillna(False).astype(bool)]
+            bad = pd.concat(lines.values())
+            bad = bad[(bad["state"] == state) & bad["breach"].fillna(False).astype(bool)]
             if len(bad):
                 ax.scatter(bad["time"], bad["value"], color=colour, s=14, zorder=3, label=state)
-        _draw_bound(ax, slo)
+        if slo.learned is None and not slo.versions:
+            _draw_bound(ax, slo)
         _day_span(ax, day, days, history["time"])
         ax.set_ylabel(slo.metric + (f" ({unit})" if unit in READABLE_UNITS else ""), fontsize=8)
         if unit in SHARE_UNITS:
@@ -165,12 +196,16 @@ def slo_sparkline(slo: SLOSpec, history: pd.DataFrame, day: dt.date, days: int =
     judged = judged[pd.to_datetime(judged["time"]).dt.tz_localize(None) > pd.Timestamp(day) - pd.Timedelta(days=days)]
     axes.axis("off")
     if len(judged):
-        axes.plot(judged["time"], judged["value"], color="#1f77b4", linewidth=1.5)
-        bad = judged[judged["state"] == BREACHED]
-        axes.scatter(bad["time"], bad["value"], color="tab:red", s=12, zorder=3)
-        low, high = judged["value"].min(), judged["value"].max()
+        lines = subject_lines(judged)
+        for line in lines.values():
+            axes.plot(line["time"], line["value"], color="#1f77b4", linewidth=1.5)
+            bad = line[line["state"] == BREACHED]
+            axes.scatter(bad["time"], bad["value"], color="tab:red", s=12, zorder=3)
+        drawn = pd.concat(lines.values())
+        low, high = drawn["value"].min(), drawn["value"].max()
         pad = (high - low) * 0.15 or abs(high) * 0.1 or 1.0
-        _draw_bound(axes, slo)
+        if slo.learned is None and not slo.versions:
+            _draw_bound(axes, slo)
         axes.set_ylim(low - pad, high + pad)
     figure.subplots_adjust(0, 0, 1, 1)
     return to_png(figure)

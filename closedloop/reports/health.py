@@ -21,8 +21,9 @@ from closedloop.core.periods import period_start
 from closedloop.core.specs import ModelSpec
 
 OK, BREACHING, BREACHED, NO_DATA, NOT_RUN = "ok", "breaching", "breached", "no data", "not run"
+LEARNING = "learning"  # learned limits still gathering their reference: recorded, not judged
 # How bad a day's state is, for the calendar: the worst SLO decides the colour.
-STATE_RANK = {NOT_RUN: 0, NO_DATA: 1, OK: 2, BREACHING: 3, BREACHED: 4}
+STATE_RANK = {NOT_RUN: 0, NO_DATA: 1, LEARNING: 2, OK: 3, BREACHING: 4, BREACHED: 5}
 LOOKBACK_DAYS = 30  # an SLO not judged in a month has no state worth showing
 
 
@@ -45,7 +46,7 @@ class SLOOnDay:
     unit: str
     severity: str
     bound: str
-    state: str  # ok, breaching (bad, not for long enough yet), breached, no data
+    state: str  # ok, breaching (bad, not for long enough yet), breached, learning, no data
     value: float | None
     version: str | None  # whose value: all, or the worst subject's version
     period: str | None  # the period the state was judged on (an hour for hourly SLOs)
@@ -112,7 +113,7 @@ def slos_on_day(lake: Lake, model: ModelSpec, day: dt.date) -> list[SLOOnDay]:
                 metric=slo.metric,
                 unit=metric_definition(model, metrics[slo.metric]).unit,
                 severity=slo.severity,
-                bound=slo.bound.describe(),
+                bound=slo.describe_bound(),
                 state=row["state"] if row else NO_DATA,
                 value=row["value"] if row else None,
                 version=row["version"] if row else None,

@@ -15,9 +15,12 @@ from closedloop.core.html import embedded_png, page
 from closedloop.core.periods import period_in_words
 from closedloop.core.plotting import version_colours
 from closedloop.reports.daily import OPS_DAYS, SPEND_DAYS, TREND_DAYS, DailyReport, metric_rows
-from closedloop.reports.health import BREACHED, BREACHING, NO_DATA, NOT_RUN, OK, SLOOnDay
+from closedloop.reports.health import BREACHED, BREACHING, LEARNING, NO_DATA, NOT_RUN, OK, SLOOnDay
 
-STATE_COLOURS = {OK: "#1a7f37", BREACHING: "#bf8700", BREACHED: "#cf222e", NO_DATA: "#8c959f", NOT_RUN: "#d0d7de"}
+STATE_COLOURS = {
+    OK: "#1a7f37", BREACHING: "#bf8700", BREACHED: "#cf222e", LEARNING: "#0969da", NO_DATA: "#8c959f",
+    NOT_RUN: "#d0d7de",
+}  # fmt: skip
 STYLE = (
     ".verdict { font-size: 1.15rem; padding: .6rem 1rem; border-left: 6px solid; background: #f6f8fa; }\n"
     ".state { display: inline-block; padding: 0 .45rem; border-radius: .6rem; color: white; font-weight: 600;"
@@ -32,6 +35,7 @@ VERDICTS = {
     BREACHING: "Watch: an SLO is outside its bound, not yet for long enough to open an incident.",
     BREACHED: "Not healthy: an SLO is breached.",
     RECOVERED_TODAY: "Not healthy today: an SLO was breached during the day (recovered by its end).",
+    LEARNING: "No verdict yet: the SLOs with data are still learning their limits from their reference days.",
     NO_DATA: "No verdict: no SLO had enough data to judge.",
     NOT_RUN: "No verdict: no SLO was judged; run the pipeline for this day.",
 }
