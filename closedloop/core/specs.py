@@ -337,6 +337,13 @@ class DriftSpec(_Strict):
     min_rows: int = Field(
         default=500, ge=1, description="A version's window with fewer rows is 'not enough data' and never alerts."
     )
+    false_alert_rate: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="A figure past its limit alerts only when its Benjamini-Hochberg adjusted p-value, among the "
+        "day's tests of the version, is at most this: the share of false alerts among the day's alerts accepted.",
+    )
     thresholds: dict[str, Bound] = Field(default_factory=dict, description="Metric -> limits for every column.")
     columns: dict[Name, dict[str, Bound]] = Field(
         default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from closedloop.core.names import ALL
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, DriftSpec, ModelSpec
 from closedloop.drift.baseline import Baseline
+from closedloop.drift.evidence import EVIDENCE, q_values
 from closedloop.drift.measures import ROLE_METRICS, ColumnProfile, Comparison
 from closedloop.drift.profiles import merge_profiles
 
@@ -34,10 +35,13 @@ REPORT_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("threshold", pa.float64()),  # the limit the status was judged against
         ("severity", pa.float64()),  # how far toward the error limit (1.0 = at it); ranks columns
-        ("status", pa.string()),  # ok, warn, error, not_enough_data
+        ("status", pa.string()),  # ok, warn, error, not_significant (past a limit, within noise), not_enough_data
         ("rows", pa.int64()),  # rows of the version in the window
+        ("p_value", pa.float64()),  # the test behind the figure (``drift.evidence``); null without one
+        ("q_value", pa.float64()),  # the p-value adjusted across the day's tests of the version and window
     ]
 )
+NOT_SIGNIFICANT = "not_significant"
 
 
 def drift_report(
@@ -101,7 +105,7 @@ def drift_report(
                     model.drift, ALL_INPUTS, ALL, label, "domain_classifier_auc", domain_auc[label], window_rows, enough
                 )
             )
-    table = pa.Table.from_pylist(rows, schema=REPORT_SCHEMA.remove(0))
+    table = pa.Table.from_pylist(_controlled(rows, model.drift.false_alert_rate), schema=REPORT_SCHEMA.remove(0))
     return table.add_column(0, "day", pa.array([day] * table.num_rows, pa.date32()))
 
 
@@ -122,11 +126,33 @@ def _column_rows(
     threshold = model.threshold(version) if version != ALL else None
     comparison = Comparison(column, current, reference, spec, threshold)
     enough = min(current.rows, reference.rows) >= model.drift.min_rows
-    rows = []
+    rows, tests = [], {}
     for metric in ROLE_METRICS[role]:
         value = metric(comparison)
-        if value is not None:
-            rows.append(_judged(model.drift, column, version, window, metric.__name__, value, current.rows, enough))
+        if value is None:
+            continue
+        row = _judged(model.drift, column, version, window, metric.__name__, value, current.rows, enough)
+        test = EVIDENCE.get(metric.__name__)
+        if test is not None and row["status"] != "not_enough_data":
+            if test not in tests:
+                tests[test] = test(comparison)
+            row["p_value"] = tests[test]
+        rows.append(row)
+    return rows
+
+
+def _controlled(rows: list[dict], false_alert_rate: float) -> list[dict]:
+    """The rows with their q-values: Benjamini-Hochberg across each version and window's tests, and a
+    figure past its limit whose change is within the noise is ``not_significant`` instead."""
+    families: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row.get("p_value") is not None:
+            families.setdefault((row["version"], row["window"]), []).append(row)
+    for family in families.values():
+        for row, q in zip(family, q_values([r["p_value"] for r in family]), strict=True):
+            row["q_value"] = q
+            if row["status"] in ("warn", "error") and q > false_alert_rate:
+                row["status"] = NOT_SIGNIFICANT
     return rows
 
 

@@ -1,0 +1,104 @@
+"""Drift evidence: the p-value behind each figure, Benjamini-Hochberg across the day's tests, and a
+figure past its limit by chance alone held back as ``not_significant``."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import chi2
+
+from closedloop.core.specs import DriftSpec
+from closedloop.drift.evidence import bucket_p_value, missing_p_value, q_values, unseen_p_value
+from closedloop.drift.measures import ColumnProfile, Comparison
+from closedloop.drift.report import drift_report
+from tests.test_drift import production, status  # noqa: F401 (the module's simulated production)
+
+
+def profile(counts, nulls=0, unseen=0) -> ColumnProfile:
+    counts = np.asarray(counts, dtype=float)
+    count = int(counts.sum())
+    return ColumnProfile(count + nulls, count, nulls, 0.0, 0.0, None, None, counts, unseen, None)
+
+
+def comparison(current: ColumnProfile, reference: ColumnProfile) -> Comparison:
+    return Comparison("x", current, reference, None, None)  # the tests read only the counts
+
+
+def pearson_p_value(table: np.ndarray) -> float:
+    """The chi-square test of homogeneity by hand: sum (O - E)^2 / E on (rows - 1)(columns - 1) degrees."""
+    table = table[:, table.sum(axis=0) > 0]
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = ((table - expected) ** 2 / expected).sum()
+    return float(chi2.sf(statistic, (table.shape[0] - 1) * (table.shape[1] - 1)))
+
+
+@given(
+    st.lists(st.integers(0, 500), min_size=3, max_size=12).flatmap(
+        lambda current: st.tuples(
+            st.just(current), st.lists(st.integers(1, 5000), min_size=len(current), max_size=len(current))
+        )
+    )
+)
+def test_bucket_p_values_are_pearsons_test_of_homogeneity(counts):
+    current, reference = counts
+    p = bucket_p_value(comparison(profile(current), profile(reference)))
+    if sum(current) == 0:
+        assert p is None
+    else:
+        assert p == pytest.approx(pearson_p_value(np.array([current, reference], dtype=float)), rel=1e-9, abs=1e-12)
+
+
+def test_missing_and_unseen_shares_are_tested_against_the_rest():
+    same = missing_p_value(comparison(profile([900], nulls=100), profile([9000], nulls=1000)))
+    moved = missing_p_value(comparison(profile([700], nulls=300), profile([9000], nulls=1000)))
+    assert same == pytest.approx(1.0) and moved < 1e-20
+    new = unseen_p_value(comparison(profile([1000], unseen=50), profile([10_000])))
+    assert new == pytest.approx(pearson_p_value(np.array([[50, 950], [0, 10_000]], dtype=float)))
+    assert missing_p_value(comparison(profile([10]), profile([10]))) is None  # no nulls on either side: no test
+
+
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=40))
+def test_q_values_are_benjamini_hochberg(p_values):
+    m = len(p_values)
+    ordered = sorted(range(m), key=lambda i: p_values[i])
+    expected = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):  # q_(i) = min over j >= i of p_(j) m / j, at most 1
+        index = ordered[rank - 1]
+        running = min(running, p_values[index] * m / rank)
+        expected[index] = running
+    assert q_values(p_values) == pytest.approx(expected, abs=1e-12)
+
+
+def test_figures_past_a_hair_trigger_limit_by_chance_are_held_back_and_real_drift_still_alerts(production):  # noqa: F811
+    """With PSI and missing-rate limits far below a clean day's noise, the limits alone would alert
+    on most columns; the tests hold back those whose change is within the noise."""
+    hair_trigger = {
+        "min_rows": 500,
+        "thresholds": {
+            "psi": {"type": "upper", "error": 0.0005},
+            "missing_rate_delta": {"type": "absolute", "error": 0.0005},
+        },
+        "columns": production.fraud.drift.model_dump()["columns"],
+    }
+    fraud = production.fraud.model_copy(update={"drift": DriftSpec.model_validate(hair_trigger)})
+    clean_day = 12
+    report = drift_report(
+        fraud, production.baseline, production.profiles[clean_day], production.profiles[clean_day]
+    ).to_pandas()
+    day = report[(report["window"] == "day") & report["metric"].isin(["psi", "missing_rate_delta"])]
+    past_the_limit = day[day["status"].isin(["error", "not_significant"])]
+    held_back = past_the_limit[past_the_limit["status"] == "not_significant"]
+    assert len(past_the_limit) >= 10 and len(held_back) >= 0.8 * len(past_the_limit)
+    assert (held_back["q_value"] > fraud.drift.false_alert_rate).all()
+    tested = day.dropna(subset=["p_value"])
+    assert len(tested) >= 10 and (tested["q_value"] >= tested["p_value"]).all()
+    for incident in production.truth:  # the injected faults are errors on their first day all the same
+        first = incident["start_day"]
+        drifted = drift_report(
+            fraud, production.baseline, production.profiles[first], production.profiles[first]
+        ).to_pandas()
+        metric = {"drift.missing_rate": "missing_rate_delta", "drift.new_category_share": "new_category_share"}[
+            incident["signal"]
+        ]
+        assert status(drifted, incident["column"], metric) == "error", incident["id"]
