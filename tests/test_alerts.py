@@ -6,6 +6,8 @@ alone are reminded of after an hour.
 """
 
 import datetime as dt
+import json
+import os
 import re
 
 import dagster as dg
@@ -22,6 +24,7 @@ from closedloop.control.alerts import (
 from closedloop.control.incidents import read_incidents, record_incident
 from closedloop.core.lake import Lake
 from closedloop.registry import load_registry
+from orchestration import cli
 from orchestration.definitions import build_definitions
 from orchestration.runbook_jobs import INCIDENT_JOB, RENOTIFY_JOB
 from orchestration.sensors import INCIDENT_SENSOR, REMINDER_SENSOR, reminder_run_requests
@@ -41,12 +44,13 @@ ALERTS = {
 
 
 @pytest.fixture
-def alerting(tmp_path):
-    """The tests' registry with the alerts block above, on a temporary lake."""
+def alerting(tmp_path, monkeypatch):
+    """The tests' registry with the alerts block above, on a temporary lake (the command line reads it too)."""
     document = yaml.safe_load(TEST_REGISTRY.read_text())
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({**document, "alerts": ALERTS}))
-    return load_registry(path, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    path.write_text(yaml.safe_dump({**document, "alerts": ALERTS, "landing": "landing", "lake": "lake"}))
+    monkeypatch.setenv("CLOSEDLOOP_CONFIG", str(path))
+    return load_registry(path)
 
 
 @pytest.fixture
@@ -283,3 +287,77 @@ def test_without_renotify_after_nobody_is_reminded(registry, lake):
     hours_ago(lake, P95_INCIDENT, 48)
     result = defs.get_sensor_def(REMINDER_SENSOR)(dg.build_sensor_context(instance=instance, resources=defs.resources))
     assert isinstance(result, dg.SkipReason) and "reminders are off" in str(result.skip_message)
+
+
+# The command line: alerts test, ack, silence
+
+
+def test_alerts_test_posts_through_each_route_and_says_what_answered(
+    alerting, pager, dead_webhook_url, monkeypatch, capsys
+):
+    monkeypatch.setenv("SUPPORT_URL", dead_webhook_url)
+    assert cli.main(["alerts", "test", "--json"]) == 1  # not every route answered
+    routes = {r["route"]: r for r in json.loads(capsys.readouterr().out)["routes"]}
+    assert list(routes) == ["pager", "support", "default"]
+    assert (routes["pager"]["ok"], routes["pager"]["status"], routes["pager"]["attempts"]) == (True, 200, 1)
+    assert routes["pager"]["takes"] == [
+        "fraud/review_rate_in_band",
+        "fraud/score_distribution_stable",
+        f"ticket_triage/{P95}",
+        "ticket_triage/cost_ceiling",
+    ]
+    assert routes["support"]["ok"] is False and routes["support"]["error"].startswith("URLError")
+    assert (routes["default"]["set"], routes["default"]["error"]) == (False, "CLOSEDLOOP_WEBHOOK_URL is not set")
+    [(_, message)] = pager.received
+    assert message["text"].startswith(":test_tube: closedloop test message through route pager (PAGER_URL)")
+
+    # One model: only the routes its incidents go through; every one answering exits 0.
+    monkeypatch.setenv("CLOSEDLOOP_WEBHOOK_URL", os.environ["PAGER_URL"])
+    assert cli.main(["alerts", "test", "--model", "fraud"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "route pager (PAGER_URL): fraud/review_rate_in_band, fraud/score_distribution_stable"
+    assert lines[1] == "  answered HTTP 200 (1 attempt)"
+    assert lines[2] == "route default (CLOSEDLOOP_WEBHOOK_URL): fraud/inputs_within_drift_limits, fraud/auc_30d_floor"
+    assert len(lines) == 4 and len(pager.received) == 3
+
+
+def test_ack_from_the_command_line_records_who_and_refuses_an_unknown_incident(alake, loop, capsys):
+    record(alake, triage_evaluation(P95, HOUR, "breached", 12_600.0, "breached", HOUR))
+    loop(INCIDENT_JOB)
+    capsys.readouterr()  # the incident run's log
+    assert cli.main(["ack", "ticket_triage/p95_latency_ceiling/2026-09-17", "--who", "alice@example.com"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "closedloop ack: no incident 'ticket_triage/p95_latency_ceiling/2026-09-17'; "
+        "the open ones are listed by `closedloop status`"
+    )
+    assert cli.main(["ack", P95_INCIDENT, "--who", "alice@example.com"]) == 0
+    assert capsys.readouterr().out.startswith(f"acknowledged {P95_INCIDENT} by alice@example.com at ")
+    assert cli.main(["ack", P95_INCIDENT, "--who", "bob@example.com", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["changed"], answer["incident"]["acknowledged_by"]) == (False, "alice@example.com")
+    assert cli.main(["status", "--model", "ticket_triage"]) == 0
+    assert "acknowledged by alice@example.com at " in capsys.readouterr().out
+
+
+def test_silence_from_the_command_line_refuses_the_past_and_is_listed_by_status(alake, capsys):
+    args = ["silence", "--model", "ticket_triage", "--slo", "cost_ceiling", "--reason", "repricing", "--who", "a@b.io"]
+    assert cli.main([*args, "--until", "2020-01-01T00:00"]) == 2
+    assert "until 2020-01-01T00:00:00+00:00 is not in the future" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--until", "tonight"])
+    assert "'tonight' is not an ISO time" in capsys.readouterr().err
+    assert read_silences(alake, "ticket_triage") == []
+
+    until = (dt.datetime.now(UTC) + dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    assert cli.main([*args, "--until", until.isoformat(), "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    [kept] = read_silences(alake, "ticket_triage")
+    assert (kept["silence_id"], kept["slo"], kept["until"], kept["who"]) == (
+        made["silence_id"],
+        "cost_ceiling",
+        until,
+        "a@b.io",
+    )
+    assert cli.main(["status", "--json"]) == 0
+    assert [s["silence_id"] for s in json.loads(capsys.readouterr().out)["silences"]] == [kept["silence_id"]]

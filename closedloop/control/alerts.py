@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
 from closedloop.control.incidents import find_incident, incident_location, read_incidents, record_incident
 from closedloop.core.lake import Lake
-from closedloop.core.specs import AlertsSpec, ModelSpec
+from closedloop.core.specs import AlertRoute, AlertsSpec, ModelSpec
 
 SILENCES_SCHEMA = pa.schema(
     [
@@ -49,6 +49,32 @@ ACKNOWLEDGEMENTS_SCHEMA = pa.schema(
 
 class AlertError(ValueError):
     """An acknowledgement or silence that cannot be recorded; the message says why and what to do."""
+
+
+# Routes
+
+
+def slo_owner(model: ModelSpec, slo: str) -> str:
+    """Who an SLO's incidents belong to (what a route's ``owner`` matches): the SLO's owner, else its metric's."""
+    spec = next(s for s in model.slos if s.name == slo)
+    return spec.owner or next(m.owner for m in model.metrics if m.name == spec.metric)
+
+
+def route_plan(alerts: AlertsSpec, models: Iterable[ModelSpec], *, every_route: bool) -> list[tuple[AlertRoute, list]]:
+    """Each route with the SLOs (``model/slo``) whose incidents it takes, in the order routes are tried.
+
+    ``every_route`` lists the routes that take none of these SLOs too (and the default route,
+    which run failures go to); otherwise only the routes the models' incidents go through.
+    """
+    taken: dict[str, list[str]] = {}
+    for model in models:
+        for slo in model.slos:
+            route = alerts.route_for(slo_owner(model, slo.name), slo.severity)
+            taken.setdefault(route.name, []).append(f"{model.name}/{slo.name}")
+    routes = list(alerts.routes)
+    if alerts.default_route not in routes:
+        routes.append(alerts.default_route)
+    return [(route, taken.get(route.name, [])) for route in routes if every_route or route.name in taken]
 
 
 # Silences
