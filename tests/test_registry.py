@@ -277,3 +277,14 @@ def test_unknown_model_lists_the_known_ones(tmp_path):
     registry = load_registry(write(tmp_path, with_model()))
     with pytest.raises(RegistryError, match=r"no model named 'fruad'; known models: \['fraud'\]"):
         registry.model("fruad")
+
+
+def test_the_readmes_alerts_example_is_a_valid_block_for_the_demo_registry(tmp_path):
+    readme = (DEFAULT_CONFIG.parent.parent / "README.md").read_text()
+    start = readme.index("```yaml\nalerts:") + len("```yaml\n")
+    example = yaml.safe_load(readme[start : readme.index("```", start)])
+    document = {**yaml.safe_load(DEFAULT_CONFIG.read_text()), **example}
+    alerts = load_registry(write(tmp_path, document)).alerts
+    assert [r.name for r in alerts.routes] == ["payments_pager", "pages", "risk_chat"]
+    assert alerts.route_for("team:payments-ops", "page").url_env == "PAYMENTS_PAGER_URL"
+    assert alerts.route_for("team:payments-ops", "warn").url_env == "CLOSEDLOOP_WEBHOOK_URL"
