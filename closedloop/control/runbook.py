@@ -28,6 +28,7 @@ INCIDENT_ACTOR = "closedloop incident job"
 
 def carry_out(lake: Lake, model: ModelSpec, incident: Mapping, now: dt.datetime) -> dict:
     """Request the incident's runbook action once and record the outcome on the incident."""
+    incident = _fresh(lake, incident)  # as the lake has it: an acknowledgement may have come in since it opened
     if incident["action_id"] is not None or incident["action_result"] is not None:
         return dict(incident)  # a re-run of the job: the action was requested already
     slo = next(s for s in model.slos if s.name == incident["slo"])
