@@ -14,9 +14,9 @@ from closedloop.core.specs import Registry
 from closedloop.registry import registry_from_environment
 from orchestration.comparison_job import build_compare_job
 from orchestration.jobs import build_pipeline_job, build_report_job
-from orchestration.runbook_jobs import build_decide_action_job, build_incident_job
+from orchestration.runbook_jobs import build_decide_action_job, build_incident_job, build_renotify_job
 from orchestration.schedules import build_hourly_refresh_job, build_schedules
-from orchestration.sensors import build_incident_sensor, closedloop_run_failures
+from orchestration.sensors import build_incident_sensor, build_reminder_sensor, build_run_failure_sensor
 from wiring.automation import build_automation_sensor
 from wiring.resources import LakeResource, WebhookResource
 
@@ -29,13 +29,18 @@ def build_definitions(registry: Registry) -> dg.Definitions:
         checks += build_slo_checks(model)
         jobs += [build_pipeline_job(model), build_report_job(model), build_hourly_refresh_job(model)]
         schedules += build_schedules(model)
-    incident = build_incident_job(registry)
+    incident, renotify = build_incident_job(registry), build_renotify_job(registry)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs, incident, build_decide_action_job(registry), build_compare_job(registry)],
+        jobs=[*jobs, incident, renotify, build_decide_action_job(registry), build_compare_job(registry)],
         schedules=schedules,
-        sensors=[build_automation_sensor(), build_incident_sensor(registry, incident), closedloop_run_failures],
+        sensors=[
+            build_automation_sensor(),
+            build_incident_sensor(registry, incident),
+            build_reminder_sensor(registry, renotify),
+            build_run_failure_sensor(registry),
+        ],
         resources={
             "lake": LakeResource(root=str(registry.lake), landing=str(registry.landing)),
             "webhook": WebhookResource(),

@@ -1,8 +1,10 @@
-"""Jobs that close the loop: ``incident`` (record, act, tell the owner) and ``decide_action`` (approve or reject).
+"""Jobs that close the loop: ``incident`` (record, act, tell the owner), ``renotify`` (remind the owner of a
+page incident left alone) and ``decide_action`` (approve or reject).
 
 The incident sensor launches ``incident`` once per SLO transition found in ``slo_evaluations``;
-a person (or the CLI's ``closedloop approve``) launches ``decide_action`` for a proposed action.
-Each step is idempotent, so re-running a run changes nothing twice.
+the reminder sensor launches ``renotify`` once per reminder due; a person (or the CLI's
+``closedloop approve``) launches ``decide_action`` for a proposed action. Each step is
+idempotent, so re-running a run changes nothing twice.
 """
 
 import datetime as dt
@@ -11,8 +13,8 @@ from typing import Literal
 import dagster as dg
 import pyarrow.compute as pc
 
-from closedloop.control.incidents import OPENED, apply_transition
-from closedloop.control.runbook import carry_out, notify
+from closedloop.control.incidents import OPENED, apply_transition, find_incident, incident_location
+from closedloop.control.runbook import carry_out, notify, remind
 from closedloop.control.serving import ControlError, approve, reject
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA
 from closedloop.core.lake import Lake, conformed
@@ -21,6 +23,7 @@ from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
 
 INCIDENT_JOB = "incident"
+RENOTIFY_JOB = "renotify"
 DECIDE_ACTION_JOB = "decide_action"
 
 
@@ -31,6 +34,14 @@ class TransitionConfig(dg.Config):
     slo: str
     period: str
     subject: str = ""
+
+
+class ReminderConfig(dg.Config):
+    """The incident to remind its owner of, and the reminder's number (1 for the first)."""
+
+    model: str
+    incident_id: str
+    number: int
 
 
 class DecisionConfig(dg.Config):
@@ -93,7 +104,9 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
     ) -> None:
         if handled is None:
             return
-        incident, delivery = notify(lake.get(), handled["incident"], handled["change"], webhook.poster())
+        incident, delivery = notify(
+            lake.get(), handled["incident"], handled["change"], webhook.route_poster, registry.alerts, _now()
+        )
         context.log.info(f"notification: {incident['notification']}")
         problems = []
         if delivery is not None and not delivery.ok:
@@ -116,6 +129,47 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
         notify_owner(carry_out_runbook_action(open_or_close_incident()))
 
     return incident
+
+
+def build_renotify_job(registry: Registry) -> dg.JobDefinition:
+    @dg.op(
+        description="Remind the owner of a page incident still open that nobody acknowledged, through its route, "
+        "and record the reminder on the incident."
+    )
+    def remind_owner(
+        context: dg.OpExecutionContext, config: ReminderConfig, lake: LakeResource, webhook: WebhookResource
+    ) -> None:
+        store = lake.get()
+        registry.model(config.model)
+        try:
+            model, day = incident_location(config.incident_id)
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from None
+        incident = find_incident(store, model, day, config.incident_id)
+        if incident is None:
+            raise dg.Failure(f"incidents of {config.model} has no incident {config.incident_id!r}")
+        reminded = remind(store, incident, config.number, webhook.route_poster, registry.alerts, _now())
+        if reminded is None:
+            context.log.info(f"reminder {config.number} of {config.incident_id} is not due (any more): nothing to do")
+            return
+        incident, delivery = reminded
+        context.log.info(f"notification: {incident['notification']}")
+        if delivery is not None and not delivery.ok:
+            raise dg.Failure(
+                f"incident {config.incident_id} is still open and unacknowledged, but the reminder did not reach "
+                f"its owner ({delivery.error} after {delivery.attempts} attempts)"
+            )
+
+    @dg.job(
+        name=RENOTIFY_JOB,
+        description="Reminds the owner of a page incident that stays open and unacknowledged "
+        "(the registry's alerts.renotify_after). Launched by the closedloop_reminders sensor.",
+        tags={"closedloop/kind": "reminder"},
+    )
+    def renotify():
+        remind_owner()
+
+    return renotify
 
 
 def build_decide_action_job(registry: Registry) -> dg.JobDefinition:

@@ -1,4 +1,5 @@
-"""Sensors that close the loop: SLO transitions open and close incidents; failed runs are reported.
+"""Sensors that close the loop: SLO transitions open and close incidents, page incidents left alone are
+reminded of, failed runs are reported.
 
 ``closedloop_incidents`` reads new rows of every model's ``slo_evaluations`` in the lake (not
 Dagster's check history: reading that needs deprecated calls that break on the default
@@ -7,14 +8,21 @@ breached or recovered. Its cursor is, per model, the newest modification time of
 read, kept by Dagster, so a restart resumes where it stopped; a transition the lake already shows handled (an incident
 opened by an in-process run, say) is not launched again. Runs are requested in period order
 and tagged ``closedloop/slo``; the instance's run queue (``data/dagster_home/dagster.yaml``)
-runs one per SLO at a time (whatever the subject), so an incident is opened before it is closed. Both sensors run by
-default.
+runs one per SLO at a time (whatever the subject), so an incident is opened before it is closed.
+
+``closedloop_reminders`` reads every model's open incidents, acknowledgements and silences from
+the lake on each tick (no cursor to lose) and launches the ``renotify`` job for each page
+incident that stays open, unacknowledged and unsilenced ``alerts.renotify_after`` after its last
+message. The run key names the incident and the reminder's number, and the job sends nothing the
+lake shows sent already, so a restart never reminds twice. Every sensor runs by default.
 """
 
+import datetime as dt
 import json
 
 import dagster as dg
 
+from closedloop.control.alerts import reminder_number, reminders_due
 from closedloop.control.incidents import transition_incident_id, transitions, unhandled
 from closedloop.control.webhook import run_failure_message
 from closedloop.core.specs import Registry
@@ -26,6 +34,7 @@ INCIDENT_SENSOR = "closedloop_incidents"
 # closing): the instance's run queue limits this tag to one run at a time per value.
 SLO_TAG = "closedloop/slo"
 RUN_FAILURE_SENSOR = "closedloop_run_failures"
+REMINDER_SENSOR = "closedloop_reminders"
 
 
 def incident_run_requests(
@@ -83,20 +92,73 @@ def build_incident_sensor(registry: Registry, job: dg.JobDefinition) -> dg.Senso
     return closedloop_incidents
 
 
-@dg.run_failure_sensor(
-    name=RUN_FAILURE_SENSOR,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts every failed closedloop run (a pipeline, an incident, a decision) to the webhook.",
-)
-def closedloop_run_failures(context: dg.RunFailureSensorContext, webhook: WebhookResource):
-    run = context.dagster_run
-    error = context.failure_event.message or "the run failed"
-    post = webhook.poster()
-    if post is None:
-        context.log.info(f"run {run.run_id} of {run.job_name} failed; no webhook configured")
-        return
-    delivery = post(run_failure_message(run.job_name, run.run_id, error, run.tags.get(MODEL_TAG)))
-    if not delivery.ok:
-        context.log.warning(
-            f"could not report failed run {run.run_id}: {delivery.error} after {delivery.attempts} attempts"
+def reminder_run_requests(registry: Registry, lake: LakeResource, now: dt.datetime) -> list[dg.RunRequest]:
+    """The ``renotify`` runs due at ``now``: one per open page incident left unacknowledged and unsilenced."""
+    store = lake.get()
+    return [
+        dg.RunRequest(
+            run_key=f"{incident['incident_id']}:reminder {reminder_number(incident)}",
+            run_config={
+                "ops": {
+                    "remind_owner": {
+                        "config": {
+                            "model": model,
+                            "incident_id": incident["incident_id"],
+                            "number": reminder_number(incident),
+                        }
+                    }
+                }
+            },
+            tags={
+                MODEL_TAG: model,
+                SLO_TAG: f"{model}.{incident['slo']}",
+                "closedloop/reminder": str(reminder_number(incident)),
+            },
         )
+        for model in registry.models
+        for incident in reminders_due(store, registry.alerts, model, now)
+    ]
+
+
+def build_reminder_sensor(registry: Registry, job: dg.JobDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=REMINDER_SENSOR,
+        job=job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Launches the renotify job for every page incident left open, unacknowledged and unsilenced "
+        "for the registry's alerts.renotify_after.",
+    )
+    def closedloop_reminders(context: dg.SensorEvaluationContext, lake: LakeResource):
+        if registry.alerts.renotify_after is None:
+            return dg.SkipReason("reminders are off (no alerts.renotify_after in the registry)")
+        requests = reminder_run_requests(registry, lake, dt.datetime.now(dt.UTC))
+        return requests or dg.SkipReason("no page incident is due for a reminder")
+
+    return closedloop_reminders
+
+
+def build_run_failure_sensor(registry: Registry) -> dg.SensorDefinition:
+    """Failed runs go to the default alert route (the registry's catch-all route, else CLOSEDLOOP_WEBHOOK_URL)."""
+    route = registry.alerts.default_route
+
+    @dg.run_failure_sensor(
+        name=RUN_FAILURE_SENSOR,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts every failed closedloop run (a pipeline, an incident, a decision) to the default "
+        "alert route.",
+    )
+    def closedloop_run_failures(context: dg.RunFailureSensorContext, webhook: WebhookResource):
+        run = context.dagster_run
+        error = context.failure_event.message or "the run failed"
+        post = webhook.poster(route.url_env)
+        if post is None:
+            context.log.info(f"run {run.run_id} of {run.job_name} failed; no webhook configured ({route.url_env})")
+            return
+        delivery = post(run_failure_message(run.job_name, run.run_id, error, run.tags.get(MODEL_TAG)))
+        if not delivery.ok:
+            context.log.warning(
+                f"could not report failed run {run.run_id}: {delivery.error} after {delivery.attempts} attempts"
+            )
+
+    return closedloop_run_failures

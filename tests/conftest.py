@@ -34,15 +34,27 @@ def lake(registry: Registry) -> Lake:
 
 
 @pytest.fixture
-def webhook_server():
+def webhook_servers():
+    """Start real HTTP servers on 127.0.0.1; each call returns one's URL and handler (``received``, ``status``)."""
+    running = []
+
+    def start() -> tuple[str, type[Recorder]]:
+        handler = type("Handler", (Recorder,), {"received": [], "status": 200})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        running.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
+
+    yield start
+    for httpd in running:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def webhook_server(webhook_servers):
     """A real HTTP server on 127.0.0.1: its URL and its handler class (``received``, ``status``)."""
-    handler = type("Handler", (Recorder,), {"received": [], "status": 200})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", handler
-    httpd.shutdown()
-    httpd.server_close()
+    return webhook_servers()
 
 
 @pytest.fixture

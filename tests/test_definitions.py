@@ -108,7 +108,7 @@ def test_definitions_snapshot(registry):
     expected += [f"{m}/{table}:{name}" for m in MODELS for table, names in SLO_CHECKS[m].items() for name in names]
     assert checks == sorted(expected)
     model_jobs = [f"{m}_{kind}" for m in MODELS for kind in ("pipeline", "report", "hourly_refresh")]
-    other_jobs = ["incident", "decide_action", "compare_versions"]
+    other_jobs = ["incident", "renotify", "decide_action", "compare_versions"]
     assert sorted(job.name for job in defs.jobs) == sorted([*model_jobs, *other_jobs])
     assert sorted(s.name for s in defs.schedules) == sorted(
         f"{m}_{kind}" for m in MODELS for kind in ("daily", "hourly", "daily_report")
@@ -116,7 +116,12 @@ def test_definitions_snapshot(registry):
     pipeline = defs.resolve_job_def("fraud_pipeline").asset_layer.selected_asset_keys
     assert dg.AssetKey(["fraud", "report"]) not in pipeline and dg.AssetKey(["fraud", "drift"]) in pipeline
     sensors = {s.name: s for s in defs.sensors}
-    assert sorted(sensors) == ["closedloop_automation", "closedloop_incidents", "closedloop_run_failures"]
+    assert sorted(sensors) == [
+        "closedloop_automation",
+        "closedloop_incidents",
+        "closedloop_reminders",
+        "closedloop_run_failures",
+    ]
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
 
 

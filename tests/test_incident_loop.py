@@ -17,46 +17,12 @@ from closedloop.drift.report import REPORT_SCHEMA
 from orchestration.definitions import build_definitions
 from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR, RUN_FAILURE_SENSOR
+from tests.helpers import HOUR, tick_sensor
+from tests.helpers import record_triage_evaluations as record
+from tests.helpers import triage_evaluation as evaluation
 from wiring.resources import WebhookResource
 
 UTC = dt.UTC
-HOUR = dt.datetime(2026, 9, 16, 10, tzinfo=UTC)
-
-
-def evaluation(
-    slo: str, period: dt.datetime, state: str, value: float, transition: str | None, since: dt.datetime | None
-):
-    """One ``slo_evaluations`` row of ticket_triage's hourly p95 SLO (or another hourly one)."""
-    return {
-        "model": "ticket_triage",
-        "slo": slo,
-        "metric": "latency_p95_ms",
-        "source": "ops.latency_p95_ms",
-        "cadence": "hourly",
-        "period": period.isoformat(),
-        "day": period.date(),
-        "version": "all",
-        "value": value,
-        "rows": 900,
-        "detail": None,
-        "comparison": "<=",
-        "threshold": 4000.0,
-        "band_low": None,
-        "band_high": None,
-        "breach": state != "ok",
-        "consecutive_breaches": int(state != "ok"),
-        "consecutive_ok": int(state == "ok"),
-        "state": state,
-        "breached_since": since.isoformat() if since else None,
-        "transition": transition,
-        "severity": "page",
-        "owner": "team:llm-platform",
-        "evaluated_at": dt.datetime.now(UTC),
-    }
-
-
-def record(lake, *rows):
-    record_evaluations(lake, "ticket_triage", pa.Table.from_pylist(list(rows), schema=SLO_EVALUATIONS_SCHEMA))
 
 
 @pytest.fixture
@@ -67,19 +33,7 @@ def loop(registry, lake):
     sensor = defs.get_sensor_def(INCIDENT_SENSOR)
 
     def tick(cursor: str | None, webhook: WebhookResource | None = None) -> tuple[list, str | None]:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"lake": defs.resources["lake"]})
-        result = sensor(context)
-        requests = result if isinstance(result, list) else []
-        for request in requests:
-            run = defs.get_job_def(INCIDENT_JOB).execute_in_process(
-                run_config=request.run_config,
-                instance=instance,
-                tags=request.tags,
-                resources={"lake": defs.resources["lake"], "webhook": webhook or WebhookResource()},
-                raise_on_error=False,
-            )
-            request.tags["run_success"] = str(run.success)
-        return requests, context.cursor
+        return tick_sensor(defs, instance, sensor, INCIDENT_JOB, cursor, webhook)
 
     return defs, instance, tick
 

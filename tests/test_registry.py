@@ -1,5 +1,6 @@
 """The registry loads the project's file and names the file and key of every mistake."""
 
+import datetime as dt
 import textwrap
 from pathlib import Path
 
@@ -52,6 +53,14 @@ def with_model(**changes) -> dict:
     return {"models": {"fraud": {k: v for k, v in model.items() if v is not None}}}
 
 
+def with_alerts(**alerts) -> dict:
+    return {**with_model(), "alerts": alerts}
+
+
+def route(name: str, url_env: str | None = "PAGER_URL", **match) -> dict:
+    return {k: v for k, v in {"name": name, "url_env": url_env, "match": match or None}.items() if v is not None}
+
+
 def test_project_registry_loads_both_sample_models():
     registry = load_registry(DEFAULT_CONFIG)
     assert set(registry.models) == {"fraud", "ticket_triage"}
@@ -75,6 +84,44 @@ def test_good_registry_parses_slo_fields(tmp_path):
     model = load_registry(write(tmp_path, with_model())).model("fraud")
     slo = model.slos[0]
     assert (slo.comparison, slo.threshold, slo.for_periods, slo.action.type) == (">=", 0.8, 2, "notify")
+
+
+def test_routes_take_incidents_in_order_and_fall_back_to_the_default(tmp_path):
+    document = with_alerts(
+        renotify_after="90m",
+        routes=[
+            route("ops_pager", "OPS_PAGER_URL", owner="team:ops", severity="page"),
+            route("pages", "PAGES_URL", severity="page"),
+            route("risk", "RISK_URL", owner="team:risk-ml"),
+        ],
+    )
+    alerts = load_registry(write(tmp_path, document)).alerts
+    assert alerts.renotify_after == dt.timedelta(minutes=90)
+    taken = {
+        (owner, severity): alerts.route_for(owner, severity).name
+        for owner in ("team:ops", "team:risk-ml", "a@b.io")
+        for severity in ("page", "warn")
+    }
+    assert taken == {
+        ("team:ops", "page"): "ops_pager",
+        ("team:ops", "warn"): "default",
+        ("team:risk-ml", "page"): "pages",
+        ("team:risk-ml", "warn"): "risk",
+        ("a@b.io", "page"): "pages",
+        ("a@b.io", "warn"): "default",
+    }
+    assert alerts.default_route.url_env == "CLOSEDLOOP_WEBHOOK_URL"
+    # A last route without a match is the default: run failures go there too.
+    ending = with_alerts(routes=[route("pages", "PAGES_URL", severity="page"), route("team_chat", "CHAT_URL")])
+    alerts = load_registry(write(tmp_path, ending)).alerts
+    assert (alerts.route_for("team:ops", "warn").name, alerts.default_route.name) == ("team_chat", "team_chat")
+
+
+def test_without_an_alerts_block_everything_goes_to_the_default_webhook(tmp_path):
+    alerts = load_registry(write(tmp_path, with_model())).alerts
+    assert alerts.routes == () and alerts.renotify_after is None
+    assert alerts.route_for("team:ops", "page") == alerts.default_route
+    assert (alerts.default_route.name, alerts.default_route.url_env) == ("default", "CLOSEDLOOP_WEBHOOK_URL")
 
 
 def test_environment_roots_override_the_file(tmp_path):
@@ -226,6 +273,38 @@ def test_environment_roots_override_the_file(tmp_path):
             "models.fraud",
             "slos.0.versions names unknown version(s) ['v9']; fraud's versions are ['v1']",
         ),  # fmt: skip
+        (with_alerts(routes=[route("pager", None, severity="page")]), "alerts.routes.0.url_env", "Field required"),
+        (
+            with_alerts(routes=[route("pager", "PAGER-URL")]),
+            "alerts.routes.0.url_env",
+            "'PAGER-URL' is not an environment variable name",
+        ),
+        (
+            with_alerts(routes=[route("pager", owner="team:risk_ml")]),
+            "alerts.routes.0.match.owner",
+            "'team:risk_ml' owns no model, metric or SLO here; owners: ['a@b.io', 'team:ops', 'team:risk-ml']",
+        ),
+        (
+            with_alerts(routes=[route("pager", severity="critical")]),
+            "alerts.routes.0.match.severity",
+            "'warn' or 'page'",
+        ),
+        (with_alerts(routes=[route("pager", sevrity="page")]), "alerts.routes.0.match.sevrity", "unknown key"),
+        (
+            with_alerts(routes=[route("everyone"), route("pager", severity="page")]),
+            "alerts.routes",
+            "route 'everyone' matches every incident, so the routes after it are never used",
+        ),
+        (
+            with_alerts(routes=[route("pager", severity="page"), route("pager", severity="warn")]),
+            "alerts.routes",
+            "route name(s) ['pager'] are used more than once",
+        ),
+        (with_alerts(routes=[route("default")]), "alerts.routes", "'default' is closedloop's own last route"),
+        (with_alerts(renotify_after="soon"), "alerts.renotify_after", "'soon' is not a duration"),
+        (with_alerts(renotify_after="4 hours"), "alerts.renotify_after", "e.g. 30m, 4h or 1d"),
+        (with_alerts(renotify_after="10s"), "alerts.renotify_after", "shorter than a minute"),
+        (with_alerts(renotfy_after="4h"), "alerts.renotfy_after", "unknown key"),
         ({"models": {"../etc": GOOD_MODEL}}, "models.../etc", "'../etc' is not a valid name"),
         ({"models": {"fraud": ["not", "a", "mapping"]}}, "models.fraud", "valid dictionary"),
         ({"modles": {"fraud": GOOD_MODEL}}, "modles", "unknown key"),
@@ -263,3 +342,14 @@ def test_unknown_model_lists_the_known_ones(tmp_path):
     registry = load_registry(write(tmp_path, with_model()))
     with pytest.raises(RegistryError, match=r"no model named 'fruad'; known models: \['fraud'\]"):
         registry.model("fruad")
+
+
+def test_the_readmes_alerts_example_is_a_valid_block_for_the_demo_registry(tmp_path):
+    readme = (DEFAULT_CONFIG.parent.parent / "README.md").read_text()
+    start = readme.index("```yaml\nalerts:") + len("```yaml\n")
+    example = yaml.safe_load(readme[start : readme.index("```", start)])
+    document = {**yaml.safe_load(DEFAULT_CONFIG.read_text()), **example}
+    alerts = load_registry(write(tmp_path, document)).alerts
+    assert [r.name for r in alerts.routes] == ["payments_pager", "pages", "risk_chat"]
+    assert alerts.route_for("team:payments-ops", "page").url_env == "PAYMENTS_PAGER_URL"
+    assert alerts.route_for("team:payments-ops", "warn").url_env == "CLOSEDLOOP_WEBHOOK_URL"

@@ -49,7 +49,12 @@ INCIDENTS_SCHEMA = pa.schema(
         ("action_mode", pa.string()),
         ("action_id", pa.string()),  # the audit row in ``actions``
         ("action_result", pa.string()),  # applied, pending approval, or why it could not be carried out
-        ("notification", pa.string()),  # how telling the owner went, for the opening and the closing
+        ("notification", pa.string()),  # how telling the owner went: the opening, each reminder, the closing
+        ("notified_at", pa.timestamp("us", tz="UTC")),  # the last message sent (or tried): reminders count from it
+        ("renotifications", pa.int32()),  # reminders sent for a page incident left open and unacknowledged
+        ("acknowledged_by", pa.string()),  # who said they are on it (``closedloop ack``): no more reminders
+        ("acknowledged_at", pa.timestamp("us", tz="UTC")),
+        ("silenced", pa.string()),  # the silence (maintenance window) that held back its last message
         ("state", pa.string()),  # open, closed
         ("day", pa.date32()),  # the day it was opened: its lake partition
     ]
@@ -82,6 +87,21 @@ def record_incident(lake: Lake, incident: Mapping) -> dict:
     table = pa.Table.from_pylist([dict(incident)], schema=INCIDENTS_SCHEMA)
     lake.upsert_partition(incident["model"], "incidents", incident["day"], table, ("incident_id",))
     return dict(incident)
+
+
+def incident_location(identifier: str) -> tuple[str, dt.date]:
+    """The model and opened day (its partition) an incident id names; ValueError when it names none.
+
+    The id is ``model/slo[subject]/opened``: the model before the first ``/``, the opened period
+    after the last (a subject may hold a ``/``, e.g. ``v12/amount``).
+    """
+    model, _, rest = identifier.partition("/")
+    opened = rest.rpartition("/")[2]
+    try:
+        return model, period_start(opened).date()
+    except ValueError:
+        example = "model/slo/opened, e.g. fraud/auc_30d_floor/2026-09-20"
+        raise ValueError(f"{identifier!r} is not an incident id ({example})") from None
 
 
 def find_incident(lake: Lake, model: str, opened_day: dt.date, identifier: str) -> dict | None:
@@ -159,6 +179,11 @@ def _opened(identifier: str, row: Mapping, action: str, mode: str, now: dt.datet
         "action_id": None,
         "action_result": None,
         "notification": None,
+        "notified_at": None,
+        "renotifications": 0,
+        "acknowledged_by": None,
+        "acknowledged_at": None,
+        "silenced": None,
         "state": "open",
         "day": period_start(row["period"]).date(),
     }

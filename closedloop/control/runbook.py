@@ -1,4 +1,4 @@
-"""The runbook: what an opened incident does about itself, and how its owner hears of it.
+"""The runbook: what an opened incident does about itself, and how its owner hears of it (and is reminded).
 
 The SLO's action is requested through ``closedloop.control.serving`` (applied at once in ``auto`` mode,
 left pending for a person in ``propose`` mode) and its outcome is written on the incident, so
@@ -14,12 +14,13 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from closedloop.control.incidents import record_incident
+from closedloop.control.alerts import active_silence, is_reminder_due, read_silences, reminder_number, silenced_note
+from closedloop.control.incidents import find_incident, record_incident
 from closedloop.control.serving import ControlError, read_serving, request_action
 from closedloop.control.webhook import Delivery, incident_message
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
-from closedloop.core.specs import ModelSpec, RunbookAction
+from closedloop.core.specs import AlertRoute, AlertsSpec, ModelSpec, RunbookAction
 from closedloop.evaluation.recalibration import RecalibrationError, recalibrate
 
 INCIDENT_ACTOR = "closedloop incident job"
@@ -27,6 +28,7 @@ INCIDENT_ACTOR = "closedloop incident job"
 
 def carry_out(lake: Lake, model: ModelSpec, incident: Mapping, now: dt.datetime) -> dict:
     """Request the incident's runbook action once and record the outcome on the incident."""
+    incident = _fresh(lake, incident)  # as the lake has it: an acknowledgement may have come in since it opened
     if incident["action_id"] is not None or incident["action_result"] is not None:
         return dict(incident)  # a re-run of the job: the action was requested already
     slo = next(s for s in model.slos if s.name == incident["slo"])
@@ -55,19 +57,67 @@ def _fitted(lake: Lake, model: ModelSpec, incident: Mapping, action: RunbookActi
     return RunbookAction(type="recalibrate", mode=action.mode, params={**action.params, **fitted.params})
 
 
-def notify(
-    lake: Lake, incident: Mapping, change: str, post: Callable[[dict], Delivery] | None
-) -> tuple[dict, Delivery | None]:
-    """Tell the owner an incident was opened or closed, and record how that went on the incident.
+PostFor = Callable[[AlertRoute], Callable[[dict], Delivery] | None]
+"""Given a route, a function that posts one message to its webhook, or None when its URL is not set."""
 
-    ``post`` is None when no webhook is configured; the incident says so rather than pretending
-    someone was told.
+
+def notify(
+    lake: Lake,
+    incident: Mapping,
+    change: str,
+    post_for: PostFor,
+    alerts: AlertsSpec,
+    now: dt.datetime,
+) -> tuple[dict, Delivery | None]:
+    """Tell the owner an incident was opened or closed, through its route, and record how that went.
+
+    No message goes out while a silence covers the incident's SLO: the incident names the silence
+    instead. A route whose URL is not set sends nothing either; the incident says so rather than
+    pretending someone was told.
     """
+    current = _fresh(lake, incident)
+    silence = active_silence(read_silences(lake, current["model"]), current["slo"], now)
+    if silence is not None:
+        noted = _noted(current, change, silenced_note(silence))
+        return record_incident(lake, {**current, "notification": noted, "silenced": silence["silence_id"]}), None
+    outcome, delivery = _post(current, alerts, post_for, incident_message(current))
+    told = {"notification": _noted(current, change, outcome), "notified_at": now}
+    return record_incident(lake, {**current, **told}), delivery
+
+
+def remind(
+    lake: Lake, incident: Mapping, number: int, post_for: PostFor, alerts: AlertsSpec, now: dt.datetime
+) -> tuple[dict, Delivery | None] | None:
+    """Send reminder ``number`` of a page incident still open and unacknowledged, and record it on the incident.
+
+    None when the lake shows it is not due (acknowledged, closed, silenced, reminded already, or
+    told too recently): a re-run, a restart or a lost cursor never reminds twice.
+    """
+    current = _fresh(lake, incident)
+    silences = read_silences(lake, current["model"])
+    if reminder_number(current) != number or not is_reminder_due(current, alerts, silences, now):
+        return None
+    outcome, delivery = _post(current, alerts, post_for, incident_message(current, reminder=number))
+    told = {"notification": _noted(current, f"reminder {number}", outcome), "notified_at": now,
+            "renotifications": number}  # fmt: skip
+    return record_incident(lake, {**current, **told}), delivery
+
+
+def _fresh(lake: Lake, incident: Mapping) -> dict:
+    """The incident as the lake has it now: someone may have acknowledged it since it was read."""
+    return find_incident(lake, incident["model"], incident["day"], incident["incident_id"]) or dict(incident)
+
+
+def _post(incident: Mapping, alerts: AlertsSpec, post_for: PostFor, message: dict) -> tuple[str, Delivery | None]:
+    route = alerts.route_for(incident["owner"], incident["severity"])
+    via = f"route {route.name}: " if alerts.routes else ""  # without routes, the one webhook goes unnamed
+    post = post_for(route)
     if post is None:
-        outcome, delivery = "no webhook configured (set CLOSEDLOOP_WEBHOOK_URL)", None
-    else:
-        delivery = post(incident_message(incident))
-        tries = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
-        outcome = f"delivered ({tries})" if delivery.ok else f"failed after {tries}: {delivery.error}"
-    noted = "; ".join(filter(None, [incident["notification"], f"{change}: {outcome}"]))
-    return record_incident(lake, {**incident, "notification": noted}), delivery
+        return f"{via}no webhook configured (set {route.url_env})", None
+    delivery = post(message)
+    tries = f"{delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
+    return via + (f"delivered ({tries})" if delivery.ok else f"failed after {tries}: {delivery.error}"), delivery
+
+
+def _noted(incident: Mapping, change: str, outcome: str) -> str:
+    return "; ".join(filter(None, [incident["notification"], f"{change}: {outcome}"]))

@@ -1,4 +1,5 @@
-"""Where a model stands: each SLO's latest judged state (and its subjects'), its incidents, who owns an action.
+"""Where a model stands: each SLO's latest judged state (and its subjects'), its incidents, its silences,
+who owns an action.
 
 The answers ``closedloop status`` and ``closedloop actions`` print, kept here so that any other
 front end (a report, a job) gives the same answer.
@@ -6,6 +7,9 @@ front end (a report, a job) gives the same answer.
 
 from __future__ import annotations
 
+import datetime as dt
+
+from closedloop.control.alerts import read_silences
 from closedloop.control.incidents import read_incidents
 from closedloop.control.metric_catalog import metric_definition
 from closedloop.control.serving import read_actions
@@ -15,7 +19,8 @@ from closedloop.core.specs import ModelSpec
 
 INCIDENT_FIELDS = (
     "incident_id", "model", "slo", "subject", "metric", "version", "value", "detail", "opened", "closed",
-    "severity", "action", "action_mode", "action_id", "action_result", "notification", "state",
+    "severity", "action", "action_mode", "action_id", "action_result", "notification", "renotifications",
+    "acknowledged_by", "acknowledged_at", "silenced", "state",
 )  # fmt: skip
 
 
@@ -65,3 +70,9 @@ def incident_summaries(lake: Lake, models: list[str]) -> list[dict]:
 def action_owner(lake: Lake, models: list[str], action_id: str) -> str | None:
     """The model whose audit log holds ``action_id``, or None."""
     return next((name for name in models for row in read_actions(lake, name) if row["action_id"] == action_id), None)
+
+
+def current_silences(lake: Lake, models: list[str], now: dt.datetime) -> list[dict]:
+    """The silences of ``models`` that have not ended by ``now`` (those still to start too), soonest end first."""
+    rows = [row for name in models for row in read_silences(lake, name) if row["until"] > now]
+    return sorted(rows, key=lambda r: (r["until"], r["silence_id"]))

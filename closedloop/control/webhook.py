@@ -15,7 +15,9 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-WEBHOOK_ENVIRONMENT_VARIABLE = "CLOSEDLOOP_WEBHOOK_URL"
+from closedloop.core.specs import DEFAULT_WEBHOOK_VARIABLE, AlertRoute
+
+WEBHOOK_ENVIRONMENT_VARIABLE = DEFAULT_WEBHOOK_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,10 @@ class Delivery:
     error: str | None = None
 
 
-def webhook_url(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The webhook URL from ``CLOSEDLOOP_WEBHOOK_URL``; None (no alerting) when unset or empty."""
-    return environ.get(WEBHOOK_ENVIRONMENT_VARIABLE) or None
+def webhook_url(environ: Mapping[str, str] = os.environ, variable: str = WEBHOOK_ENVIRONMENT_VARIABLE) -> str | None:
+    """The webhook URL in ``variable`` (a route's ``url_env``, by default ``CLOSEDLOOP_WEBHOOK_URL``);
+    None (nobody is messaged) when unset or empty."""
+    return environ.get(variable) or None
 
 
 def _bound(incident: Mapping) -> str:
@@ -39,9 +42,10 @@ def _bound(incident: Mapping) -> str:
     return f"{incident['comparison']} {incident['threshold']:g}"
 
 
-def incident_message(incident: Mapping) -> dict:
+def incident_message(incident: Mapping, reminder: int = 0) -> dict:
     """A Slack-compatible message (``text`` plus ``blocks``) for an incident opened or closed, naming
-    its subject (a version, an input column) and the figure behind the value."""
+    its subject (a version, an input column) and the figure behind the value; with ``reminder``, the
+    reminder of that number for an incident still open that nobody acknowledged."""
     opened = incident["state"] == "open"
     value = "no data" if incident.get("value") is None else f"{incident['value']:.4g}"
     icon = ":rotating_light:" if incident["severity"] == "page" else ":warning:"
@@ -52,6 +56,14 @@ def incident_message(incident: Mapping) -> dict:
         if opened
         else f":white_check_mark: {incident['model']}: SLO {incident['slo']} recovered{about}"
     )
+    if opened and reminder:
+        headline = (
+            f"{icon} [{incident['severity']}] {incident['model']}: SLO {incident['slo']} still breached{about}, "
+            f"unacknowledged (reminder {reminder})"
+        )
+    context = f"incident {incident['incident_id']}"
+    if opened:
+        context += f" · acknowledge: closedloop ack {incident['incident_id']} --who YOU"
     version = incident.get("version")
     scope = f" ({version})" if version not in (None, "all") else ""
     lines = [
@@ -68,7 +80,21 @@ def incident_message(incident: Mapping) -> dict:
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"incident {incident['incident_id']}"}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
+        ],
+    }
+
+
+def trial_message(route: AlertRoute, takes: list[str]) -> dict:
+    """What ``closedloop alerts test`` posts through a route: which incidents would come this way."""
+    headline = f":test_tube: closedloop test message through route {route.name} ({route.url_env})"
+    what = "; ".join(takes) if takes else "no incident of these models (the default route: run failures)"
+    return {
+        "text": f"{headline}: {what}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"Incidents sent this way: {what}"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "nothing is wrong: this is a test"}]},
         ],
     }
 

@@ -39,6 +39,8 @@ LAKE_TABLES = (
     "slo_evaluations",
     "incidents",
     "actions",
+    "acknowledgements",
+    "silences",
 )
 DOCUMENT_KINDS = ("baselines", "validations", "calibrators")
 PARTITION_FILE = "part.parquet"

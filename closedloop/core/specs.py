@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -529,6 +530,93 @@ class ModelSpec(_Strict):
         return sorted(order, key=lambda v: (self.versions[v].released or dt.date.max, order.index(v)))
 
 
+DEFAULT_WEBHOOK_VARIABLE = "CLOSEDLOOP_WEBHOOK_URL"
+DEFAULT_ROUTE = "default"
+ENV_VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: object) -> dt.timedelta:
+    """``30m``, ``4h``, ``1d`` (a whole number and s, m, h or d) as a time span of at least a minute."""
+    if isinstance(value, dt.timedelta):
+        span = value
+    else:
+        found = _DURATION.fullmatch(str(value)) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration: use a whole number and a unit, e.g. 30m, 4h or 1d")
+        span = dt.timedelta(**{_DURATION_UNITS[found.group(2)]: int(found.group(1))})
+    if span < dt.timedelta(minutes=1):
+        raise ValueError(f"{value!r} is shorter than a minute; a reminder that often is noise")
+    return span
+
+
+class RouteMatch(_Strict):
+    """Which incidents a route takes: both given keys must hold (the incident's owner is its SLO's owner,
+    else its metric's); an empty match takes every incident."""
+
+    owner: Owner | None = None
+    severity: Severity | None = None
+
+    def takes(self, owner: str | None, severity: str | None) -> bool:
+        return (self.owner is None or self.owner == owner) and (self.severity is None or self.severity == severity)
+
+
+class AlertRoute(_Strict):
+    """Where one kind of incident message goes: the webhook URL in environment variable ``url_env``
+    (a URL is a secret, so the registry names the variable, never the URL)."""
+
+    name: Name
+    url_env: Annotated[str, StringConstraints(pattern=ENV_VARIABLE_PATTERN)] = Field(
+        description="The environment variable that holds the route's webhook URL, read when a message is sent."
+    )
+    match: RouteMatch = Field(default_factory=RouteMatch)
+
+
+class AlertsSpec(_Strict):
+    """How owners hear of incidents: routes tried in order (the first whose match takes the incident wins,
+    then the default route, ``CLOSEDLOOP_WEBHOOK_URL``), and reminders for page incidents left alone."""
+
+    routes: tuple[AlertRoute, ...] = ()
+    renotify_after: dt.timedelta | None = Field(
+        default=None,
+        description="Tell the owner again when a page incident is still open, unacknowledged and unsilenced this "
+        "long after its last message (e.g. 4h); unset, nobody is reminded.",
+    )
+
+    @field_validator("renotify_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> dt.timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("routes")
+    @classmethod
+    def _reachable(cls, routes: tuple[AlertRoute, ...]) -> tuple[AlertRoute, ...]:
+        names = [r.name for r in routes]
+        if DEFAULT_ROUTE in names:
+            raise ValueError(
+                f"{DEFAULT_ROUTE!r} is closedloop's own last route ({DEFAULT_WEBHOOK_VARIABLE}); rename yours"
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"route name(s) {repeated} are used more than once")
+        catch_all = [r.name for r in routes[:-1] if r.match == RouteMatch()]
+        if catch_all:
+            raise ValueError(f"route {catch_all[0]!r} matches every incident, so the routes after it are never used")
+        return routes
+
+    @property
+    def default_route(self) -> AlertRoute:
+        """The last resort: the catch-all route when the registry ends with one, else ``CLOSEDLOOP_WEBHOOK_URL``."""
+        if self.routes and self.routes[-1].match == RouteMatch():
+            return self.routes[-1]
+        return AlertRoute(name=DEFAULT_ROUTE, url_env=DEFAULT_WEBHOOK_VARIABLE)
+
+    def route_for(self, owner: str | None, severity: str | None) -> AlertRoute:
+        """The route an incident of ``owner`` and ``severity`` goes to: the first that takes it, else the default."""
+        return next((r for r in self.routes if r.match.takes(owner, severity)), self.default_route)
+
+
 class Registry(_Strict):
     """The whole registry: where data lands, where the lake is, and the models."""
 
@@ -536,6 +624,7 @@ class Registry(_Strict):
     landing: Path
     lake: Path
     models: dict[str, ModelSpec]
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
 
     def model(self, name: str) -> ModelSpec:
         try:
@@ -547,12 +636,14 @@ class Registry(_Strict):
 class _RegistryFile(_Strict):
     landing: Path = Path("landing")
     lake: Path = Path("lake")
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
     models: dict[Name, dict] = Field(min_length=1)
 
 
 _PATTERN_MEANINGS = {
     NAME_PATTERN: "not a valid name: use letters, digits and underscores, starting with a letter (at most 64)",
     OWNER_PATTERN: "not a valid owner: use an email address or team:<name>",
+    ENV_VARIABLE_PATTERN: "not an environment variable name: use letters, digits and underscores, e.g. PAGER_URL",
 }
 
 
@@ -597,6 +688,7 @@ def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
             models[name] = ModelSpec.model_validate({"name": name, **body})
         except ValidationError as exc:
             problems.append(_describe(exc, ("models", name)))
+    problems += _route_owner_problems(top.alerts, models)
     if problems:
         raise RegistryError(f"{path}: invalid registry\n" + "\n".join(problems))
 
@@ -606,4 +698,23 @@ def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
         landing=(base / (landing or top.landing)).resolve(),
         lake=(base / (lake or top.lake)).resolve(),
         models=models,
+        alerts=top.alerts,
     )
+
+
+def registry_owners(models: dict[str, ModelSpec]) -> list[str]:
+    """Every owner the registry names: of a model, a metric or an SLO."""
+    owners = {m.owner for m in models.values()}
+    owners |= {metric.owner for m in models.values() for metric in m.metrics}
+    owners |= {slo.owner for m in models.values() for slo in m.slos if slo.owner is not None}
+    return sorted(owners)
+
+
+def _route_owner_problems(alerts: AlertsSpec, models: dict[str, ModelSpec]) -> list[str]:
+    """Routes that match an owner nobody in the registry is: a misspelt team would never be paged."""
+    owners = registry_owners(models)
+    return [
+        f"  alerts.routes.{i}.match.owner: {route.match.owner!r} owns no model, metric or SLO here; owners: {owners}"
+        for i, route in enumerate(alerts.routes)
+        if route.match.owner is not None and route.match.owner not in owners
+    ]

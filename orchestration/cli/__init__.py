@@ -4,8 +4,9 @@ Every command prints a readable summary, or one JSON object with ``--json``. Err
 cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
 that says what was wrong and what to do, and a non-zero exit, never a traceback. Commands are
 grouped by family: ``pipeline`` (simulate, run, demo), ``inspect`` (status, metrics, quarantine,
-sql), ``compare``, ``report`` and ``actions`` (actions, approve, reject, rollback). A command's
-module is imported only when that command runs, so ``--help`` does not pay for pandas or scipy.
+sql), ``compare``, ``report``, ``actions`` (actions, approve, reject, rollback) and ``alerts``
+(alerts test, ack, silence). A command's module is imported only when that command runs, so
+``--help`` does not pay for pandas or scipy.
 """
 
 import argparse
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from closedloop.core.lake import LakeError
 from closedloop.core.names import InvalidNameError
 from closedloop.core.specs import RegistryError
-from orchestration.cli.common import DEMO_DAYS, DEMO_SEED, UserError, parse_date
+from orchestration.cli.common import DEMO_DAYS, DEMO_SEED, UserError, parse_date, parse_time
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--why", default="manual rollback from the command line", help="the reason, for the audit log"
     )
     rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
+
+    alerts = command(
+        "alerts", "alerts:cmd_alerts", "post a test message through each alert route and say what answered"
+    )
+    alerts.add_argument("what", choices=["test"], help="test: send the test messages")
+    alerts.add_argument("--model", help="only the routes this model's incidents go through")
+
+    ack = command("ack", "alerts:cmd_ack", "acknowledge an open incident: its owner is not reminded of it again")
+    ack.add_argument("incident_id", help="the incident's id, e.g. fraud/score_distribution_stable/2026-10-08")
+    ack.add_argument("--who", help="who is on it, for the audit log (default: cli:<your user name>)")
+
+    silence = command(
+        "silence",
+        "alerts:cmd_silence",
+        "hold back a model's messages (or one SLO's) until a time: a maintenance window, audited",
+    )
+    silence.add_argument("--model", required=True)
+    silence.add_argument("--slo", help="only this SLO (default: every SLO of the model)")
+    silence.add_argument("--until", type=parse_time, required=True, help="an ISO time, e.g. 2026-09-20T18:00 (UTC)")
+    silence.add_argument("--from", dest="starts", type=parse_time, help="when it starts (default: now)")
+    silence.add_argument("--reason", required=True, help="why, for the audit log and the incidents it silences")
+    silence.add_argument("--who", help="who asks for it, for the audit log (default: cli:<your user name>)")
 
     compare = command(
         "compare", "compare:cmd_compare", "what changed between two versions of a model, with significance"

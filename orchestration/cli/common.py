@@ -27,6 +27,17 @@ def parse_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_time(value: str) -> dt.datetime:
+    """An ISO time (``2026-09-20T18:00``, ``...Z``, ``...+02:00``); without a zone it is UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO time: use e.g. 2026-09-20T18:00 (UTC) or 2026-09-20T18:00+02:00"
+        ) from None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def load(args: argparse.Namespace) -> Registry:
     """The registry, with every SLO's metric source and business SQL checked (load_registry does)."""
     return registry_from_environment(args.config)
@@ -69,6 +80,10 @@ def incident_lines(incidents: list[dict], matches: dict | None = None) -> list[s
         line += f"\n{'':<18}{i['detail']}" if i["subject"] and i["detail"] else ""
         action = i["action"] if i["action"] == "notify" else f"{i['action']} ({i['action_mode']})"
         line += f"\n{'':<18}{action}: {i['action_result'] or 'not carried out yet'}"
+        if i.get("acknowledged_by"):
+            line += f"\n{'':<18}acknowledged by {i['acknowledged_by']} at {i['acknowledged_at']:%Y-%m-%d %H:%M} UTC"
+        elif i.get("silenced") and i["state"] == "open":
+            line += f"\n{'':<18}silenced ({i['silenced']})"
         if matches is not None:
             truth = matches.get(i["incident_id"])
             line += f"; matches {truth}" if truth else "; FALSE ALERT (no injected incident)"

@@ -4,9 +4,10 @@ They only format what the domain answers.
 """
 
 import argparse
+import datetime as dt
 import json
 
-from closedloop.control.status import incident_summaries, slo_status
+from closedloop.control.status import current_silences, incident_summaries, slo_status
 from closedloop.core.names import checked_day
 from closedloop.evaluation.rolling_eval import ESTIMATED, metrics_document
 from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load
@@ -116,5 +117,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     open_incidents = [i for i in incidents if i["state"] == "open"]
     lines.append(f"open incidents: {len(open_incidents)}")
     lines += incident_lines(open_incidents) if open_incidents else []
-    emit({"slos": slos, "incidents": incidents}, args.json, "\n".join(lines))
+    silences = current_silences(lake, models, dt.datetime.now(dt.UTC))
+    lines += [f"silences: {len(silences)}"] if silences else []
+    lines += [
+        f"  {s['silence_id']}  {s['model']:<14} {s['slo'] or 'every SLO':<28} {s['starts']:%Y-%m-%d %H:%M} .. "
+        f"{s['until']:%Y-%m-%d %H:%M} UTC  by {s['who']}: {s['why']}"
+        for s in silences
+    ]
+    emit({"slos": slos, "incidents": incidents, "silences": silences}, args.json, "\n".join(lines))
     return 0
