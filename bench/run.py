@@ -453,7 +453,8 @@ LABEL_SPREAD_DAYS = ID_LABEL_DELAY_DAYS[1] - ID_LABEL_DELAY_DAYS[0] + 1
 def _day_ids(day: dt.date, rows: int, kind: str, rng: np.random.Generator) -> pa.Array:
     """A day's prediction ids: the simulator's ``fraud-YYYYMMDD-000001`` or random hex (UUID-like)."""
     if kind == "sequential":
-        return pa.array(np.char.add(f"fraud-{day:%Y%m%d}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)))
+        ids = pa.array(np.char.add(f"fraud-{day:%Y%m%d}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)))
+        return ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids  # numpy strings may come chunked
     return pa.array([f"{a:016x}{b:016x}" for a, b in rng.integers(0, 2**63, (rows, 2)).tolist()], pa.string())
 
 
