@@ -61,8 +61,14 @@ class DayIds:
 
 def distinct_sorted(ids: pa.Array | pa.ChunkedArray) -> pa.Table:
     """The distinct non-null ids, sorted, as the index's one-column table."""
-    unique = pc.unique(ids.cast(pa.string())).drop_null()
-    return pa.table({"prediction_id": unique.take(pc.array_sort_indices(unique))})
+    present = ids.cast(pa.string()).drop_null()
+    if isinstance(present, pa.ChunkedArray):
+        present = present.combine_chunks()
+    ordered = present.take(pc.array_sort_indices(present))
+    if len(ordered) > 1:  # sorted, so a repeated id is next to its copy (cheaper than hashing every id)
+        first = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+        ordered = ordered.filter(pa.concat_arrays([pa.array([True]), first]))
+    return pa.table({"prediction_id": ordered})
 
 
 def write_day_ids(lake: Lake, model: str, day: dt.date, ids: pa.Array | pa.ChunkedArray, partition: Path) -> Path:
