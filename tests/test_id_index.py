@@ -193,3 +193,13 @@ def test_ingest_keeps_an_id_on_the_earliest_day_like_a_full_read(registry, lande
             accepted = set(lake.read_partition("fraud", "predictions", key).column("prediction_id").to_pylist())
             assert accepted == set(ids) - seen
             seen |= accepted
+
+
+def test_ids_too_long_for_footer_statistics_are_still_bounded(registry, lake):
+    long_a, long_b = "a" * 5_000, "b" * 5_000  # Parquet writers keep no min/max for values this long
+    write_predictions(lake, START, [long_b, long_a])
+    write_predictions(lake, START + dt.timedelta(days=1), [long_a + "z"])
+    write_predictions(lake, START + dt.timedelta(days=2), [long_b])
+    [first, *_] = index_days(lake, "fraud")
+    assert (first.lowest, first.highest) == (long_a, long_b)
+    assert repeated_prediction_ids(lake, registry.model("fraud"), days(3)) == dict(zip(days(3), [1, 0, 1], strict=True))

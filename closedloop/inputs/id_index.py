@@ -167,7 +167,7 @@ def _bounds(path: Path, metadata: pq.FileMetaData) -> tuple[str | None, str | No
     if first is not None and last is not None and first.has_min_max and last.has_min_max:
         return str(first.min), str(last.max)
     ids = pq.read_table(path).column("prediction_id")  # written without statistics: rare, and sorted anyway
-    return str(ids[0]), str(ids[-1])
+    return ids[0].as_py(), ids[-1].as_py()
 
 
 def _signature(partition: Path) -> dict[str, int] | None:
