@@ -111,21 +111,14 @@ def ids_between(
     )
 
 
-def days_holding(
-    con: duckdb.DuckDBPyConnection, indexes: list[DayIds], ids: pa.Array | pa.ChunkedArray
-) -> set[dt.date]:
-    """The days among ``indexes`` whose index holds at least one of ``ids``."""
+def days_that_may_hold(indexes: list[DayIds], ids: pa.Array | pa.ChunkedArray) -> list[DayIds]:
+    """The days among ``indexes`` whose footer says their ids can overlap the range of ``ids``.
+
+    Footers only: reading the candidates' ids to rule some out costs about what reading their
+    predictions does (it is the same one string column), so a caller reads those directly.
+    """
     bounds = id_bounds(ids)
-    files = [str(i.path) for i in indexes if bounds is not None and i.may_hold(*bounds)]
-    if bounds is None or not files:
-        return set()
-    con.register("probe", distinct_sorted(ids))
-    lowest, highest = bounds
-    rows = con.execute(
-        query(__package__, "days_holding_ids"), {"files": files, "lowest": lowest, "highest": highest}
-    ).fetchall()
-    con.unregister("probe")
-    return {day for (day,) in rows}
+    return [] if bounds is None else [index for index in indexes if index.may_hold(*bounds)]
 
 
 def _fresh_index(lake: Lake, model: str, partition: Path) -> DayIds:

@@ -20,7 +20,7 @@ from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
-from closedloop.inputs.id_index import days_holding, id_bounds, ids_between, index_days, write_day_ids
+from closedloop.inputs.id_index import days_that_may_hold, id_bounds, ids_between, index_days, write_day_ids
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -226,7 +226,7 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
     with connect() as con:
         con.register("landing", landing)
-        prediction_files = _prediction_files_holding(con, lake, model, day, landing.column("prediction_id"))
+        prediction_files = _prediction_files_holding(lake, model, day, landing.column("prediction_id"))
         if prediction_files:
             con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
         else:
@@ -255,10 +255,9 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     return result
 
 
-def _prediction_files_holding(
-    con: duckdb.DuckDBPyConnection, lake: Lake, model: ModelSpec, day: dt.date, ids: pa.ChunkedArray
-) -> list[str]:
-    """The predictions partitions up to ``day`` that hold at least one of ``ids``, found through their id indexes."""
-    indexes = index_days(lake, model.name, end=day)
-    holding = days_holding(con, indexes, ids)
-    return [str(lake.partition_path(model.name, "predictions", i.day)) for i in indexes if i.day in holding]
+def _prediction_files_holding(lake: Lake, model: ModelSpec, day: dt.date, ids: pa.ChunkedArray) -> list[str]:
+    """The predictions partitions up to ``day`` whose id index says they can hold some of ``ids``."""
+    return [
+        str(lake.partition_path(model.name, "predictions", index.day))
+        for index in days_that_may_hold(index_days(lake, model.name, end=day), ids)
+    ]
