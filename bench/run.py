@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
@@ -444,14 +445,133 @@ def bench_range_run(days: int, rows_per_day: int) -> list[str]:
     return lines
 
 
+ID_LABEL_DELAY_DAYS = (3, 45)  # fraud labels arrive 3-45 days after their prediction
+ID_LABEL_SHARE = 0.25  # about a quarter of fraud's predictions get a label
+LABEL_SPREAD_DAYS = ID_LABEL_DELAY_DAYS[1] - ID_LABEL_DELAY_DAYS[0] + 1
+
+
+def _day_ids(day: dt.date, rows: int, kind: str, rng: np.random.Generator) -> pa.Array:
+    """A day's prediction ids: the simulator's ``fraud-YYYYMMDD-000001`` or random hex (UUID-like)."""
+    if kind == "sequential":
+        ids = pa.array(np.char.add(f"fraud-{day:%Y%m%d}-", np.char.zfill(np.arange(1, rows + 1).astype(str), 6)))
+        return ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids  # numpy strings may come chunked
+    return pa.array([f"{a:016x}{b:016x}" for a, b in rng.integers(0, 2**63, (rows, 2)).tolist()], pa.string())
+
+
+def _build_id_lake(root: str, days: int, rows: int, kind: str, queue: multiprocessing.Queue) -> None:
+    """``days`` predictions partitions of ``rows`` rows (only the columns the id checks read) and
+    the labels landed on the last day: a quarter of the predictions made 3 to 45 days before it."""
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake = Lake(registry.lake, registry.landing)
+    rng = np.random.default_rng(18)
+    last = DEFAULT_START + dt.timedelta(days=days - 1)
+    labelled = []
+    started = time.perf_counter()
+    for index in range(days):
+        day = DEFAULT_START + dt.timedelta(days=index)
+        ids = _day_ids(day, rows, kind, rng)
+        day_us = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * 1_000_000
+        ts = pa.array(day_us + np.sort(rng.integers(0, 86_400_000_000, rows)), pa.timestamp("us", tz="UTC"))
+        score = rng.random(rows)
+        predictions = pa.table(
+            {
+                "prediction_id": ids,
+                "model_version": pa.array(["v11"] * rows),
+                "ts": ts,
+                "score": score,
+                "decision": pa.array((score >= 0.5).astype(np.int8), pa.int8()),
+            }
+        )
+        lake.write_partition("fraud", "predictions", day, predictions)
+        age = (last - day).days
+        if ID_LABEL_DELAY_DAYS[0] <= age <= ID_LABEL_DELAY_DAYS[1]:
+            labelled.append(ids.take(pa.array(np.flatnonzero(rng.random(rows) < ID_LABEL_SHARE / LABEL_SPREAD_DAYS))))
+    ids = pa.concat_arrays(labelled)
+    last_us = int(dt.datetime.combine(last, dt.time(), dt.UTC).timestamp()) * 1_000_000
+    labels = pa.table(
+        {
+            "prediction_id": ids,
+            "label": pa.array((rng.random(len(ids)) < 0.03).astype(np.int8), pa.int8()),
+            "label_ts": pa.array(
+                last_us + np.sort(rng.integers(0, 86_400_000_000, len(ids))), pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    folder = lake.landing_dir("fraud", "labels", last)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(labels, folder / "part-00.parquet", compression="zstd")
+    queue.put((time.perf_counter() - started, len(ids)))
+
+
+def _check_ids(root: str, days: int, queue: multiprocessing.Queue) -> None:
+    """Time the repeated-id check of the last day and the ingest of its labels: first and second call."""
+    from closedloop.inputs.contract import repeated_prediction_ids
+
+    registry = load_registry(DEFAULT_CONFIG, landing=f"{root}/landing", lake=f"{root}/lake")
+    lake, fraud = Lake(registry.lake, registry.landing), registry.model("fraud")
+    last = DEFAULT_START + dt.timedelta(days=days - 1)
+    timings = {}
+    for name, call in (
+        ("repeated", lambda: repeated_prediction_ids(lake, fraud, [last])),
+        ("labels", lambda: ingest_labels(lake, fraud, last)),
+    ):
+        started = time.perf_counter()
+        first = call()
+        timings[f"{name}_first"] = time.perf_counter() - started
+        started = time.perf_counter()
+        second = call()
+        timings[name] = time.perf_counter() - started
+        assert first == second
+    repeated = repeated_prediction_ids(lake, fraud, [last])[last]
+    labels = ingest_labels(lake, fraud, last)
+    assert repeated == 0 and labels.unknown_predictions == 0, (repeated, labels)
+    timings["label_rows"] = labels.accepted
+    timings["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(timings)
+
+
+def bench_id_checks(days_list: list[int], rows_per_day: int, kinds: list[str]) -> list[str]:
+    """Reading earlier days' prediction ids: the repeated-id check and label ingest over many days."""
+    lines = []
+    for kind in kinds:
+        for days in days_list:
+            with tempfile.TemporaryDirectory() as root:
+                build_seconds, _ = _in_fresh_process(_build_id_lake, root, days, rows_per_day, kind)
+                t = _in_fresh_process(_check_ids, root, days)
+            size = f"{days} x {rows_per_day:,} rows, {kind} ids"
+            lines.append(
+                f"| repeated prediction ids of the last day against every other day (first call "
+                f"{t['repeated_first']:.2f} s) | {size} | {t['repeated']:.2f} s | {t['peak_mb']:,.0f} MB |"
+            )
+            lines.append(
+                f"| ingest the last day's labels ({t['label_rows']:,}, of the 3-45 days before; first call "
+                f"{t['labels_first']:.2f} s) | {size} | {t['labels']:.2f} s | {t['peak_mb']:,.0f} MB |"
+            )
+            lines.append(f"<!-- the lake of {days} days took {build_seconds:.0f} s to build -->")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 1_000_000], help="fraud rows per day")
     parser.add_argument(
         "--range-days", type=int, default=0, help="only time a run over this many small days (2,000 rows each)"
     )
+    parser.add_argument(
+        "--id-days",
+        type=int,
+        nargs="+",
+        default=[],
+        help="only time the prediction-id checks over lakes of this many days (of --rows rows, default 1M)",
+    )
+    parser.add_argument("--ids", nargs="+", default=["sequential"], choices=["sequential", "random"])
     args = parser.parse_args()
     print("| case | size | time | peak memory |\n|---|---:|---:|---:|")
+    if args.id_days:
+        rows = args.rows[-1] if args.rows != parser.get_default("rows") else 1_000_000
+        for line in bench_id_checks(args.id_days, rows, args.ids):
+            print(line, flush=True)
+        return
     if args.range_days:
         for line in bench_range_run(args.range_days, 2_000):
             print(line, flush=True)

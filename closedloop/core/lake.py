@@ -26,6 +26,8 @@ from closedloop.core.names import checked_day, checked_name
 LANDING_TABLES = ("predictions", "labels", "shadow")
 LAKE_TABLES = (
     "predictions",
+    # Per day, the distinct prediction ids of ``predictions``, sorted (closedloop.inputs.id_index).
+    "prediction_ids",
     "labels",
     "shadow",
     "quarantine",
@@ -122,9 +124,11 @@ class Lake:
         folder = self.root / checked_name(model, "model name") / _checked_table(table, LAKE_TABLES)
         return folder / "table=*" / "date=*" / "*.parquet" if table == "quarantine" else folder / "date=*" / "*.parquet"
 
-    def write_partition(self, model: str, table: str, day: str | dt.date, data: pa.Table) -> Path:
-        """Replace one partition with ``data``, atomically."""
-        return _replace_atomically(self.partition_path(model, table, day), data)
+    def write_partition(
+        self, model: str, table: str, day: str | dt.date, data: pa.Table, row_group_rows: int | None = None
+    ) -> Path:
+        """Replace one partition with ``data``, atomically (in row groups of ``row_group_rows``, if given)."""
+        return _replace_atomically(self.partition_path(model, table, day), data, row_group_rows)
 
     def write_quarantine(self, model: str, source_table: str, day: str | dt.date, data: pa.Table) -> Path:
         """Replace the quarantined rows of one landing partition, atomically."""
@@ -329,12 +333,12 @@ def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _replace_atomically(final: Path, data: pa.Table) -> Path:
+def _replace_atomically(final: Path, data: pa.Table, row_group_rows: int | None = None) -> Path:
     """Write zstd Parquet to a temporary file beside ``final``, then rename it over ``final``."""
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(data, temporary, compression="zstd")
+        pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
         os.replace(temporary, final)
     except BaseException:
         temporary.unlink(missing_ok=True)

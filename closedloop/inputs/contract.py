@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from closedloop.core.lake import Lake
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
+from closedloop.inputs.id_index import DayIds, ids_between, index_days
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -230,18 +232,51 @@ def unregistered_columns(model: ModelSpec, columns: list[str]) -> list[str]:
 
 
 def repeated_prediction_ids(lake: Lake, model: ModelSpec, days: list[dt.date]) -> dict[dt.date, int]:
-    """Per day, how many of its prediction ids also appear in another day's partition."""
-    files = lake.partition_files(model.name, "predictions")
+    """Per day, how many of its prediction ids also appear in another day's partition.
+
+    Read through the days' id indexes (``closedloop.inputs.id_index``): each day probes only the
+    other days, and row groups, whose ids can overlap its own. When that would read more than all
+    the indexes together (ids in no order, many days to check), the indexes are read once instead.
+    """
     counts = dict.fromkeys(days, 0)
-    if not files:
-        return counts
+    indexes = index_days(lake, model.name)
+    by_day = {index.day: index for index in indexes}
+    wanted = [by_day[day] for day in counts if day in by_day and by_day[day].lowest is not None]
+    others = {
+        w.day: [o for o in indexes if o.day != w.day and o.may_hold(w.lowest or "", w.highest or "")] for w in wanted
+    }
+    probed = sum(o.ids for day_others in others.values() for o in day_others)
+    at_once = [w for w in wanted if w.distinct] if probed > sum(index.ids for index in indexes) else []
     with connect() as con:
-        con.register(
-            "all_predictions",
-            con.read_parquet([str(f) for f in files], hive_partitioning=True).select(
-                "prediction_id, CAST(date AS DATE) AS day"
-            ),
-        )
-        for day, repeated in con.execute(query(__package__, "repeated_prediction_ids"), {"days": days}).fetchall():
-            counts[day] = repeated
+        if at_once:
+            con.register(
+                "all_predictions",
+                con.read_parquet([str(index.path) for index in indexes], hive_partitioning=True).select(
+                    "prediction_id, CAST(date AS DATE) AS day"
+                ),
+            )
+            found = con.execute(query(__package__, "repeated_prediction_ids"), {"days": [w.day for w in at_once]})
+            counts.update(dict(found.fetchall()))
+        for w in wanted:
+            if w not in at_once and others[w.day]:
+                counts[w.day] = _repeated_on(con, lake, model, w, others[w.day])
     return counts
+
+
+def _repeated_on(
+    con: duckdb.DuckDBPyConnection, lake: Lake, model: ModelSpec, day: DayIds, others: list[DayIds]
+) -> int:
+    """How many rows of one day carry an id that one of ``others`` holds."""
+    if day.distinct:
+        rows = pq.read_table(day.path).column("prediction_id")
+    else:  # the partition repeats an id, or has rows without one: count its rows, as the check always has
+        partition = lake.read_partition(model.name, "predictions", day.day, ["prediction_id"])
+        if partition is None:
+            return 0
+        rows = partition.column("prediction_id")
+    con.register("day_rows", pa.table({"prediction_id": rows}))
+    con.register("elsewhere", ids_between(con, others, (day.lowest or "", day.highest or "")))
+    [(repeated,)] = con.sql("SELECT count(*) FROM day_rows SEMI JOIN elsewhere USING (prediction_id)").fetchall()
+    con.unregister("elsewhere")
+    con.unregister("day_rows")
+    return repeated

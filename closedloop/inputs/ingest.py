@@ -20,6 +20,7 @@ from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
 from closedloop.core.sql import connect, query
 from closedloop.inputs.contract import LABEL_TYPES, TIMESTAMP, ContractError, conform, prediction_types
+from closedloop.inputs.id_index import days_that_may_hold, id_bounds, ids_between, index_days, write_day_ids
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -170,14 +171,10 @@ def _ingest_scored(lake: Lake, model: ModelSpec, day: str | dt.date, table: str)
             "threshold": [spec.threshold for spec in model.versions.values()],
         }
     )
-    earlier = [str(p) for p in lake.partition_files(model.name, table, end=day - dt.timedelta(days=1))]
     with connect() as con:
         con.register("versions", versions)
         con.register("pairing_keys", _pairing_keys(landing, model))
-        if earlier:
-            con.register("earlier_ids", con.read_parquet(earlier).select("prediction_id"))
-        else:
-            con.register("earlier_ids", pa.table({"prediction_id": pa.array([], pa.string())}))
+        con.register("earlier_ids", _earlier_ids(con, lake, model, table, day, landing.column("prediction_id")))
         accepted, quarantine, duplicates, reasons = _classify(
             con, landing, "classify_predictions", day, {"pairing_key": model.pairing_key}
         )
@@ -187,9 +184,28 @@ def _ingest_scored(lake: Lake, model: ModelSpec, day: str | dt.date, table: str)
     result = _result(
         model, table, day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
     )
-    lake.write_partition(model.name, table, day, accepted)
+    written = lake.write_partition(model.name, table, day, accepted)
+    if table == "predictions":
+        write_day_ids(lake, model.name, day, accepted.column("prediction_id"), written)
     lake.write_quarantine(model.name, table, day, quarantine)
     return result
+
+
+def _earlier_ids(
+    con: duckdb.DuckDBPyConnection, lake: Lake, model: ModelSpec, table: str, day: dt.date, landed: pa.ChunkedArray
+) -> duckdb.DuckDBPyRelation | pa.Table:
+    """Ids accepted on days before ``day`` that may be among the ``landed`` ids (a superset of those that are).
+
+    Predictions are probed through the days' id indexes, reading only the days and row groups whose
+    ids can overlap the landed ones; shadow scores (few, and most days none) read the partitions.
+    """
+    yesterday = day - dt.timedelta(days=1)
+    if table == "predictions":
+        return ids_between(con, index_days(lake, model.name, end=yesterday), id_bounds(landed))
+    earlier = [str(p) for p in lake.partition_files(model.name, table, end=yesterday)]
+    if not earlier:
+        return pa.table({"prediction_id": pa.array([], pa.string())})
+    return con.read_parquet(earlier).select("prediction_id")
 
 
 def _pairing_keys(landing: pa.Table, model: ModelSpec) -> pa.Table:
@@ -208,9 +224,9 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     """
     day = checked_day(day)
     landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
-    prediction_files = [str(p) for p in lake.partition_files(model.name, "predictions", end=day)]
     with connect() as con:
         con.register("landing", landing)
+        prediction_files = _prediction_files_holding(lake, model, day, landing.column("prediction_id"))
         if prediction_files:
             con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
         else:
@@ -237,3 +253,11 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     lake.write_partition(model.name, "labels", day, accepted)
     lake.write_quarantine(model.name, "labels", day, quarantine)
     return result
+
+
+def _prediction_files_holding(lake: Lake, model: ModelSpec, day: dt.date, ids: pa.ChunkedArray) -> list[str]:
+    """The predictions partitions up to ``day`` whose id index says they can hold some of ``ids``."""
+    return [
+        str(lake.partition_path(model.name, "predictions", index.day))
+        for index in days_that_may_hold(index_days(lake, model.name, end=day), ids)
+    ]

@@ -1,5 +1,6 @@
 -- For each of the given days, how many of its prediction ids also appear in another day's
--- partition. Inputs: `all_predictions` (prediction_id, day of every accepted partition).
+-- partition. Inputs: `all_predictions` (prediction_id, day of every accepted partition, or of
+-- every day's id index).
 -- Parameter: $days (the days to report).
 WITH spread AS (
     SELECT prediction_id
