@@ -228,10 +228,8 @@ def figure_in_words(row: dict) -> str:
 
 def input_drift(report: pa.Table) -> list[InputDrift]:
     """Per version and input column of one window's drift report, the columns with a judged figure."""
-    outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
-    inputs = report.filter(pc.invert(pc.is_in(report["column"], outputs))).to_pylist()
     judged: dict[tuple[str, str], list[dict]] = {}
-    for row in inputs:
+    for row in figures_of(report, "features").to_pylist():
         if row["status"] != "not_enough_data":
             judged.setdefault((row["version"], row["column"]), []).append(row)
     found = []
@@ -254,8 +252,7 @@ class DriftingInputs:
 
 def drifting_inputs(report: pa.Table) -> list[DriftingInputs]:
     """Per version of one window's drift report: how many input columns drift past an error limit, and which."""
-    outputs = pa.array([*DRIFT_OUTPUT_COLUMNS, ALL_INPUTS])
-    versions = sorted(set(report.filter(pc.invert(pc.is_in(report["column"], outputs)))["version"].to_pylist()))
+    versions = sorted(set(figures_of(report, "features")["version"].to_pylist()))
     columns = input_drift(report)
     found = []
     for version in versions:
