@@ -106,8 +106,10 @@ def _judged_bound(slo: SLOSpec, reading: Reading, reference: Reference, period: 
         return written
     if len(reference) < slo.learned.periods:
         return None
-    values = [v for p, v in reference if not slo.learned.seasonal or period_start(p).weekday() == period.weekday()]
-    return slo.learned.bound(values) if len(values) >= 2 else None
+    values = [v for _, v in reference]
+    if not slo.learned.seasonal:
+        return slo.learned.bound(values)
+    return slo.learned.bound(values, [period_start(p).weekday() for p, _ in reference], period.weekday())
 
 
 def _next_reference(

@@ -129,8 +129,8 @@ class LearnedLimits(BaseModel):
 
     The reference is the subject's ``first`` ``periods`` periods with data (a version's shadow days,
     else its first days in production; it is *learning* until then), or the ``trailing`` ``periods``
-    periods before the one judged that did not break the limits. ``seasonal: weekday`` compares a
-    day only with the reference days of its own weekday.
+    periods before the one judged that did not break the limits. ``seasonal: weekday`` centres the
+    limits on the reference days of the judged day's weekday, their width taken from all of them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -168,19 +168,31 @@ class LearnedLimits(BaseModel):
         """How many standard deviations the ``sd`` method allows (3 unless ``k`` says otherwise)."""
         return 3.0 if self.k is None else self.k
 
-    def bound(self, values: list[float]) -> Bound:
-        """The bound these reference values teach: an error-level band, or one side of it."""
+    def bound(self, values: list[float], seasons: list[int] | None = None, season: int | None = None) -> Bound | None:
+        """The bound these reference values teach: an error-level band, or one side of it.
+
+        With ``seasons`` (each value's weekday, say) the limits sit around the mean of the values of
+        ``season`` and take their spread from every value's distance to its own season's mean, so
+        two Mondays set the level and all fourteen days the width. None when the values cannot
+        tell a spread (no value of ``season``, or every season seen once).
+        """
         data = np.asarray(values, dtype=float)
+        labels = np.zeros(len(data), dtype=int) if seasons is None else np.asarray(seasons)
+        season = 0 if seasons is None else season
+        means = {label: float(data[labels == label].mean()) for label in set(labels.tolist())}
+        if season not in means or len(data) <= len(means):
+            return None
+        centre = means[season]
+        residuals = data - np.array([means[label] for label in labels.tolist()])
         if self.method == "quantile":
             assert self.quantiles is not None  # the validator requires them
-            low, high = (float(q) for q in np.quantile(data, self.quantiles))
+            low, high = (centre + float(q) for q in np.quantile(residuals, self.quantiles))
         elif self.method == "share":
             assert self.share is not None  # the validator requires it
-            mean = float(data.mean())
-            low, high = sorted((mean * (1 - self.share), mean * (1 + self.share)))
+            low, high = sorted((centre * (1 - self.share), centre * (1 + self.share)))
         else:
-            mean, sd = float(data.mean()), float(data.std(ddof=1))
-            low, high = mean - self.width * sd, mean + self.width * sd
+            sd = float(np.sqrt(np.sum(residuals**2) / (len(data) - len(means))))
+            low, high = centre - self.width * sd, centre + self.width * sd
         if self.side == "upper":
             return Bound(type="upper", error=high)
         if self.side == "lower":
