@@ -1,6 +1,7 @@
 """The Dagster wiring end to end, in-process, on simulated production data."""
 
 import datetime as dt
+import os
 
 import dagster as dg
 import pyarrow as pa
@@ -99,3 +100,20 @@ def test_runner_reports_progress_and_a_one_line_failure(registry, tmp_path):
         f"check fraud/predictions:predictions_quarantine_share_within_limit failed on {day(0)}: "
         'expected {"max_share": 0.01}, observed {"share": 0.5, "quarantined": 1, "accepted": 1}'
     )
+
+
+@pytest.mark.slow
+def test_each_models_range_runs_in_its_own_process_on_a_shared_instance(registry):
+    """On an instance other processes can write to, the models' runs go at once, one process each."""
+    with dg.instance_for_test() as instance:
+        outcomes = materialize_range(registry, ["fraud", "ticket_triage"], DEFAULT_START, DEFAULT_START, instance)
+
+        assert [(o.model, o.success) for o in outcomes] == [("fraud", True), ("ticket_triage", True)]
+        pids = set()
+        for outcome in outcomes:
+            assert instance.get_run_by_id(outcome.run_id).status == dg.DagsterRunStatus.SUCCESS
+            [started] = [
+                e.message for e in instance.all_logs(outcome.run_id) if "Executing steps in process" in e.message
+            ]
+            pids.add(started.split("pid: ")[1].rstrip(")"))
+        assert len(pids) == 2 and str(os.getpid()) not in pids
