@@ -1,8 +1,9 @@
 """Contract checks on each model's ``predictions``, ``labels`` and ``shadow``: GX suites plus lake-wide facts.
 
 One multi-asset check per landing table validates every day of the run with the suite that
-``closedloop.inputs.expectations`` derives from the registry and the baseline window, stores GX's
-full result beside the partition (``<lake>/<model>/validations/<table>/<day>.json``) and
+``closedloop.inputs.expectations`` derives from the registry and the baseline window (consecutive
+days with the same suite in one GX run: ``gx_adapter.validate_days``), stores GX's result beside
+the partition (``<lake>/<model>/validations/<table>/<day>.json``) and
 reports one result per predicate. Structural predicates are ERROR and block downstream
 assets; distribution predicates are WARN unless the registry sets ``contract.severity: error``.
 Each day gets its own result per predicate (``wiring.day_records``); in a range run a last one
@@ -13,6 +14,7 @@ observed values, in words, and the failing days.
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -28,7 +30,7 @@ from closedloop.inputs.contract import (
     unregistered_columns,
 )
 from closedloop.inputs.expectations import checks_for, day_parameters, label_expectations, prediction_expectations
-from closedloop.inputs.gx_adapter import Outcome, validate
+from closedloop.inputs.gx_adapter import Outcome, validate_days
 from closedloop.inputs.quarantine import quarantine_shares
 from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
@@ -161,6 +163,33 @@ def _spec(model: ModelSpec, asset: dg.AssetKey, check) -> dg.AssetCheckSpec:
     return check_spec(model, check.name, asset=asset, description=f"{check.description} {effect}", blocking=blocking)
 
 
+# Days validated together hold at most this many rows, so a range's memory stays that of a big day.
+STACK_ROWS = 2_000_000
+
+
+def _stacks(store: Lake, model: ModelSpec, table: str, days: list[dt.date], learned) -> Iterator[list[tuple]]:
+    """The run's days as (day, frame, suite), in runs of consecutive days GX can validate together.
+
+    Days go together while their suites and columns are the same and their rows fit ``STACK_ROWS``.
+    """
+    stack: list[tuple] = []
+    rows = 0
+    for day in days:
+        frame = store.read_partition(model.name, table, day).to_pandas()
+        suite = (
+            prediction_expectations(model, day, learned, table) if table in SCORED_TABLES else label_expectations(model)
+        )
+        if stack and (
+            suite != stack[-1][2] or list(frame.columns) != list(stack[-1][1].columns) or rows + len(frame) > STACK_ROWS
+        ):
+            yield stack
+            stack, rows = [], 0
+        stack.append((day, frame, suite))
+        rows += len(frame)
+    if stack:
+        yield stack
+
+
 def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
     checks = checks_for(table)
     asset = dg.AssetKey([model.name, table])
@@ -176,29 +205,27 @@ def _contract_check(model: ModelSpec, table: str) -> dg.AssetChecksDefinition:
         learned = learn_contract(store, model) if table == "predictions" else None
         by_check: dict[str, dict[dt.date, list[Outcome]]] = {c.name: defaultdict(list) for c in checks}
         columns = {}
-        for position, day in enumerate(days, 1):
-            frame = store.read_partition(model.name, table, day).to_pandas()
-            columns[day] = list(frame.columns)
-            suite = (
-                prediction_expectations(model, day, learned, table)
-                if table in SCORED_TABLES
-                else label_expectations(model)
-            )
-            outcomes, full = validate(frame, suite, day_parameters(day))
-            store.write_file(
-                store.document_path(model.name, "validations", f"{table}/{day.isoformat()}"),
-                json.dumps(full, default=str, indent=1).encode(),
-            )
-            for outcome in outcomes:
-                by_check[outcome.check][day].append(outcome)
-            failed = sum(not o.success for o in outcomes)
-            log_day(
-                context,
-                position,
-                len(days),
-                f"{model.name}/{table} {day}: {len(outcomes)} expectations, {failed} failed",
-                notable=failed > 0,
-            )
+        position = 0
+        for stack in _stacks(store, model, table, days, learned):
+            frames = [frame for _, frame, _ in stack]
+            validated = validate_days(frames, stack[0][2], [day_parameters(day) for day, _, _ in stack])
+            for (day, frame, _), (outcomes, full) in zip(stack, validated, strict=True):
+                position += 1
+                columns[day] = list(frame.columns)
+                store.write_file(
+                    store.document_path(model.name, "validations", f"{table}/{day.isoformat()}"),
+                    json.dumps(full, default=str, indent=1).encode(),
+                )
+                for outcome in outcomes:
+                    by_check[outcome.check][day].append(outcome)
+                failed = sum(not o.success for o in outcomes)
+                log_day(
+                    context,
+                    position,
+                    len(days),
+                    f"{model.name}/{table} {day}: {len(outcomes)} expectations, {failed} failed",
+                    notable=failed > 0,
+                )
         for day, outcomes in _lake_outcomes(store, model, table, days, columns).items():
             for outcome in outcomes:
                 by_check[outcome.check][day].append(outcome)

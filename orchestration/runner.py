@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
 
@@ -90,31 +91,39 @@ def materialize_range(
     for watcher in watchers:
         watcher.start()
     try:
-        workers = min(len(models), len(os.sched_getaffinity(0)))
-        if workers < 2 or instance.is_ephemeral:
-            return [_run_range(registry, name, start, end, run_ids[name], instance) for name in models]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            runs = [pool.submit(_run_range, registry, name, start, end, run_ids[name]) for name in models]
-            return [run.result() for run in runs]
+        return _per_model(instance, models, partial(_run_range, registry, start=start, end=end, run_ids=run_ids))
     finally:
         for watcher in watchers:
             watcher.stop()
 
 
+def _per_model(
+    instance: dg.DagsterInstance, models: list[str], run: Callable[[str, dg.DagsterInstance | None], RunOutcome]
+) -> list[RunOutcome]:
+    """``run(model, instance)`` for each model; in a process each (``instance`` None) when the instance allows."""
+    workers = min(len(models), len(os.sched_getaffinity(0)))
+    if workers < 2 or instance.is_ephemeral:
+        return [run(name, instance) for name in models]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(run, name, None) for name in models]
+        return [r.result() for r in runs]
+
+
 def _run_range(
     registry: Registry,
     name: str,
+    instance: dg.DagsterInstance | None,
+    *,
     start: dt.date,
     end: dt.date,
-    run_id: str,
-    instance: dg.DagsterInstance | None = None,
+    run_ids: dict[str, str],
 ) -> RunOutcome:
     """``name``'s run of the range, in this process; without ``instance``, the one DAGSTER_HOME names."""
     job = _definitions(registry).resolve_job_def(pipeline_job_name(registry.model(name)))
     result = job.execute_in_process(
         instance=instance or dg.DagsterInstance.get(),
         run_config=QUIET,
-        run_id=run_id,
+        run_id=run_ids[name],
         raise_on_error=False,
         tags={
             "dagster/asset_partition_range_start": start.isoformat(),
@@ -123,27 +132,29 @@ def _run_range(
         },
     )
     failure = None if result.success else _first_failure(result)
-    return RunOutcome(name, run_id, result.success, failure, _failed_checks(result))
+    return RunOutcome(name, result.run_id, result.success, failure, _failed_checks(result))
 
 
 def materialize_reports(
     registry: Registry, models: list[str], day: dt.date, instance: dg.DagsterInstance
 ) -> list[RunOutcome]:
-    """Each model's report of ``day``, as the daily report schedule writes it: one run per model."""
-    defs = _definitions(registry)
-    outcomes = []
-    for name in models:
-        result = defs.resolve_job_def(report_job_name(registry.model(name))).execute_in_process(
-            instance=instance,
+    """Each model's report of ``day``, as the daily report schedule writes it: one run per model, at once."""
+    return _per_model(instance, models, partial(_report_run, registry, day=day))
+
+
+def _report_run(registry: Registry, name: str, instance: dg.DagsterInstance | None, *, day: dt.date) -> RunOutcome:
+    result = (
+        _definitions(registry)
+        .resolve_job_def(report_job_name(registry.model(name)))
+        .execute_in_process(
+            instance=instance or dg.DagsterInstance.get(),
             run_config=QUIET,
             partition_key=day.isoformat(),
             raise_on_error=False,
             tags={"closedloop/launched_by": "cli"},
         )
-        outcomes.append(
-            RunOutcome(name, result.run_id, result.success, None if result.success else _first_failure(result))
-        )
-    return outcomes
+    )
+    return RunOutcome(name, result.run_id, result.success, None if result.success else _first_failure(result))
 
 
 def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[RunOutcome]:

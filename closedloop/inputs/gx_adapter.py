@@ -5,20 +5,32 @@ imported here, lazily, because importing it takes seconds and the code location 
 The context writes no files and opens no connections; its progress bars are turned off.
 Results are GX's BASIC format: counts, shares and a few unexpected values, which is all a check
 reports; the default SUMMARY also tallies every unexpected value and doubles a day's validation.
+
+GX's cost is mostly per expectation and validation (about 6 ms each, whatever the rows), so a
+year of small days validated one by one spends minutes building the same metric graphs.
+``validate_days`` validates the expectations that judge each row on its own once, on the days
+stacked, and gives each day GX's verdict on that day's share of the unexpected rows; those that
+judge a day as a whole (ids unique within the day, bounds that are the day's own parameters,
+pairs of columns) are validated day by day, with GX's results as they are.
 """
 
 import json
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from closedloop.inputs.expectations import Expectation
 
 _SHOWN_VALUES = 5
+_PARTIAL_UNEXPECTED = 20  # GX's default length of partial_unexpected_list
+# Expectations whose verdict on a row depends on that row alone: stacked days give each day its own.
+ROW_BY_ROW = ("ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToBeInSet")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,119 @@ def validate(
         ).to_json_dict()
     by_id = {r["expectation_config"]["id"]: r for r in result["results"]}
     return [_outcome(expectation, by_id[key], parameters) for key, expectation in ours.items()], result
+
+
+def validate_days(
+    frames: Sequence[pd.DataFrame], expectations: list[Expectation], parameters: Sequence[dict[str, Any]]
+) -> list[tuple[list[Outcome], dict]]:
+    """``validate`` of each frame (days with the same suite and columns), with GX run once for the rows' verdicts.
+
+    A day's document is in GX's shape; the results of the stacked expectations carry that day's
+    counts and unexpected values, and ``stacked_days`` says how many days were validated together.
+    """
+    if len(frames) == 1:
+        return [validate(frames[0], expectations, parameters[0])]
+    stacked = [i for i, e in enumerate(expectations) if _stackable(e)]
+    alone = [e for e in expectations if not _stackable(e)]
+    shared = _stacked_results(frames, [expectations[i] for i in stacked])
+    out = []
+    for day, (frame, day_parameters) in enumerate(zip(frames, parameters, strict=True)):
+        own_outcomes, own = validate(frame, alone, day_parameters) if alone else ([], {"results": []})
+        outcomes: dict[int, Outcome] = dict(
+            zip((i for i in range(len(expectations)) if i not in stacked), own_outcomes, strict=True)
+        )
+        results = [per_day[day] for per_day in shared]
+        for position, result in zip(stacked, results, strict=True):
+            outcomes[position] = _outcome(expectations[position], result, day_parameters)
+        document = {
+            **own,
+            "success": all(o.success for o in outcomes.values()),
+            "results": own["results"] + results,
+            "stacked_days": len(frames),
+        }
+        out.append(([outcomes[i] for i in range(len(expectations))], document))
+    return out
+
+
+def _stackable(expectation: Expectation) -> bool:
+    """Judges each row alone with the same arguments every day (no suite parameters), or is about columns only."""
+    fixed = not any(isinstance(v, dict) and "$PARAMETER" in v for v in expectation.kwargs.values())
+    return fixed and (expectation.type in ROW_BY_ROW or expectation.type == "ExpectTableColumnsToMatchSet")
+
+
+def _stacked_results(frames: Sequence[pd.DataFrame], expectations: list[Expectation]) -> list[list[dict]]:
+    """Per expectation, each frame's result in GX's shape, from one GX run on the frames stacked.
+
+    The stacked run lists every unexpected row (COMPLETE); a day's count is its rows among them, and
+    its verdict is GX's rule for a map expectation: vacuously true without rows to judge, else the
+    share of judged rows that met it at least ``mostly``. Not-null judges every row; the others only
+    non-null ones. The columns (``ExpectTableColumnsToMatchSet``) are the same for every frame.
+    """
+    if not expectations:
+        return []
+    stack = pd.concat(frames, ignore_index=True)
+    edges = np.cumsum([0] + [len(f) for f in frames])
+    validation, ours = _validation(expectations)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        run = validation.run(batch_parameters={"dataframe": stack}, result_format="COMPLETE")
+    by_id = {r.expectation_config.id: r for r in run.results}
+    results = []
+    for key, expectation in ours.items():
+        found = by_id[key]
+        config = found.expectation_config.to_json_dict()
+        exception = dict(found.exception_info or {})
+        results.append(
+            [
+                {"expectation_config": config, "success": success, "result": result, "exception_info": exception}
+                for success, result in _per_frame(expectation, found, stack, edges)
+            ]
+        )
+    return results
+
+
+def _per_frame(expectation: Expectation, found, stack: pd.DataFrame, edges: np.ndarray):
+    """Each frame's (success, result) of one expectation of the stacked run."""
+    frames = len(edges) - 1
+    result = found.result or {}
+    if expectation.type not in ROW_BY_ROW or found.exception_info.get("raised_exception"):
+        shown = {k: v for k, v in result.items() if k in ("observed_value", "details")}
+        return [(bool(found.success), shown)] * frames
+    # COMPLETE lists every unexpected row's index but only the first 200 values: the values come from the rows.
+    unexpected_rows = np.asarray(result.get("unexpected_index_list") or [], dtype=np.int64)
+    column = stack[expectation.column]
+    owner = np.searchsorted(edges, unexpected_rows, side="right") - 1
+    unexpected = np.bincount(owner, minlength=frames)
+    elements = np.diff(edges)
+    if expectation.type == "ExpectColumnValuesToNotBeNull":
+        judged = elements
+    else:
+        judged = np.diff(np.concatenate([[0], np.cumsum(column.notna().to_numpy())])[edges])
+    mostly = expectation.kwargs.get("mostly", 1.0)
+    out = []
+    for frame in range(frames):
+        considered, missed = int(judged[frame]), int(unexpected[frame])
+        success = considered == 0 or (considered - missed) / considered >= mostly
+        mine = unexpected_rows[np.flatnonzero(owner == frame)[:_PARTIAL_UNEXPECTED]]
+        out.append(
+            (
+                success,
+                {
+                    "element_count": int(elements[frame]),
+                    "unexpected_count": missed,
+                    "unexpected_percent": 100.0 * missed / considered if considered else None,
+                    "partial_unexpected_list": [_plain(v) for v in column.iloc[mine]],
+                },
+            )
+        )
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A value as GX's JSON results show it: NumPy scalars as Python ones, a missing value as None."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 _validations: dict[str, tuple[Any, dict[str, Expectation]]] = {}

@@ -4,7 +4,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from closedloop.control.status import incident_summaries
@@ -237,16 +240,21 @@ def _reports(registry: Registry, models: list[str], day: dt.date) -> list:
 
 
 def _incident_day_reports(lake, registry: Registry, quiet: bool):
-    """The reports of the days an incident opened, the pages a reader of the demo opens first; the index."""
+    """The reports of the days an incident opened (the pages a reader opens first), a process per core; the index."""
     from closedloop.core.periods import period_start
     from closedloop.reports.publish import write_daily_report, write_index
 
     incidents = incident_summaries(lake, list(registry.models))
     days = sorted({(i["model"], period_start(i["opened"]).date()) for i in incidents})
     now = dt.datetime.now(dt.UTC)
-    with progress(len(days), "writing the incident days' reports", quiet, unit="report") as bar:
-        for name, day in days:
-            write_daily_report(lake, registry.model(name), day, now)
+    workers = max(1, min(len(days), len(os.sched_getaffinity(0))))
+    with (
+        progress(len(days), "writing the incident days' reports", quiet, unit="report") as bar,
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        written = [pool.submit(write_daily_report, lake, registry.model(name), day, now) for name, day in days]
+        for report in as_completed(written):
+            report.result()
             bar.update()
     return write_index(lake, registry)
 
