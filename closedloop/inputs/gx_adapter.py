@@ -60,13 +60,8 @@ def validate(
     frame: pd.DataFrame, expectations: list[Expectation], parameters: dict[str, Any]
 ) -> tuple[list[Outcome], dict]:
     """Run ``expectations`` with suite ``parameters`` on ``frame``: the outcomes in order, and GX's full result."""
-    validation, ours = _validation(expectations)
-    with warnings.catch_warnings():
-        # GX's pandas engine reads tz-aware columns through Series.values, which pandas 3 deprecates.
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        result = validation.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=parameters, result_format="BASIC"
-        ).to_json_dict()
+    run, ours = _run(frame, expectations, parameters, "BASIC")
+    result = run.to_json_dict()
     by_id = {r["expectation_config"]["id"]: r for r in result["results"]}
     return [_outcome(expectation, by_id[key], parameters) for key, expectation in ours.items()], result
 
@@ -86,7 +81,7 @@ def validate_days(
     shared = _stacked_results(frames, [expectations[i] for i in stacked])
     out = []
     for day, (frame, day_parameters) in enumerate(zip(frames, parameters, strict=True)):
-        own_outcomes, own = validate(frame, alone, day_parameters) if alone else ([], {"results": []})
+        own_outcomes, own = validate(_narrowed(frame, alone), alone, day_parameters) if alone else ([], {"results": []})
         outcomes: dict[int, Outcome] = dict(
             zip((i for i in range(len(expectations)) if i not in stacked), own_outcomes, strict=True)
         )
@@ -115,29 +110,40 @@ def _stacked_results(frames: Sequence[pd.DataFrame], expectations: list[Expectat
     The stacked run lists every unexpected row (COMPLETE); a day's count is its rows among them, and
     its verdict is GX's rule for a map expectation: vacuously true without rows to judge, else the
     share of judged rows that met it at least ``mostly``. Not-null judges every row; the others only
-    non-null ones. The columns (``ExpectTableColumnsToMatchSet``) are the same for every frame.
+    non-null ones. The columns (``ExpectTableColumnsToMatchSet``) are the same for every frame: they
+    are judged once, on none of the rows; the rows' verdicts see only the columns they read.
     """
     if not expectations:
         return []
-    stack = pd.concat(frames, ignore_index=True)
+    rows = [e for e in expectations if e.type in ROW_BY_ROW]
+    tables = [e for e in expectations if e.type not in ROW_BY_ROW]
+    stack = pd.concat([_narrowed(f, rows) for f in frames], ignore_index=True)
     edges = np.cumsum([0] + [len(f) for f in frames])
-    validation, ours = _validation(expectations)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        run = validation.run(batch_parameters={"dataframe": stack}, result_format="COMPLETE")
-    by_id = {r.expectation_config.id: r for r in run.results}
+    found: dict[int, Any] = {}
+    for subset, frame, result_format in ((rows, stack, "COMPLETE"), (tables, frames[0].iloc[:0], "BASIC")):
+        if subset:
+            run, ours = _run(frame, subset, {}, result_format)
+            by_id = {r.expectation_config.id: r for r in run.results}
+            # ours follows the suite's order, which is the subset's (its Expectations may be an earlier, equal suite's)
+            found |= {id(mine): by_id[key] for mine, key in zip(subset, ours, strict=True)}
     results = []
-    for key, expectation in ours.items():
-        found = by_id[key]
-        config = found.expectation_config.to_json_dict()
-        exception = dict(found.exception_info or {})
+    for expectation in expectations:
+        result = found[id(expectation)]
+        config = result.expectation_config.to_json_dict()
+        exception = dict(result.exception_info or {})
         results.append(
             [
-                {"expectation_config": config, "success": success, "result": result, "exception_info": exception}
-                for success, result in _per_frame(expectation, found, stack, edges)
+                {"expectation_config": config, "success": success, "result": day, "exception_info": exception}
+                for success, day in _per_frame(expectation, result, stack, edges)
             ]
         )
     return results
+
+
+def _narrowed(frame: pd.DataFrame, expectations: list[Expectation]) -> pd.DataFrame:
+    """Only the columns ``expectations`` read: GX filters and hashes the whole frame for every metric."""
+    wanted = {e.kwargs[k] for e in expectations for k in ("column", "column_A", "column_B") if k in e.kwargs}
+    return frame[[c for c in frame.columns if c in wanted]]
 
 
 def _per_frame(expectation: Expectation, found, stack: pd.DataFrame, edges: np.ndarray):
@@ -184,11 +190,27 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-_validations: dict[str, tuple[Any, dict[str, Expectation]]] = {}
+def _run(frame: pd.DataFrame, expectations: list[Expectation], parameters: dict[str, Any], result_format: str):
+    """GX's result of the suite on ``frame``, and our expectations by GX id.
+
+    The batch validates the suite itself: a ``ValidationDefinition`` would also file every result
+    in the context's store, serialising it whole (for a stacked run, every unexpected row's index)
+    and keeping it for the life of the process.
+    """
+    suite, ours = _suite(expectations)
+    _, batch_definition = _batch_definition()
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    with warnings.catch_warnings():
+        # GX's pandas engine reads tz-aware columns through Series.values, which pandas 3 deprecates.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return batch.validate(suite, expectation_parameters=parameters, result_format=result_format), ours
 
 
-def _validation(expectations: list[Expectation]) -> tuple[Any, dict[str, Expectation]]:
-    """The validation of this suite, built once per process: days whose suites differ only in parameters share it.
+_suites: dict[str, tuple[Any, dict[str, Expectation]]] = {}
+
+
+def _suite(expectations: list[Expectation]) -> tuple[Any, dict[str, Expectation]]:
+    """The GX suite of these expectations, built once per process: days whose suites differ only in parameters share it.
 
     GX may report results in another order than the suite's, so each expectation is kept by its GX id.
     """
@@ -196,15 +218,17 @@ def _validation(expectations: list[Expectation]) -> tuple[Any, dict[str, Expecta
     import great_expectations.expectations as gxe
 
     key = json.dumps([(e.check, e.type, e.kwargs) for e in expectations], sort_keys=True, default=str)
-    if key not in _validations:
-        context, batch_definition = _batch_definition()
-        name = f"closedloop_{uuid.uuid4().hex}"
+    if key not in _suites:
+        context, _ = _batch_definition()
         suite = context.suites.add(
-            gx.ExpectationSuite(name=name, expectations=[getattr(gxe, e.type)(**e.kwargs) for e in expectations])
+            gx.ExpectationSuite(
+                name=f"closedloop_{uuid.uuid4().hex}",
+                expectations=[getattr(gxe, e.type)(**e.kwargs) for e in expectations],
+            )
         )
         ours = {added.id: expectation for added, expectation in zip(suite.expectations, expectations, strict=True)}
-        _validations[key] = (gx.ValidationDefinition(name=name, data=batch_definition, suite=suite), ours)
-    return _validations[key]
+        _suites[key] = (suite, ours)
+    return _suites[key]
 
 
 def _outcome(expectation: Expectation, result: dict, parameters: dict[str, Any]) -> Outcome:
