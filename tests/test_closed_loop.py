@@ -49,7 +49,11 @@ def test_every_injected_incident_is_caught_on_its_day_and_clean_days_stay_quiet(
     late = [d for d in card.detections if d.on_time is False]
     assert late == []
     assert card.false_alerts == []
+    assert card.canaries == {"triage_v4_canary": DAYS - 21} and card.false_alerts_of("triage_v4_canary") == []
     by_id = {d.truth_id: d for d in card.detections}
+    # The second input fault starts while the first one's incident is open: its own column's incident, that day.
+    second = by_id["fraud_ip_reputation_nulls"]
+    assert (second.slo, second.subject, second.delay_days) == ("inputs_within_drift_limits", "ip_reputation", 0)
     assert by_id["fraud_v12_calibration_shift"].slo == "review_rate_in_band"  # the canary, on its first day
     assert by_id["triage_label_outage"].slo == "reviews_arriving"
     drift = by_id["triage_concept_drift"]
@@ -64,7 +68,14 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
     assert fraud["review_rate_in_band"]["action_result"].startswith("pending approval: closedloop approve act_")
     inputs = [i for i in incidents["fraud"] if i["slo"] == "inputs_within_drift_limits"]
     # One incident per drifting column, each naming its column and the figure behind it.
-    assert {(i["opened"], i["state"]) for i in inputs} == {("2026-09-13", "closed"), ("2026-09-21", "closed")}
+    assert {(i["subject"], i["opened"], i["state"]) for i in inputs} == {
+        ("avg_amount_30d", "2026-09-13", "closed"),
+        ("payment_type", "2026-09-13", "closed"),  # the new payment type is a new value of payment_type too
+        ("ip_reputation", "2026-09-16", "closed"),
+        ("merchant_id", "2026-09-21", "closed"),
+    }
+    by_subject = {i["subject"]: i for i in inputs}
+    assert by_subject["avg_amount_30d"]["closed"] > by_subject["ip_reputation"]["opened"]  # opened while it was open
     assert all(i["detail"].startswith(f"{i['subject']}: ") for i in inputs), [
         (i["subject"], i["detail"]) for i in inputs
     ]
@@ -74,6 +85,27 @@ def test_incidents_act_and_recover_as_their_slos_say(production):
         and triage["p95_latency_ceiling"]["state"] == "closed"
     )
     assert (triage["reviews_arriving"]["opened"], triage["reviews_arriving"]["closed"]) == ("2026-09-27", "2026-10-02")
+
+
+@pytest.mark.slow
+def test_the_clean_canary_and_the_weekends_are_judged_each_against_their_own_and_stay_quiet(production):
+    """v4 decides at 0.5 (a third more urgent tickets than v3), weekends run higher than weekdays: each
+    version is held to its own first four weeks, weekday by weekday, and neither is ever a breach."""
+    lake = Lake(production.registry.lake, production.registry.landing)
+    table = pq.read_table(lake.root / "ticket_triage" / "slo_evaluations").to_pylist()
+    latest = {
+        (r["version"], r["period"]): r
+        for r in sorted(table, key=lambda r: r["evaluated_at"])
+        if r["slo"] == "urgent_rate_like_its_weekday"
+    }
+    rows = list(latest.values())
+    judged = {v: [r for r in rows if r["version"] == v and r["breach"] is not None] for v in ("v3", "v4")}
+    assert len(judged["v3"]) == DAYS - 28 and len(judged["v4"]) == DAYS - 21 - 28
+    assert all(r["state"] == "ok" for r in judged["v3"] + judged["v4"])
+    assert {r["state"] for r in rows if r["version"] == "v4" and r["breach"] is None} == {"learning"}
+    centre = {v: {r["day"].weekday(): (r["band_low"] + r["band_high"]) / 2 for r in judged[v]} for v in ("v3", "v4")}
+    assert centre["v3"][5] > centre["v3"][2] + 0.005  # a Saturday is held to a higher rate than a Wednesday
+    assert all(centre["v4"][day] > centre["v3"][day] + 0.01 for day in centre["v4"])  # the canary to its own
 
 
 @pytest.mark.slow

@@ -216,8 +216,10 @@ def test_simulated_incidents_trip_their_checks_on_their_days_only(tmp_path):
     }
     new_payment_type = incident_days("fraud_new_payment_type")
     explosion = incident_days("fraud_merchant_id_explosion")
+    # The ip_reputation nulls start on the new payment type's last day.
+    nulls = sorted({*new_payment_type, *incident_days("fraud_ip_reputation_nulls")})
     assert failing == {
-        "predictions_null_rates_within_ceilings": (new_payment_type, ["avg_amount_30d"]),
+        "predictions_null_rates_within_ceilings": (nulls, ["avg_amount_30d", "ip_reputation"]),
         "predictions_categories_mostly_known": (new_payment_type + explosion, ["merchant_id", "payment_type"]),
     }
 

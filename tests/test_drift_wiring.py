@@ -55,17 +55,24 @@ def test_drift_incidents_fail_their_checks_on_their_days_and_clean_days_stay_qui
     assert result.success
     features = checks["features_within_drift_limits"]
     assert not features.passed and features.severity == dg.AssetCheckSeverity.ERROR
-    expected = incident_days("fraud_new_payment_type") + incident_days("fraud_merchant_id_explosion")
+    faults = ("fraud_new_payment_type", "fraud_ip_reputation_nulls", "fraud_merchant_id_explosion")
+    expected = sorted({d for fault in faults for d in incident_days(fault)})
     assert features.metadata["failing_periods"].value == expected
-    # avg_amount_30d goes missing and payment_type gets a new value (bnpl), then merchant ids explode.
-    assert features.metadata["failing_columns"].value == ["avg_amount_30d", "merchant_id", "payment_type"]
+    # avg_amount_30d goes missing and payment_type gets a new value (bnpl), ip_reputation goes missing
+    # on its last day, then merchant ids explode.
+    assert features.metadata["failing_columns"].value == [
+        "avg_amount_30d",
+        "ip_reputation",
+        "merchant_id",
+        "payment_type",
+    ]
     assert checks["score_within_drift_limits"].passed and checks["decision_rate_within_drift_limits"].passed
     inputs = checks["inputs_indistinguishable_from_baseline"]
     assert not inputs.passed
-    # The domain classifier tells the first two days of the new payment type and every day of the explosion
-    # from the baseline (an AUC past 0.6); no clean day.
-    explosion = incident_days("fraud_merchant_id_explosion")
-    assert inputs.metadata["failing_periods"].value == incident_days("fraud_new_payment_type")[:2] + explosion
+    # The domain classifier tells the first two days of the new payment type, every day of the ip_reputation
+    # nulls and of the explosion from the baseline (an AUC past 0.6); no clean day.
+    told = incident_days("fraud_ip_reputation_nulls") + incident_days("fraud_merchant_id_explosion")
+    assert inputs.metadata["failing_periods"].value == incident_days("fraud_new_payment_type")[:2] + told
 
 
 @pytest.mark.slow

@@ -14,14 +14,15 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from closedloop.simulator import DEFAULT_START, SimulationResult, fraud, simulate, ticket_triage
-from closedloop.simulator.incidents import INCIDENTS, TRUTH_FILE
+from closedloop.simulator import DEFAULT_START, SimulationResult, fraud, simulate, simulate_wide, ticket_triage, wide
+from closedloop.simulator.incidents import CLEAN_SCENARIOS, INCIDENTS, TRUTH_FILE, WIDE_INCIDENTS
 from tests.helpers import TEST_REGISTRY
 
 DAYS = 60
 SIZES = {"fraud_rows_per_day": 3_000, "triage_rows_per_day": 1_500}
 TS = pa.timestamp("us", tz="UTC")
 INCIDENT_BY_ID = {i.id: i for i in INCIDENTS}
+CLEAN_BY_ID = {c.id: c for c in CLEAN_SCENARIOS}
 
 FRAUD_SCHEMA = {
     "prediction_id": pa.string(),
@@ -275,6 +276,18 @@ def test_new_payment_type_nulls_avg_amount(fraud_preds: pd.DataFrame) -> None:
     assert 0.10 < len(bnpl) / during.sum() < 0.20 and bnpl[inc.column].isna().all()
 
 
+def test_ip_reputation_nulls_start_while_the_new_payment_type_is_still_on(fraud_preds: pd.DataFrame) -> None:
+    first, second = INCIDENT_BY_ID["fraud_new_payment_type"], INCIDENT_BY_ID["fraud_ip_reputation_nulls"]
+    assert first.start_day < second.start_day <= first.end_day  # the second fault starts inside the first
+    missing = fraud_preds[second.column].isna().groupby(fraud_preds.day).mean()
+    during = missing.loc[second.start_day : second.end_day]
+    assert (during.between(0.15, 0.25)).all(), during
+    assert (missing.drop(during.index) == 0).all()
+    # ... and the first fault's column is untouched by the second
+    bnpl_days = fraud_preds.day.between(first.start_day, first.end_day)
+    assert fraud_preds.avg_amount_30d[~bnpl_days].isna().mean() < 0.02
+
+
 def test_merchant_id_explosion(fraud_preds: pd.DataFrame) -> None:
     inc = INCIDENT_BY_ID["fraud_merchant_id_explosion"]
     seen = set(fraud_preds.merchant_id[fraud_preds.day < inc.start_day])
@@ -341,6 +354,35 @@ def test_triage_serving_columns(triage_preds: pd.DataFrame) -> None:
     assert (clean.cost_usd[~clean.is_fallback] > 0).all()
 
 
+def test_triage_clean_canary_decides_at_its_own_threshold(triage_preds: pd.DataFrame) -> None:
+    canary = CLEAN_BY_ID["triage_v4_canary"]
+    v4 = triage_preds.model_version == canary.version
+    assert not v4[triage_preds.day < canary.start_day].any()
+    assert 0.17 < v4[triage_preds.day >= canary.start_day].mean() < 0.23
+    llm = triage_preds[~triage_preds.is_fallback]
+    for version, threshold in (("v3", ticket_triage.THRESHOLD), ("v4", canary.params["threshold"])):
+        rows = llm[llm.model_version == version]
+        assert (rows.decision == (rows.p_urgent >= threshold)).all(), version
+    served = triage_preds[triage_preds.day >= canary.start_day]
+    rates = served.groupby("model_version").decision.mean()
+    assert rates["v4"] > 1.2 * rates["v3"]  # legitimately higher: a lower threshold, the same scores
+    scores = served.groupby("model_version").p_urgent.median()
+    assert abs(scores["v4"] - scores["v3"]) < 0.02
+
+
+def test_triage_weekends_bring_fewer_tickets_and_more_urgent_ones(triage_preds: pd.DataFrame) -> None:
+    weekly = CLEAN_BY_ID["triage_weekly_seasonality"]
+    weekend = pd.Series(
+        [(DEFAULT_START + dt.timedelta(days=d)).weekday() in weekly.params["weekend_days"] for d in range(DAYS)]
+    )
+    volume = triage_preds.groupby("day").size()
+    urgent = triage_preds[triage_preds.model_version == "v3"].groupby("day").decision.mean()
+    assert volume[weekend].max() < 0.7 * volume[~weekend].min()
+    assert urgent[weekend].mean() > 1.15 * urgent[~weekend].mean()
+    plans = triage_preds.groupby(triage_preds.day.map(weekend)).plan_tier.value_counts(normalize=True)
+    assert plans[(True, "enterprise")] > plans[(False, "enterprise")] + 0.02
+
+
 def test_label_outage_and_backlog(labels) -> None:
     inc = INCIDENT_BY_ID["triage_label_outage"]
     per_day = labels["ticket_triage"].groupby("day").size()
@@ -389,6 +431,7 @@ def test_truth_file(run: SimulationResult) -> None:
         "signal",
         "signals",
         "column",
+        "columns",
         "version",
         "hours",
         "gradual",
@@ -403,6 +446,11 @@ def test_truth_file(run: SimulationResult) -> None:
     spike = next(i for i in truth["incidents"] if i["id"] == "triage_traffic_spike")
     assert spike["hours"] == [10, 16] and "ops.cost_per_1k" in spike["signals"]
     assert [i["id"] for i in truth["incidents"] if i["gradual"]] == ["triage_concept_drift"]
+    assert [c["id"] for c in truth["clean"]] == [c.id for c in CLEAN_SCENARIOS]
+    for entry in truth["clean"]:
+        assert set(entry) == {"id", "model", "kind", "start", "end", "start_day", "end_day", "version", "description"}
+        assert entry["end"] == "2026-10-30" and entry["end_day"] == DAYS - 1
+    assert next(c for c in truth["clean"] if c["kind"] == "clean_canary")["version"] == "v4"
 
 
 def test_short_runs_leave_out_incidents_that_do_not_fit(tmp_path: Path) -> None:
@@ -416,6 +464,7 @@ def test_short_runs_leave_out_incidents_that_do_not_fit(tmp_path: Path) -> None:
     ids = [i["id"] for i in json.loads(result.truth_path.read_text())["incidents"]]
     assert ids == [
         "fraud_new_payment_type",
+        "fraud_ip_reputation_nulls",
         "fraud_merchant_id_explosion",
         "triage_traffic_spike",
         "triage_label_outage",
@@ -426,3 +475,31 @@ def test_fraud_logs_its_serving_latency(fraud_preds: pd.DataFrame) -> None:
     median = fraud_preds.latency_ms.median()
     assert abs(median - fraud.LATENCY_MEDIAN_MS) < 0.1 * fraud.LATENCY_MEDIAN_MS
     assert fraud_preds.latency_ms.gt(0).all()
+
+
+def test_wide_model_has_50_features_3_segments_a_weekly_rhythm_and_its_fault(tmp_path: Path) -> None:
+    registry = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "wide.yaml").read_text())
+    spec = registry["models"]["wide"]
+    result = simulate_wide(tmp_path / "landing", days=21, rows_per_day=1_500)
+    preds = ds.dataset(result.out / "wide" / "predictions", partitioning="hive").to_table().to_pandas()
+    features = spec["features"]["numeric"] + spec["features"]["categorical"]
+    assert len(features) == 50 and len(spec["segments"]) == 3
+    assert set(features + spec["segments"]) <= set(preds.columns)
+    assert list(spec["features"]["numeric"]) == list(wide.NUMERIC_FEATURES)
+    preds["day"] = _day_index(preds.ts)
+    weekend = preds.ts.dt.day_of_week >= 5
+    volume = preds.groupby("day").size()
+    is_weekend = pd.Series([(DEFAULT_START + dt.timedelta(days=int(d))).weekday() >= 5 for d in volume.index])
+    assert volume[is_weekend.to_numpy()].max() < 0.75 * volume[~is_weekend.to_numpy()].min()
+    decided = preds.score >= spec["versions"]["v1"]["threshold"]
+    assert decided[weekend].mean() > 1.1 * decided[~weekend].mean()
+    assert 0.03 < decided.mean() < 0.12
+    [fault] = WIDE_INCIDENTS
+    missing = preds[fault.column].isna().groupby(preds.day).mean()
+    assert (missing.loc[fault.start_day : fault.end_day] > 0.1).all()
+    assert (missing.drop(range(fault.start_day, fault.end_day + 1)) == 0).all()
+    truth = json.loads(result.truth_path.read_text())
+    assert [i["id"] for i in truth["incidents"]] == [fault.id]
+    assert [c["id"] for c in truth["clean"]] == ["wide_weekly_seasonality"]
+    labels = ds.dataset(result.out / "wide" / "labels", partitioning="hive").to_table().to_pandas()
+    assert labels.prediction_id.isin(preds.prediction_id).all() and 0.05 < labels.label.mean() < 0.3

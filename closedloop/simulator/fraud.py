@@ -253,6 +253,9 @@ class FraudGenerator(ModelGenerator):
         # logging artefacts
         missing = {f: rng.random(n) < MISSING_RATE for f in MISSING_FEATURES}
         missing["avg_amount_30d"] = missing["avg_amount_30d"] | bnpl
+        lookup_timeouts = self.incidents.active("fraud_ip_reputation_nulls", day)
+        if lookup_timeouts is not None:
+            missing["ip_reputation"] = rng.random(n) < lookup_timeouts.params["share"]
         merchant_ids = s.strings(world.merchant_ids, merchant)
         explosion = self.incidents.active("fraud_merchant_id_explosion", day)
         if explosion is not None:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from closedloop.core.lake import Landing
 from closedloop.simulator.incidents import IncidentSchedule
-from closedloop.simulator.sampling import US_PER_DAY, day_rng, day_start_us, shadow_rng, timestamps
+from closedloop.simulator.sampling import US_PER_DAY, day_rng, day_start_us, shadow_rng, split_rng, timestamps
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
@@ -159,6 +159,9 @@ class ModelGenerator:
 
     def shadow_rng(self, day: int) -> np.random.Generator:
         return shadow_rng(self.seed, self.model_index, day)
+
+    def split_rng(self, day: int) -> np.random.Generator:
+        return split_rng(self.seed, self.model_index, day)
 
     def date(self, day: int) -> dt.date:
         return self.writer.date(day)

@@ -25,6 +25,7 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 _STREAM_DAY = 0
 _STREAM_WORLD = 1
 _STREAM_SHADOW = 2
+_STREAM_SPLIT = 3
 
 _EPOCH = dt.date(1970, 1, 1)
 
@@ -40,6 +41,14 @@ def shadow_rng(seed: int, model_index: int, day: int) -> np.random.Generator:
     Shadow traffic draws nothing from :func:`day_rng`, so adding it leaves every served table as it was.
     """
     return np.random.default_rng([seed, model_index, _STREAM_SHADOW, day])
+
+
+def split_rng(seed: int, model_index: int, day: int) -> np.random.Generator:
+    """Generator for a day's traffic split between versions, apart from the day's stream.
+
+    A canary drawn from it leaves every other draw of the day as it was.
+    """
+    return np.random.default_rng([seed, model_index, _STREAM_SPLIT, day])
 
 
 def world_rng(seed: int, model_index: int) -> np.random.Generator:

@@ -8,6 +8,11 @@ from the ticket (not logged) and an unobserved part. ``p_urgent`` is the LLM's c
 estimate (noisier for the small model); the rules fallback sees the logged features only and
 decides by rule. During ``triage_concept_drift`` the truth rotates away from what the model
 learned (variance preserved, so the urgent rate stays put while ROC AUC ramps down).
+
+Two changes are no fault (``CLEAN_SCENARIOS``): weekends bring fewer tickets and another mix of
+products and plans (``triage_weekly_seasonality``), and from day 21 v4, the same scores decided at
+its own threshold, serves a random share of tickets (``triage_v4_canary``), drawn from the day's
+split stream so every other draw of the day stays as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from closedloop.simulator.landing import ModelGenerator
 
 MODEL = "ticket_triage"
 MODEL_INDEX = 1
-VERSION = "v3"
+VERSION, CANARY_VERSION = "v3", "v4"
 THRESHOLD = 0.6
 
 # --- volume ------------------------------------------------------------------------------------
@@ -90,6 +95,11 @@ def _values(table: tuple) -> list[str]:
     return [row[0] for row in table]
 
 
+def _shares(table: tuple, shares: tuple[float, ...]) -> tuple:
+    """A (value, share, offset) table with other shares: the same values, as often as ``shares`` say."""
+    return tuple((value, share, offset) for (value, _, offset), share in zip(table, shares, strict=True))
+
+
 def _draw(rng: np.random.Generator, n: int, table: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Indices drawn from a (value, share, offset) table, and their offsets."""
     idx = s.categorical(rng, n, [row[1] for row in table])
@@ -120,9 +130,14 @@ class TicketTriageGenerator(ModelGenerator):
             in_spike = (hour >= h0) & (hour < h1)
 
         # features
-        product, product_off = _draw(rng, n, PRODUCTS)
+        weekly = self.incidents.clean("triage_weekly_seasonality", day)
+        products, plans = PRODUCTS, PLAN_TIERS
+        if weekly is not None and date.weekday() in weekly.params["weekend_days"]:
+            products = _shares(PRODUCTS, weekly.params["product_shares"])
+            plans = _shares(PLAN_TIERS, weekly.params["plan_shares"])
+        product, product_off = _draw(rng, n, products)
         language, language_off = _draw(rng, n, LANGUAGES)
-        plan, plan_off = _draw(rng, n, PLAN_TIERS)
+        plan, plan_off = _draw(rng, n, plans)
         channel, channel_off = _draw(rng, n, CHANNELS)
         tokens = np.clip(np.round(s.lognormal(rng, 350.0, 0.6, n)), 15, 8_000)
         tenure = np.clip(np.floor(s.lognormal(rng, 300.0, 1.1, n)), 0, 5_000)
@@ -202,14 +217,20 @@ class TicketTriageGenerator(ModelGenerator):
         rules_p = s.sigmoid(CALIBRATION * (INTERCEPT + structured))
         rule = (product == 2) | ((plan == 2) & (channel == 2)) | (prior >= 4)
         p_urgent = np.where(fallback, rules_p, llm_p)
-        decision = np.where(fallback, rule, p_urgent >= THRESHOLD)
+        canary = self.incidents.clean("triage_v4_canary", day)
+        on_canary = np.zeros(n, dtype=bool)
+        threshold = np.full(n, THRESHOLD)
+        if canary is not None:
+            on_canary = self.split_rng(day).random(n) < canary.params["share"]
+            threshold[on_canary] = canary.params["threshold"]
+        decision = np.where(fallback, rule, p_urgent >= threshold)
 
         error_idx = np.where(rate_limited, 1, 0)
         request_ids = s.sequential_ids("req", date, n)
         table = pa.table(
             {
                 "request_id": request_ids,
-                "model_version": s.strings((VERSION,), np.zeros(n, dtype=np.int64)),
+                "model_version": s.strings((VERSION, CANARY_VERSION), on_canary.astype(np.int64)),
                 "created_at": s.timestamps(ts),
                 "p_urgent": pa.array(p_urgent, type=pa.float64()),
                 "decision": pa.array(decision.astype(np.int8), type=pa.int8()),

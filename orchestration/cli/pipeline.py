@@ -269,6 +269,8 @@ def _handle_incidents(registry: Registry) -> list:
 
 
 def _scorecard_lines(scorecard) -> list[str]:
+    from closedloop.control.scorecard import BASE
+
     lines = []
     for d in scorecard.detections:
         if d.caught_by is None:
@@ -278,13 +280,23 @@ def _scorecard_lines(scorecard) -> list[str]:
         else:
             allowed = f"within the label delay of {d.allowance_days} days" if d.allowance_days else "on its first day"
             verdict = f"caught after {d.delay_days} days: {'on time' if d.on_time else 'LATE'} ({allowed})"
-        lines.append(f"  {d.truth_id:<30} {verdict}" + (f" by {d.slo}" if d.slo else ""))
+        by = f" by {d.slo}[{d.subject}]" if d.subject else f" by {d.slo}" if d.slo else ""
+        lines.append(f"  {d.truth_id:<30} {verdict}{by}")
     card = scorecard.as_dict()
+    base = scorecard.false_alerts_of(BASE)
+    clean_days = ", ".join(f"{model} {days}" for model, days in scorecard.clean_days.items())
     lines.append(
-        f"  detection recall {card['caught']}/{card['injected']}, on time {card['on_time']}/{card['judged_on_time']}, "
-        f"false alerts on clean days: {len(card['false_alerts'])}"
-        + (f" ({', '.join(card['false_alerts'])})" if card["false_alerts"] else "")
+        f"  detection recall {card['caught']}/{card['injected']}, on time {card['on_time']}/{card['judged_on_time']}"
     )
+    lines.append(
+        f"  false alerts on clean days ({clean_days}): {len(base)}" + (f" ({', '.join(base)})" if base else "")
+    )
+    for canary, days in scorecard.canaries.items():
+        found = scorecard.false_alerts_of(canary)
+        lines.append(
+            f"  false alerts from the clean canary {canary} ({days} days): {len(found)}"
+            + (f" ({', '.join(found)})" if found else "")
+        )
     return lines
 
 
