@@ -55,7 +55,7 @@ lint: $(VENV)/.synced
 	$(BIN)/mypy
 
 ui: $(VENV)/.synced
-	@$(BIN)/python -m closedloop.environment > /dev/null
+	@$(BIN)/python -m closedloop.core.environment > /dev/null
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(VENV)/.synced
