@@ -12,7 +12,7 @@ from dagster._core.storage.config import pg_config
 
 from closedloop.core.environment import DAGSTER_YAML
 from orchestration.definitions import build_definitions
-from orchestration.jobs import pipeline_job_name
+from orchestration.jobs import PIPELINE_EXECUTOR, pipeline_job_name
 from orchestration.runbook_jobs import INCIDENT_JOB
 from orchestration.sensors import incident_run_requests
 from tests.helpers import HOUR, record_triage_evaluations, triage_evaluation
@@ -79,7 +79,7 @@ def test_incident_runs_carry_the_slo_tag(registry, lake):
 
 def test_pipeline_runs_use_the_multiprocess_executor_and_the_rest_run_in_process(registry):
     defs = build_definitions(registry)
-    assert defs.resolve_job_def(pipeline_job_name(registry.model("fraud"))).executor_def is dg.multiprocess_executor
+    assert defs.resolve_job_def(pipeline_job_name(registry.model("fraud"))).executor_def is PIPELINE_EXECUTOR
     assert defs.resolve_job_def(INCIDENT_JOB).executor_def is dg.in_process_executor
 
 
