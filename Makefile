@@ -14,7 +14,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export CLOSEDLOOP_DATA := $(DATA)
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: demo test test-fast test-browser lint ui bench lock clean
+.PHONY: demo test test-fast test-browser test-integration lint ui bench lock clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -45,6 +45,17 @@ $(CHROMIUM):
 test-browser: $(VENV)/.synced $(CHROMIUM)
 	$(BIN)/pytest tests_browser -n 0
 
+# Integration tests (tests_integration/, outside `make test`): a deployment as production runs it, on a
+# PostgreSQL server the tests start from Debian's postgresql package, installed here when missing.
+# Logs of the webserver, the daemon and PostgreSQL go to data/integration-artifacts/.
+POSTGRES_INITDB := /usr/lib/postgresql/15/bin/initdb
+
+$(POSTGRES_INITDB):
+	$(APT) install -y --no-install-recommends postgresql || { $(APT) update && $(APT) install -y --no-install-recommends postgresql; }
+
+test-integration: $(VENV)/.synced $(POSTGRES_INITDB)
+	$(BIN)/pytest tests_integration -n 0
+
 # The house rules: lint, formatting and the import contracts in pyproject.toml (the domain imports no
 # Dagster; orchestration > assets, checks > wiring > closedloop; stages import core and earlier stages),
 # and mypy on the domain.
@@ -55,7 +66,7 @@ lint: $(VENV)/.synced
 	$(BIN)/mypy
 
 ui: $(VENV)/.synced
-	@$(BIN)/python -m closedloop.environment > /dev/null
+	@$(BIN)/python -m closedloop.core.environment > /dev/null
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(VENV)/.synced

@@ -41,6 +41,8 @@ def build_definitions(registry: Registry) -> dg.Definitions:
             build_reminder_sensor(registry, renotify),
             build_run_failure_sensor(registry),
         ],
+        # Pipeline jobs choose the multiprocess executor themselves (orchestration/jobs.py).
+        executor=dg.in_process_executor,
         resources={
             "lake": LakeResource(root=str(registry.lake), landing=str(registry.landing)),
             "webhook": WebhookResource(),

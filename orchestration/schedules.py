@@ -13,8 +13,8 @@ import datetime as dt
 import dagster as dg
 
 from closedloop.core.specs import ModelSpec
-from orchestration.jobs import pipeline_job_name, report_job_name
-from wiring.tags import AS_OF_TAG, MODEL_TAG
+from orchestration.jobs import partition_writer_tags, pipeline_job_name, report_job_name
+from wiring.tags import AS_OF_TAG
 
 HOURLY_MINUTE = 5  # minutes past the hour: let the hour's last files land
 DAILY_TIME = (0, 30)  # UTC hour and minute after midnight
@@ -32,7 +32,7 @@ def build_hourly_refresh_job(model: ModelSpec) -> "dg.UnresolvedAssetJobDefiniti
         description=(
             f"Today's {model.name} predictions and operational statistics, refreshed with what has landed so far."
         ),
-        tags={MODEL_TAG: model.name},
+        tags=partition_writer_tags(model),
     )
 
 

@@ -27,12 +27,9 @@ from closedloop.control.incidents import transition_incident_id, transitions, un
 from closedloop.control.webhook import run_failure_message
 from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
-from wiring.tags import MODEL_TAG
+from wiring.tags import MODEL_TAG, SLO_TAG
 
 INCIDENT_SENSOR = "closedloop_incidents"
-# One SLO's incident runs must run in the order they were requested (an opening before its
-# closing): the instance's run queue limits this tag to one run at a time per value.
-SLO_TAG = "closedloop/slo"
 RUN_FAILURE_SENSOR = "closedloop_run_failures"
 REMINDER_SENSOR = "closedloop_reminders"
 

@@ -6,6 +6,14 @@ Test modules import from here (conftest.py holds only fixtures); no test module 
 import datetime as dt
 import http.server
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -228,3 +236,71 @@ def tick_sensor(defs, instance, sensor, job: str, cursor: str | None = None, web
         )
         request.tags["run_success"] = str(run.success)
     return requests, context.cursor
+
+
+# --- processes and servers a test starts: dagster dev, the webserver, the daemon ------------------
+
+BIN = Path(sys.executable).parent  # the venv's closedloop and dagster commands
+SERVER_START_SECONDS = 120
+SERVER_STOP_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, query: str | None = None, variables: dict | None = None) -> dict:
+    body = None if query is None else json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
+    """Ask the webserver's GraphQL endpoint (the browser tests use it for waiting and cross-checks only)."""
+    answer = _get(f"{base_url}/graphql", query, variables)
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def wait_until_serving(process: subprocess.Popen, base_url: str, log: Path) -> None:
+    """Until the webserver (of ``dagster dev`` or ``dagster-webserver``) answers /server_info and the code
+    location has loaded (the UI would show 'Loading' before)."""
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{process.args[1]} exited with {process.returncode}; see {log}"
+        try:
+            _get(f"{base_url}/server_info")
+            entries = graphql(base_url, LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{process.args[1]} did not serve within {SERVER_START_SECONDS} s; see {log}")
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM to a process started in its own group (``start_new_session``) and to all it started (the
+    webserver's and daemon's code servers and runs), SIGKILL what outlives the wait."""
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:  # the whole group had exited already (a server that failed to start)
+        process.wait()
+        return
+    deadline = time.monotonic() + SERVER_STOP_SECONDS
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.killpg(group, signal.SIGKILL)
+    process.wait()

@@ -18,7 +18,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from closedloop.simulator import simulate
-from tests.helpers import TEST_REGISTRY, day
+from tests.helpers import TEST_REGISTRY, day, free_port, stop_process_group, wait_until_serving
 from tests_browser.helpers import (
     BIN,
     CHROMIUM,
@@ -26,10 +26,7 @@ from tests_browser.helpers import (
     PROJECT,
     Production,
     artifacts_dir,
-    free_port,
     new_page,
-    stop_process_group,
-    wait_until_serving,
 )
 
 # Long enough for fraud's shadow week (from day 28) and three canary days of v12 (released on day 35).

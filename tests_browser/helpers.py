@@ -4,26 +4,16 @@ and running closedloop and `dagster dev` as a user would.
 Test modules import from here (conftest.py holds only fixtures).
 """
 
-import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route
 
 from closedloop.core.environment import data_dir
+from tests.helpers import BIN
 
 PROJECT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent  # the venv's closedloop and dagster commands
-SERVER_START_SECONDS = 120
-SERVER_STOP_SECONDS = 20
 CHROMIUM = "/usr/bin/chromium"
 # Debian's Chromium as root on a closed network: without the background-networking flags it keeps
 # trying Google's hosts, and their refused connections would read as the page's own requests.
@@ -107,61 +97,6 @@ class Production:
         )
         assert done.returncode == 0, f"closedloop {' '.join(args)} failed:\n{done.stderr[-3000:]}"
         return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, query: str | None = None) -> dict:
-    body = None if query is None else json.dumps({"query": query}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def graphql(base_url: str, query: str) -> dict:
-    """Ask the webserver's GraphQL endpoint; for waiting and cross-checks only, never for the tested actions."""
-    answer = _get(f"{base_url}/graphql", query)
-    assert "errors" not in answer, answer["errors"]
-    return answer["data"]
-
-
-LOCATION_STATUS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-
-
-def wait_until_serving(process: subprocess.Popen, base_url: str, log: Path) -> None:
-    """Until /server_info answers and the code location has loaded (the UI would show 'Loading' before)."""
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"dagster dev exited with {process.returncode}; see {log}"
-        try:
-            _get(f"{base_url}/server_info")
-            entries = graphql(base_url, LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"dagster dev did not serve within {SERVER_START_SECONDS} s; see {log}")
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM to dagster dev's whole group (webserver, daemon, code servers), SIGKILL what outlives the wait."""
-    group = process.pid
-    os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + SERVER_STOP_SECONDS
-    while time.monotonic() < deadline:
-        process.poll()
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    os.killpg(group, signal.SIGKILL)
-    process.wait()
 
 
 def new_page(browser: Browser) -> Page:

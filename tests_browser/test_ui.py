@@ -15,8 +15,7 @@ from playwright.sync_api import Page, expect
 
 from closedloop.registry import load_registry
 from orchestration.definitions import build_definitions
-from tests.helpers import TEST_REGISTRY, day
-from tests_browser.helpers import graphql
+from tests.helpers import TEST_REGISTRY, day, graphql
 
 MODELS = ("fraud", "ticket_triage")
 BACKFILLED_ASSET = "ticket_triage/predictions"  # no partition of it is materialized before the test

@@ -2,8 +2,9 @@
 
 Dagster's instance (runs, event logs, schedules) lives in DAGSTER_HOME and matplotlib caches
 fonts in MPLCONFIGDIR; both default to folders under closedloop's data directory. The instance's
-settings turn Dagster's telemetry off and let the run queue start one incident run per SLO at a
-time, so that an SLO's incident is opened before it is closed (see orchestration/sensors.py).
+settings turn Dagster's telemetry off and give the run queue deploy/dagster.yaml's limits (one run
+per SLO at a time, so that an SLO's incident is opened before it is closed, and one run that
+materializes a model's partitions at a time; see wiring/tags.py).
 ``python -m closedloop.core.environment`` prepares the folders (the Makefile's ``ui`` target does).
 """
 
@@ -16,6 +17,9 @@ telemetry:
 concurrency:
   runs:
     tag_concurrency_limits:
+      - key: closedloop/writes_partitions_of
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
       - key: closedloop/slo
         value: {applyLimitPerUniqueValue: true}
         limit: 1
