@@ -97,7 +97,7 @@ def materialize_range(
             watcher.stop()
         outcomes.append(
             RunOutcome(
-                name, run_id, result.success, None if result.success else _first_failure(result), _failed_checks(result)
+                name, run_id, result.success, None if result.success else failure_reason(result), _failed_checks(result)
             )
         )
     return outcomes
@@ -118,7 +118,7 @@ def materialize_reports(
             tags={"closedloop/launched_by": "cli"},
         )
         outcomes.append(
-            RunOutcome(name, result.run_id, result.success, None if result.success else _first_failure(result))
+            RunOutcome(name, result.run_id, result.success, None if result.success else failure_reason(result))
         )
     return outcomes
 
@@ -146,7 +146,7 @@ def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[R
             raise_on_error=False,
         )
         model = request.tags[MODEL_TAG]
-        outcomes.append(RunOutcome(model, run.run_id, run.success, None if run.success else _first_failure(run)))
+        outcomes.append(RunOutcome(model, run.run_id, run.success, None if run.success else failure_reason(run)))
     return outcomes
 
 
@@ -181,23 +181,35 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]
     return tuple(failed)
 
 
-def _first_failure(result: dg.ExecuteInProcessResult) -> str:
-    """One line that says which step or blocking check failed and why."""
-    for evaluation in _verdicts(result):
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            detail = evaluation.metadata.get("first_failure")
-            return f"check {evaluation.asset_check_key.to_user_string()} failed" + (
-                f" on {detail.value}" if detail else ""
-            )
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """One line that says which step failed first and why.
+
+    The step that failed is what stopped the run; a failed check that blocked nothing (an ERROR
+    check that is not blocking) is listed among the failed checks, never given as the reason. A
+    step stopped by a blocking check is named by that check and its first failure.
+    """
     for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
-                error = error.cause
-            first_line = (error.message or error.cls_name).strip().splitlines()[0]
-            _, marker, rest = first_line.partition(f"{error.cls_name}: ")
-            return f"{event.step_key}: {rest if marker else first_line}"
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        error = event.step_failure_data.error
+        while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            error = error.cause
+        if error.cls_name == "DagsterAssetCheckFailedError":
+            blocking = [e for e in _verdicts(result) if not e.passed and _named_in(e, error.message or "")]
+            if blocking:
+                detail = blocking[0].metadata.get("first_failure")
+                return f"check {blocking[0].asset_check_key.to_user_string()} failed" + (
+                    f" on {detail.value}" if detail else ""
+                )
+        first_line = (error.message or error.cls_name).strip().splitlines()[0]
+        _, marker, rest = first_line.partition(f"{error.cls_name}: ")
+        return f"{event.step_key}: {rest if marker else first_line}"
     return "the run failed before any step ran; see the run in the Dagster UI"
+
+
+def _named_in(evaluation: dg.AssetCheckEvaluation, message: str) -> bool:
+    """Whether a blocking-check failure's message (``asset: check`` per line) names this check."""
+    return f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}" in message.splitlines()
 
 
 class _StepWatcher:

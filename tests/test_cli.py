@@ -155,3 +155,48 @@ def test_rollback_and_reject_from_the_command_line(tmp_path, capsys, monkeypatch
     assert (row["type"], row["state"], row["requested_by"]) == ("rollback", "applied", "alice@example.com")
     assert cli.main(["reject", row["action_id"]]) == 2
     assert "is applied, not pending" in capsys.readouterr().err
+
+
+def _failing_run():
+    """A run in which an ERROR check failed (not blocking) on one asset and a later step raised."""
+    import dagster as dg
+
+    @dg.asset
+    def drift():
+        return 1
+
+    @dg.asset_check(asset=drift, blocking=False)
+    def inputs_ok():
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata={"first_failure": "x"})
+
+    @dg.asset(deps=[drift])
+    def slos():
+        raise ValueError("the SLO step died")
+
+    @dg.asset
+    def gate():
+        return 1
+
+    @dg.asset_check(asset=gate, blocking=True)
+    def gate_ok():
+        return dg.AssetCheckResult(passed=False, metadata={"first_failure": "2026-09-14: 3 rows"})
+
+    return dg.Definitions(assets=[drift, slos, gate], asset_checks=[inputs_ok, gate_ok])
+
+
+def test_the_failure_reason_names_the_step_that_failed_before_any_failed_check():
+    import dagster as dg
+
+    from orchestration.runner import failure_reason
+
+    job = _failing_run().resolve_implicit_global_asset_job_def()
+    only_the_step = job.execute_in_process(
+        raise_on_error=False, instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey("drift"),
+        dg.AssetKey("slos")]
+    )  # fmt: skip
+    assert failure_reason(only_the_step) == "slos: the SLO step died"
+    # A blocking check that failed stopped the run where it failed: it is named with its detail.
+    gated = job.execute_in_process(
+        raise_on_error=False, instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey("gate")]
+    )
+    assert failure_reason(gated) == "check gate:gate_ok failed on 2026-09-14: 3 rows"
