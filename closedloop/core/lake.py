@@ -319,11 +319,6 @@ class Lake:
         """The serving control file a model's service reads: ``<lake>/serving/<model>.json``."""
         return self.root / "serving" / f"{checked_name(model, 'model name')}.json"
 
-    @property
-    def catalog_path(self) -> Path:
-        """The DuckDB file that holds views over the lake for ad-hoc SQL."""
-        return self.root / "catalog.duckdb"
-
 
 def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` as ``schema``; a column the schema gained since the file was written reads as nulls."""

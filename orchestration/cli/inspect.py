@@ -16,15 +16,16 @@ from orchestration.cli.common import UserError, emit, incident_lines, lake_of, l
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from closedloop.core.sql_views import query, refresh_catalog
+    from closedloop.core.sql_views import query
 
     registry = load(args)
-    lake = lake_of(registry)
-    refresh_catalog(lake, registry)
     try:
-        frame = query(lake, args.query)
+        frame = query(lake_of(registry), registry, args.query)
     except duckdb.Error as exc:
-        raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"query failed: {str(exc).splitlines()[0]} (closedloop sql is read-only and reads the lake's views only, "
+            "<model>_<table>)"
+        ) from None
     if args.json:
         print(
             json.dumps(

@@ -134,9 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lake = lake_of(registry)
     index = _incident_day_reports(lake, registry, args.json)
     from closedloop.control.scorecard import score
-    from closedloop.core.sql_views import refresh_catalog
 
-    refresh_catalog(lake, registry)
     summary = ingest_summary(lake, [registry.model(m) for m in models], start, end)
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
