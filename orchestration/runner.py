@@ -1,7 +1,9 @@
 """Materialize a model's whole graph for a date range, in-process, as one run per model.
 
 Used by the command line (``closedloop run`` and ``closedloop demo``): the runs go to the
-Dagster instance in DAGSTER_HOME, so the UI shows them like any scheduled run.
+Dagster instance in DAGSTER_HOME, so the UI shows them like any scheduled run. An in-process run
+bypasses the instance's run queue, so each holds its model's ``pipeline`` lock in the lake: two
+``closedloop run`` of one model run one after the other, never interleaved.
 """
 
 import datetime as dt
@@ -10,10 +12,12 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
 from checks.ops_guards import GUARD_CHECK_NAMES
+from closedloop.core.lake import Lake
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job_name, report_job_name
@@ -24,6 +28,7 @@ from wiring.tags import MODEL_TAG
 # The event log keeps everything (the UI shows it by run id); the terminal shows the progress
 # bar and, on failure, one line that names the run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+PIPELINE_LOCK = "pipeline"  # held by an in-process pipeline run of the model, for its whole run
 _STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
 
 
@@ -72,34 +77,35 @@ def materialize_range(
     end: dt.date,
     instance: dg.DagsterInstance,
     on_step: Callable[[str, str], None] | None = None,
+    on_wait: Callable[[str, Path], None] | None = None,
 ) -> list[RunOutcome]:
-    """One run per model covering ``start``..``end``; ``on_step(model, step)`` as each step ends."""
+    """One run per model covering ``start``..``end``; ``on_step(model, step)`` as each step ends, and
+    ``on_wait(model, lock_file)`` before waiting for another in-process run of that model to end."""
     defs = _definitions(registry)
+    lake = Lake(registry.lake, registry.landing)
     outcomes = []
     for name in models:
         job = defs.resolve_job_def(pipeline_job_name(registry.model(name)))
         run_id = str(uuid.uuid4())
         watcher = _StepWatcher(instance, run_id, lambda step, name=name: on_step and on_step(name, step))
-        watcher.start()
-        try:
-            result = job.execute_in_process(
-                instance=instance,
-                run_config=QUIET,
-                run_id=run_id,
-                raise_on_error=False,
-                tags={
-                    "dagster/asset_partition_range_start": start.isoformat(),
-                    "dagster/asset_partition_range_end": end.isoformat(),
-                    "closedloop/launched_by": "cli",
-                },
-            )
-        finally:
-            watcher.stop()
-        outcomes.append(
-            RunOutcome(
-                name, run_id, result.success, None if result.success else failure_reason(result), _failed_checks(result)
-            )
-        )
+        with lake.locked(name, PIPELINE_LOCK, on_wait and (lambda path, name=name: on_wait(name, path))):
+            watcher.start()
+            try:
+                result = job.execute_in_process(
+                    instance=instance,
+                    run_config=QUIET,
+                    run_id=run_id,
+                    raise_on_error=False,
+                    tags={
+                        "dagster/asset_partition_range_start": start.isoformat(),
+                        "dagster/asset_partition_range_end": end.isoformat(),
+                        "closedloop/launched_by": "cli",
+                    },
+                )
+            finally:
+                watcher.stop()
+        failure = None if result.success else failure_reason(result)
+        outcomes.append(RunOutcome(name, run_id, result.success, failure, _failed_checks(result)))
     return outcomes
 
 

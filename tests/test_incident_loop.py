@@ -302,3 +302,38 @@ def test_each_version_of_a_per_version_slo_opens_and_closes_its_own_incident(loo
     tick(None)
     state = {i["subject"]: i["state"] for i in read_incidents(lake, "ticket_triage")}
     assert state == {"v3": "closed", "v4": "open"}
+
+
+def test_concurrent_attempts_at_one_transition_act_once_and_tell_the_owner_once(registry, lake):
+    """Eight runs handle the same breach at once (two backfills, a rerun, the daemon and the CLI): one
+    incident, one runbook action, one message."""
+    import threading
+
+    from closedloop.control.incidents import OPENED, apply_transition, transitions
+    from closedloop.control.runbook import carry_out, notify
+    from closedloop.control.webhook import Delivery
+
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    [row] = transitions(lake, "ticket_triage")[0]
+    triage = registry.model("ticket_triage")
+    sent, start = [], threading.Barrier(8)
+
+    def post(message: dict) -> Delivery:
+        sent.append(message)
+        return Delivery(True, 1, 200)
+
+    def attempt() -> None:
+        start.wait()
+        change = apply_transition(lake, triage, row, dt.datetime.now(UTC))
+        if change is not None and change.change == OPENED:
+            incident = carry_out(lake, triage, change.incident, dt.datetime.now(UTC))
+            notify(lake, incident, change.change, lambda route: post, registry.alerts, dt.datetime.now(UTC))
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(read_incidents(lake, "ticket_triage")) == 1
+    assert [a["type"] for a in read_actions(lake, "ticket_triage")] == ["fallback"]
+    assert len(sent) == 1

@@ -19,7 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
-from closedloop.control.incidents import find_incident, incident_location, read_incidents, record_incident
+from closedloop.control.incidents import (
+    INCIDENTS_LOCK,
+    find_incident,
+    incident_location,
+    read_incidents,
+    record_incident,
+)
 from closedloop.core.lake import Lake
 from closedloop.core.specs import AlertRoute, AlertsSpec, ModelSpec
 
@@ -154,7 +160,14 @@ def acknowledge(lake: Lake, models: Mapping[str, ModelSpec], identifier: str, *,
         model, day = incident_location(identifier)
     except ValueError as exc:
         raise AlertError(str(exc)) from None
-    incident = find_incident(lake, model, day, identifier) if model in models else None
+    if model not in models:
+        raise AlertError(f"no incident {identifier!r}; the open ones are listed by `closedloop status`")
+    with lake.locked(model, INCIDENTS_LOCK):
+        return _acknowledge(lake, model, day, identifier, who, now)
+
+
+def _acknowledge(lake: Lake, model: str, day: dt.date, identifier: str, who: str, now: dt.datetime) -> dict:
+    incident = find_incident(lake, model, day, identifier)
     if incident is None:
         raise AlertError(f"no incident {identifier!r}; the open ones are listed by `closedloop status`")
     if incident["acknowledged_by"] is not None:

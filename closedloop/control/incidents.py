@@ -9,6 +9,11 @@ meanwhile opens its own incident, so the second fault is told too. Handling a tr
 idempotent, so a re-evaluated day, a sensor restart or a re-run never opens or closes an
 incident twice. An incident lives in the ``incidents`` partition of the day it was opened;
 closing it, carrying out its action and notifying its owner rewrite that row.
+
+Every read-then-write of an incident (open or close it, take its action, tell its owner,
+acknowledge it) holds the model's ``incidents`` lock in the lake from the read to the write, so
+runs handling the same transition at once (two backfills, a rerun, the daemon beside the command
+line) open it once, act once and tell once.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ INCIDENTS_SCHEMA = pa.schema(
     ]
 )
 OPENED, CLOSED = "opened", "closed"
+INCIDENTS_LOCK = "incidents"  # the model's lock that every read-then-write of its incidents holds
 
 
 def incident_id(model: str, slo: str, subject: str | None, opened: str) -> str:
@@ -133,6 +139,11 @@ def apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.
     A recovery whose incident was never opened (the SLO was breached before incidents were
     kept) changes nothing.
     """
+    with lake.locked(model.name, INCIDENTS_LOCK):
+        return _apply_transition(lake, model, evaluation, now)
+
+
+def _apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.datetime) -> IncidentChange | None:
     identifier = transition_incident_id(evaluation)
     opened_day = period_start(evaluation["breached_since"]).date()
     existing = find_incident(lake, model.name, opened_day, identifier)

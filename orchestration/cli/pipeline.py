@@ -63,6 +63,10 @@ def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.
             end,
             instance,
             on_step=lambda model, step: bar.set_postfix_str(f"{model}: {step}") or bar.update(),
+            on_wait=lambda model, lock: bar.write(
+                f"closedloop run: another run of {model} is in progress ({lock}); waiting for it to end",
+                file=sys.stderr,
+            ),
         )
     return outcomes
 
