@@ -76,9 +76,12 @@ def notify(
 ) -> tuple[dict, Delivery | None]:
     """Tell the owner an incident was opened or closed, through its route, and record how that went.
 
-    No message goes out while a silence covers the incident's SLO: the incident names the silence
-    instead. A route whose URL is not set sends nothing either; the incident says so rather than
-    pretending someone was told.
+    Only a message the incident still owes (``undelivered``) is sent, so runs telling the same
+    change at once, or a re-run after it was delivered, send it once. One that fails stays owed,
+    its failures counted, for the incident sensor (or a re-run) to send again. No message goes
+    out while a silence covers the incident's SLO: the incident names the silence instead. A
+    route whose URL is not set sends nothing either; the incident says so rather than pretending
+    someone was told.
     """
     with lake.locked(incident["model"], INCIDENTS_LOCK):
         return _notify(lake, incident, change, post_for, alerts, now)
@@ -88,12 +91,20 @@ def _notify(
     lake: Lake, incident: Mapping, change: str, post_for: PostFor, alerts: AlertsSpec, now: dt.datetime
 ) -> tuple[dict, Delivery | None]:
     current = _fresh(lake, incident)
+    if current["undelivered"] != change:
+        return current, None  # told already
     silence = active_silence(read_silences(lake, current["model"]), current["slo"], now)
     if silence is not None:
-        noted = _noted(current, change, silenced_note(silence))
-        return record_incident(lake, {**current, "notification": noted, "silenced": silence["silence_id"]}), None
+        noted = {"notification": _noted(current, change, silenced_note(silence)), "silenced": silence["silence_id"]}
+        return record_incident(lake, {**current, **noted, "undelivered": None, "delivery_failures": 0}), None
     outcome, delivery = _post(current, alerts, post_for, incident_message(current))
-    told = {"notification": _noted(current, change, outcome), "notified_at": now}
+    failed = delivery is not None and not delivery.ok
+    told = {
+        "notification": _noted(current, change, outcome),
+        "notified_at": now,
+        "undelivered": change if failed else None,
+        "delivery_failures": (current["delivery_failures"] or 0) + 1 if failed else 0,
+    }
     return record_incident(lake, {**current, **told}), delivery
 
 

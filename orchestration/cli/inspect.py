@@ -118,6 +118,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     open_incidents = [i for i in incidents if i["state"] == "open"]
     lines.append(f"open incidents: {len(open_incidents)}")
     lines += incident_lines(open_incidents) if open_incidents else []
+    untold = [i for i in incidents if i["undelivered"]]
+    lines += [f"owners not told yet: {len(untold)}"] if untold else []
+    lines += [
+        f"  {i['incident_id']}: the {i['undelivered']} message failed {i['delivery_failures']} time(s), last "
+        f"{i['notification'].rpartition('; ')[2]}; the closedloop_incidents sensor sends it again"
+        for i in untold
+    ]
     silences = current_silences(lake, models, dt.datetime.now(dt.UTC))
     lines += [f"silences: {len(silences)}"] if silences else []
     lines += [
