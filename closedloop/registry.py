@@ -1,8 +1,9 @@
 """Loading the registry: its schema (``core.specs``) and everything closedloop computes, checked at once.
 
 ``load_registry`` is the one way in: a registry it returns has valid keys and values, drift
-limits only on drift metrics closedloop computes, and SLOs only on metrics it can read (with
-business SQL that runs on the model's predictions), so no caller can forget a check. Every
+limits only on drift metrics closedloop computes, and production metrics (watched by an SLO or
+not) only from sources it can read, with business SQL that runs on the model's predictions and
+gives a number, so no caller can forget a check and nothing the registry says fails mid-run. Every
 problem names the file and the dotted key.
 """
 
@@ -24,9 +25,9 @@ def load_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
     drift = [problem for model in registry.models.values() for problem in drift_limit_problems(model)]
     if drift:
         raise RegistryError(f"{registry.path}: invalid registry\n" + "\n".join(f"  {p}" for p in drift))
-    slos = [problem for model in registry.models.values() for problem in slo_source_problems(model)]
-    if slos:
-        raise RegistryError(f"{registry.path}: invalid SLOs\n" + "\n".join(f"  {p}" for p in slos))
+    sources = [problem for model in registry.models.values() for problem in metric_source_problems(model)]
+    if sources:
+        raise RegistryError(f"{registry.path}: invalid metrics\n" + "\n".join(f"  {p}" for p in sources))
     return registry
 
 
@@ -50,12 +51,14 @@ def drift_limit_problems(model: ModelSpec) -> list[str]:
     ]
 
 
-def slo_source_problems(model: ModelSpec) -> list[str]:
-    """Problems with the sources of the metrics that ``model``'s SLOs watch (empty when none)."""
-    metrics = {m.name: m for m in model.metrics}
+def metric_source_problems(model: ModelSpec) -> list[str]:
+    """Problems with the sources of ``model``'s production metrics, each named by its key (empty when none).
+
+    Every metric is checked, watched by an SLO or not: a metric is shown and reported whether or not
+    an SLO judges it, and an SLO added later must not be the first to find its source misspelt.
+    """
     problems = []
-    for slo in model.slos:
-        metric = metrics[slo.metric]  # the schema already checked the name
+    for index, metric in enumerate(model.metrics):
         try:
             parse_source(model, metric)
             if metric.sql is not None:
@@ -63,6 +66,6 @@ def slo_source_problems(model: ModelSpec) -> list[str]:
         except SourceError as exc:
             known = "; ".join(known_sources(model))
             problems.append(
-                f"models.{model.name}.slos.{slo.name}: metric {metric.name!r}: {exc}; known sources: {known}"
+                f"models.{model.name}.metrics.{index}: metric {metric.name!r}: {exc}; known sources: {known}"
             )
     return problems

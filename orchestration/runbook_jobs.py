@@ -82,9 +82,8 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
             context.log.info(f"{config.model}/{config.slo}{about} at {config.period}: already recorded, nothing to do")
             return None
         incident = change.incident
-        context.log.info(
-            f"{change.change} incident {incident['incident_id']} ({incident['metric']} = {incident['value']})"
-        )
+        done = f"{change.change} earlier; finishing what is left" if change.resumed else change.change
+        context.log.info(f"{done} incident {incident['incident_id']} ({incident['metric']} = {incident['value']})")
         return {"change": change.change, "incident": incident}
 
     @dg.op(description="Carry out the SLO's runbook action for an opened incident (auto) or propose it (propose).")
@@ -110,7 +109,10 @@ def build_incident_job(registry: Registry) -> dg.JobDefinition:
         context.log.info(f"notification: {incident['notification']}")
         problems = []
         if delivery is not None and not delivery.ok:
-            problems.append(f"the owner was not told ({delivery.error} after {delivery.attempts} attempts)")
+            problems.append(
+                f"the owner was not told ({delivery.error} after {delivery.attempts} attempts; the "
+                "closedloop_incidents sensor sends it again)"
+            )
         if (incident["action_result"] or "").startswith("failed"):
             problems.append(f"the runbook action was not carried out ({incident['action_result']})")
         if problems:

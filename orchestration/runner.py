@@ -1,12 +1,15 @@
 """Materialize a model's whole graph for a date range, in-process, as one run per model.
 
 Used by the command line (``closedloop run`` and ``closedloop demo``): the runs go to the
-Dagster instance in DAGSTER_HOME, so the UI shows them like any scheduled run.
+Dagster instance in DAGSTER_HOME, so the UI shows them like any scheduled run. An in-process run
+bypasses the instance's run queue, so each holds its model's ``pipeline`` lock in the lake: two
+``closedloop run`` of one model run one after the other, never interleaved.
 """
 
 import datetime as dt
 import multiprocessing
 import os
+import sys
 import threading
 import uuid
 import warnings
@@ -14,10 +17,12 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import dagster as dg
 
 from checks.ops_guards import GUARD_CHECK_NAMES
+from closedloop.core.lake import Lake
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
 from orchestration.jobs import pipeline_job_name, report_job_name
@@ -28,6 +33,7 @@ from wiring.tags import MODEL_TAG
 # The event log keeps everything (the UI shows it by run id); the terminal shows the progress
 # bar and, on failure, one line that names the run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+PIPELINE_LOCK = "pipeline"  # held by an in-process pipeline run of the model, for its whole run
 _STEP_ENDS = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
 
 
@@ -76,12 +82,15 @@ def materialize_range(
     end: dt.date,
     instance: dg.DagsterInstance,
     on_step: Callable[[str, str], None] | None = None,
+    on_wait: Callable[[str, Path], None] | None = None,
 ) -> list[RunOutcome]:
-    """One run per model covering ``start``..``end``; ``on_step(model, step)`` as each step ends.
+    """One run per model covering ``start``..``end``; ``on_step(model, step)`` as each step ends, and
+    ``on_wait(model, lock_file)`` before waiting for another in-process run of that model to end.
 
     The models' runs share nothing but the instance, so on an instance that other processes can
     write to (DAGSTER_HOME's storage, not an in-memory one) they run at once, one process each, up
     to one per core: what a deployment's run queue does with several runs, here without a daemon.
+    A run in its own process says on stderr that it waits.
     """
     run_ids = {name: str(uuid.uuid4()) for name in models}
     watchers = [
@@ -91,21 +100,40 @@ def materialize_range(
     for watcher in watchers:
         watcher.start()
     try:
-        return _per_model(instance, models, partial(_run_range, registry, start=start, end=end, run_ids=run_ids))
+        return _per_model(
+            instance,
+            models,
+            partial(_run_range, registry, start=start, end=end, run_ids=run_ids),
+            on_wait or _print_waiting,
+        )
     finally:
         for watcher in watchers:
             watcher.stop()
 
 
+def waiting_notice(model: str, lock: Path) -> str:
+    return f"closedloop run: another run of {model} is in progress ({lock}); waiting for it to end"
+
+
+def _print_waiting(model: str, lock: Path) -> None:
+    print(waiting_notice(model, lock), file=sys.stderr)
+
+
 def _per_model(
-    instance: dg.DagsterInstance, models: list[str], run: Callable[[str, dg.DagsterInstance | None], RunOutcome]
+    instance: dg.DagsterInstance,
+    models: list[str],
+    run: Callable[..., RunOutcome],
+    on_wait: Callable[[str, Path], None] = _print_waiting,
 ) -> list[RunOutcome]:
-    """``run(model, instance)`` for each model; in a process each (``instance`` None) when the instance allows."""
+    """``run(model, instance, on_wait)`` for each model; in a process each (``instance`` None) when the instance allows.
+
+    A process of its own cannot call back into this one: it prints that it waits instead.
+    """
     workers = min(len(models), len(os.sched_getaffinity(0)))
     if workers < 2 or instance.is_ephemeral:
-        return [run(name, instance) for name in models]
+        return [run(name, instance, on_wait) for name in models]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        runs = [pool.submit(run, name, None) for name in models]
+        runs = [pool.submit(run, name, None, _print_waiting) for name in models]
         return [r.result() for r in runs]
 
 
@@ -113,25 +141,28 @@ def _run_range(
     registry: Registry,
     name: str,
     instance: dg.DagsterInstance | None,
+    on_wait: Callable[[str, Path], None],
     *,
     start: dt.date,
     end: dt.date,
     run_ids: dict[str, str],
 ) -> RunOutcome:
-    """``name``'s run of the range, in this process; without ``instance``, the one DAGSTER_HOME names."""
+    """``name``'s run of the range in this process, holding its pipeline lock; without ``instance``, DAGSTER_HOME's."""
     job = _definitions(registry).resolve_job_def(pipeline_job_name(registry.model(name)))
-    result = job.execute_in_process(
-        instance=instance or dg.DagsterInstance.get(),
-        run_config=QUIET,
-        run_id=run_ids[name],
-        raise_on_error=False,
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-            "closedloop/launched_by": "cli",
-        },
-    )
-    failure = None if result.success else _first_failure(result)
+    lake = Lake(registry.lake, registry.landing)
+    with lake.locked(name, PIPELINE_LOCK, lambda path: on_wait(name, path)):
+        result = job.execute_in_process(
+            instance=instance or dg.DagsterInstance.get(),
+            run_config=QUIET,
+            run_id=run_ids[name],
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_end": end.isoformat(),
+                "closedloop/launched_by": "cli",
+            },
+        )
+    failure = None if result.success else failure_reason(result)
     return RunOutcome(name, result.run_id, result.success, failure, _failed_checks(result))
 
 
@@ -154,7 +185,7 @@ def _report_run(registry: Registry, name: str, instance: dg.DagsterInstance | No
             tags={"closedloop/launched_by": "cli"},
         )
     )
-    return RunOutcome(name, result.run_id, result.success, None if result.success else _first_failure(result))
+    return RunOutcome(name, result.run_id, result.success, None if result.success else failure_reason(result))
 
 
 def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[RunOutcome]:
@@ -180,7 +211,7 @@ def handle_incidents(registry: Registry, instance: dg.DagsterInstance) -> list[R
             raise_on_error=False,
         )
         model = request.tags[MODEL_TAG]
-        outcomes.append(RunOutcome(model, run.run_id, run.success, None if run.success else _first_failure(run)))
+        outcomes.append(RunOutcome(model, run.run_id, run.success, None if run.success else failure_reason(run)))
     return outcomes
 
 
@@ -215,23 +246,35 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[FailedCheck, ...]
     return tuple(failed)
 
 
-def _first_failure(result: dg.ExecuteInProcessResult) -> str:
-    """One line that says which step or blocking check failed and why."""
-    for evaluation in _verdicts(result):
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            detail = evaluation.metadata.get("first_failure")
-            return f"check {evaluation.asset_check_key.to_user_string()} failed" + (
-                f" on {detail.value}" if detail else ""
-            )
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """One line that says which step failed first and why.
+
+    The step that failed is what stopped the run; a failed check that blocked nothing (an ERROR
+    check that is not blocking) is listed among the failed checks, never given as the reason. A
+    step stopped by a blocking check is named by that check and its first failure.
+    """
     for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
-                error = error.cause
-            first_line = (error.message or error.cls_name).strip().splitlines()[0]
-            _, marker, rest = first_line.partition(f"{error.cls_name}: ")
-            return f"{event.step_key}: {rest if marker else first_line}"
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        error = event.step_failure_data.error
+        while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+            error = error.cause
+        if error.cls_name == "DagsterAssetCheckFailedError":
+            blocking = [e for e in _verdicts(result) if not e.passed and _named_in(e, error.message or "")]
+            if blocking:
+                detail = blocking[0].metadata.get("first_failure")
+                return f"check {blocking[0].asset_check_key.to_user_string()} failed" + (
+                    f" on {detail.value}" if detail else ""
+                )
+        first_line = (error.message or error.cls_name).strip().splitlines()[0]
+        _, marker, rest = first_line.partition(f"{error.cls_name}: ")
+        return f"{event.step_key}: {rest if marker else first_line}"
     return "the run failed before any step ran; see the run in the Dagster UI"
+
+
+def _named_in(evaluation: dg.AssetCheckEvaluation, message: str) -> bool:
+    """Whether a blocking-check failure's message (``asset: check`` per line) names this check."""
+    return f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}" in message.splitlines()
 
 
 class _StepWatcher:

@@ -6,7 +6,9 @@ Dagster's check history: reading that needs deprecated calls that break on the d
 run-sharded storage) and launches the ``incident`` job once per SLO and subject that became
 breached or recovered. Its cursor is, per model, the newest modification time of the partitions it has
 read, kept by Dagster, so a restart resumes where it stopped; a transition the lake already shows handled (an incident
-opened by an in-process run, say) is not launched again. Runs are requested in period order
+opened by an in-process run, say) is not launched again. A message the webhook did not take is
+launched again, as the same transition with a run key that counts the failures, once its wait
+has passed (``closedloop.control.alerts.redeliveries_due``). Runs are requested in period order
 and tagged ``closedloop/slo``; the instance's run queue (``data/dagster_home/dagster.yaml``)
 runs one per SLO at a time (whatever the subject), so an incident is opened before it is closed.
 
@@ -22,8 +24,9 @@ import json
 
 import dagster as dg
 
-from closedloop.control.alerts import reminder_number, reminders_due
-from closedloop.control.incidents import transition_incident_id, transitions, unhandled
+from closedloop.control.alerts import redeliveries_due, reminder_number, reminders_due
+from closedloop.control.incidents import OPENED, transition_incident_id, transitions, unhandled
+from closedloop.control.slo import BREACHED, RECOVERED
 from closedloop.control.webhook import run_failure_message
 from closedloop.core.specs import Registry
 from wiring.resources import LakeResource, WebhookResource
@@ -35,40 +38,43 @@ REMINDER_SENSOR = "closedloop_reminders"
 
 
 def incident_run_requests(
-    registry: Registry, lake: LakeResource, cursor: str | None
+    registry: Registry, lake: LakeResource, cursor: str | None, now: dt.datetime
 ) -> tuple[list[dg.RunRequest], str]:
-    """The incident runs to launch for transitions recorded since ``cursor``, and the next cursor."""
+    """The incident runs to launch for transitions recorded since ``cursor`` and for messages due to be
+    sent again at ``now``, and the next cursor."""
     seen = json.loads(cursor) if cursor else {}
     store = lake.get()
     requests = []
     for model in registry.models.values():
         rows, newest = transitions(store, model.name, seen.get(model.name))
         for row in unhandled(store, rows):
+            key = f"{transition_incident_id(row)}:{row['transition']}"
             requests.append(
-                dg.RunRequest(
-                    run_key=f"{transition_incident_id(row)}:{row['transition']}",
-                    run_config={
-                        "ops": {
-                            "open_or_close_incident": {
-                                "config": {
-                                    "model": model.name,
-                                    "slo": row["slo"],
-                                    "period": row["period"],
-                                    "subject": row["subject"] or "",
-                                }
-                            }
-                        }
-                    },
-                    tags={
-                        MODEL_TAG: model.name,
-                        SLO_TAG: f"{model.name}.{row['slo']}",
-                        "closedloop/transition": row["transition"],
-                    },
-                )
+                _transition_request(key, model.name, row["slo"], row["period"], row["subject"], row["transition"])
+            )
+        for incident in redeliveries_due(store, model.name, now):
+            opened = incident["undelivered"] == OPENED
+            transition = BREACHED if opened else RECOVERED
+            key = f"{incident['incident_id']}:{transition}:redelivery {incident['delivery_failures']}"
+            period = incident["opened"] if opened else incident["closed"]
+            requests.append(
+                _transition_request(key, model.name, incident["slo"], period, incident["subject"], transition)
             )
         if newest is not None:
             seen[model.name] = newest
     return requests, json.dumps(seen, sort_keys=True)
+
+
+def _transition_request(
+    run_key: str, model: str, slo: str, period: str, subject: str | None, transition: str
+) -> dg.RunRequest:
+    """An ``incident`` run for the transition of ``slo`` (and ``subject``) at ``period``."""
+    config = {"model": model, "slo": slo, "period": period, "subject": subject or ""}
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config={"ops": {"open_or_close_incident": {"config": config}}},
+        tags={MODEL_TAG: model, SLO_TAG: f"{model}.{slo}", "closedloop/transition": transition},
+    )
 
 
 def build_incident_sensor(registry: Registry, job: dg.JobDefinition) -> dg.SensorDefinition:
@@ -80,7 +86,7 @@ def build_incident_sensor(registry: Registry, job: dg.JobDefinition) -> dg.Senso
         description="Launches the incident job for every SLO that became breached or recovered in slo_evaluations.",
     )
     def closedloop_incidents(context: dg.SensorEvaluationContext, lake: LakeResource):
-        requests, cursor = incident_run_requests(registry, lake, context.cursor)
+        requests, cursor = incident_run_requests(registry, lake, context.cursor, dt.datetime.now(dt.UTC))
         context.update_cursor(cursor)
         if not requests:
             return dg.SkipReason("no SLO became breached or recovered since the last tick")

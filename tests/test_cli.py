@@ -91,7 +91,6 @@ def test_demo_simulates_runs_and_summarises(tmp_path, capsys, monkeypatch, fresh
     fraud = payload["ingest"]["fraud"]["predictions"]
     assert fraud["landed"] == fraud["accepted"] + fraud["quarantined"] + fraud["duplicates"] > 50_000
     assert json.loads(Path(payload["incidents_truth"]).read_text())["days"] == 3
-    assert (tmp_path / "lake" / "catalog.duckdb").exists()
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
     # The demo's last step writes each model's report of its last day and the calendar that links them.
     assert payload["reports_index"] == str(tmp_path / "lake" / "reports" / "index.html")
@@ -155,3 +154,109 @@ def test_rollback_and_reject_from_the_command_line(tmp_path, capsys, monkeypatch
     assert (row["type"], row["state"], row["requested_by"]) == ("rollback", "applied", "alice@example.com")
     assert cli.main(["reject", row["action_id"]]) == 2
     assert "is applied, not pending" in capsys.readouterr().err
+
+
+def _failing_run():
+    """A run in which an ERROR check failed (not blocking) on one asset and a later step raised."""
+    import dagster as dg
+
+    @dg.asset
+    def drift():
+        return 1
+
+    @dg.asset_check(asset=drift, blocking=False)
+    def inputs_ok():
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata={"first_failure": "x"})
+
+    @dg.asset(deps=[drift])
+    def slos():
+        raise ValueError("the SLO step died")
+
+    @dg.asset
+    def gate():
+        return 1
+
+    @dg.asset_check(asset=gate, blocking=True)
+    def gate_ok():
+        return dg.AssetCheckResult(passed=False, metadata={"first_failure": "2026-09-14: 3 rows"})
+
+    return dg.Definitions(assets=[drift, slos, gate], asset_checks=[inputs_ok, gate_ok])
+
+
+def test_the_failure_reason_names_the_step_that_failed_before_any_failed_check():
+    import dagster as dg
+
+    from orchestration.runner import failure_reason
+
+    job = _failing_run().resolve_implicit_global_asset_job_def()
+    only_the_step = job.execute_in_process(
+        raise_on_error=False, instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey("drift"),
+        dg.AssetKey("slos")]
+    )  # fmt: skip
+    assert failure_reason(only_the_step) == "slos: the SLO step died"
+    # A blocking check that failed stopped the run where it failed: it is named with its detail.
+    gated = job.execute_in_process(
+        raise_on_error=False, instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey("gate")]
+    )
+    assert failure_reason(gated) == "check gate:gate_ok failed on 2026-09-14: 3 rows"
+
+
+# `closedloop sql` reads the lake and nothing else, and writes nothing
+
+
+@pytest.fixture
+def small_lake(tmp_path, monkeypatch):
+    """A lake with one fraud predictions partition, and the environment that points the CLI at it."""
+    import pyarrow as pa
+
+    from closedloop.core.lake import Lake
+
+    lake = Lake(tmp_path / "lake", tmp_path / "landing")
+    written = lake.write_partition("fraud", "predictions", day(0), pa.table({"prediction_id": ["a", "b"]}))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(lake.root))
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(lake.landing))
+    return lake, written
+
+
+def test_sql_reads_the_lakes_views(small_lake, capsys):
+    assert cli.main(["sql", "select count(*) as n, min(date) as day from fraud_predictions", "--json"]) == 0
+    [[count, first]] = json.loads(capsys.readouterr().out)["rows"]
+    assert count == 2 and first.startswith("2026-09-01")
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("COPY (SELECT 1 AS prediction_id) TO '{partition}'", "Permission Error"),
+        ("COPY (SELECT 1 AS a) TO '{folder}' (FORMAT parquet, OVERWRITE)", "Permission Error"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
+        ("SELECT * FROM read_parquet('{partition}')", "Permission Error"),  # the lake is read through its views
+        ("ATTACH '{lake}/writable.duckdb'", "Permission Error"),
+        ("INSTALL httpfs", "Permission Error"),
+        ("LOAD httpfs", "Permission Error"),
+        ("SET enable_external_access = true", "the configuration has been locked"),
+        ("SELECT * FROM small_lake", "does not exist"),  # no Python variable is reachable either
+    ],
+)
+def test_sql_is_read_only_and_cannot_reach_outside_the_lake(small_lake, capsys, query, says):
+    lake, partition = small_lake
+    before = partition.read_bytes()
+    sql = query.format(partition=partition, folder=partition.parent, lake=lake.root)
+    assert cli.main(["sql", sql]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("closedloop sql: query failed: ") and says in err, err
+    assert "read-only" in err
+    assert partition.read_bytes() == before
+    assert sorted(p.name for p in lake.root.rglob("*") if p.is_file()) == ["part.parquet"]
+
+
+def test_several_sql_commands_at_once_all_answer(small_lake):
+    import subprocess
+    import sys
+
+    closedloop = [sys.executable, "-c", "import sys; from orchestration.cli import main; sys.exit(main())"]
+    command = [*closedloop, "sql", "select count(*) from fraud_predictions", "--json"]
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "1234"]
+    results = [(p.returncode, out, err) for p in running for out, err in [p.communicate()]]
+    assert [(code, err.decode()) for code, _, err in results] == [(0, "")] * 4
+    assert [json.loads(out)["rows"] for _, out, _ in results] == [[[2]]] * 4

@@ -302,3 +302,138 @@ def test_each_version_of_a_per_version_slo_opens_and_closes_its_own_incident(loo
     tick(None)
     state = {i["subject"]: i["state"] for i in read_incidents(lake, "ticket_triage")}
     assert state == {"v3": "closed", "v4": "open"}
+
+
+def test_concurrent_attempts_at_one_transition_act_once_and_tell_the_owner_once(registry, lake):
+    """Eight runs handle the same breach at once (two backfills, a rerun, the daemon and the CLI): one
+    incident, one runbook action, one message."""
+    import threading
+
+    from closedloop.control.incidents import OPENED, apply_transition, transitions
+    from closedloop.control.runbook import carry_out, notify
+    from closedloop.control.webhook import Delivery
+
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    [row] = transitions(lake, "ticket_triage")[0]
+    triage = registry.model("ticket_triage")
+    sent, start = [], threading.Barrier(8)
+
+    def post(message: dict) -> Delivery:
+        sent.append(message)
+        return Delivery(True, 1, 200)
+
+    def attempt() -> None:
+        start.wait()
+        change = apply_transition(lake, triage, row, dt.datetime.now(UTC))
+        if change is not None and change.change == OPENED:
+            incident = carry_out(lake, triage, change.incident, dt.datetime.now(UTC))
+            notify(lake, incident, change.change, lambda route: post, registry.alerts, dt.datetime.now(UTC))
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(read_incidents(lake, "ticket_triage")) == 1
+    assert [a["type"] for a in read_actions(lake, "ticket_triage")] == ["fallback"]
+    assert len(sent) == 1
+
+
+@pytest.fixture
+def failing_webhook(request, webhook_server, dead_webhook_url):
+    """A webhook that fails the way ``request.param`` says (refuses connections, answers 500, or never
+    answers within the timeout), and the URL of one that works: (failing URL, working URL, receiver)."""
+    import http.server
+    import threading
+
+    url, handler = webhook_server
+    if request.param == "refused":
+        yield dead_webhook_url, url, handler
+    elif request.param == "500":
+        broken = type("Broken", (handler,), {"status": 500, "received": []})
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), broken)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", url, handler
+        httpd.shutdown()
+        httpd.server_close()
+    else:
+        answer = threading.Event()
+
+        class Stalling(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                answer.wait()  # until the test is over: every attempt times out
+
+            def log_message(self, *args):
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", url, handler
+        answer.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def told_long_ago(lake, model: str) -> None:
+    """Make the incident's last attempt to tell its owner an hour old, as if the time had passed."""
+    from closedloop.control.incidents import record_incident
+
+    [incident] = read_incidents(lake, model)
+    record_incident(lake, {**incident, "notified_at": incident["notified_at"] - dt.timedelta(hours=1)})
+
+
+@pytest.mark.parametrize("failing_webhook", ["refused", "500", "timeout"], indirect=True)
+def test_a_message_that_did_not_reach_the_owner_is_sent_again_once_the_webhook_recovers(loop, lake, failing_webhook):
+    down, up, receiver = failing_webhook
+    _, _, tick = loop
+    failing = WebhookResource(url=down, retries=1, backoff_seconds=0.01, timeout_seconds=0.2)
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    [first], cursor = tick(None, failing)
+    assert first.tags["run_success"] == "False"  # the run log says the owner was not told
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert (incident["state"], incident["action_result"]) == ("open", "applied")  # recorded and acted on all the same
+    assert incident["notification"].startswith("opened: failed after 2 attempts: ")
+    assert (incident["undelivered"], incident["delivery_failures"]) == ("opened", 1)
+
+    working = WebhookResource(url=up)
+    assert tick(cursor, working)[0] == []  # the next tick comes too soon after the failure: it backs off
+    told_long_ago(lake, "ticket_triage")
+    [again], cursor = tick(cursor, working)
+    assert again.run_key == f"ticket_triage/p95_latency_ceiling/{HOUR.isoformat()}:breached:redelivery 1"
+    assert again.tags["run_success"] == "True"
+    [(_, message)] = receiver.received
+    assert message["text"].startswith(":rotating_light: [page] ticket_triage: SLO p95_latency_ceiling breached")
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert incident["notification"].endswith("; opened: delivered (1 attempt)")
+    assert (incident["undelivered"], incident["delivery_failures"]) == (None, 0)
+    assert len(read_actions(lake, "ticket_triage")) == 1  # the action was not taken again
+    told_long_ago(lake, "ticket_triage")
+    assert tick(cursor, working)[0] == []  # delivered: nothing more to send
+
+
+def test_rerunning_a_failed_incident_run_sends_what_was_not_delivered(loop, lake, dead_webhook_url, webhook_server):
+    url, receiver = webhook_server
+    defs, instance, tick = loop
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    [failed], _ = tick(None, WebhookResource(url=dead_webhook_url, retries=0))
+    rerun = defs.get_job_def(INCIDENT_JOB).execute_in_process(
+        run_config=failed.run_config, instance=instance, resources={"lake": defs.resources["lake"],
+        "webhook": WebhookResource(url=url)}
+    )  # fmt: skip
+    assert rerun.success and len(receiver.received) == 1
+    [incident] = read_incidents(lake, "ticket_triage")
+    assert incident["undelivered"] is None and len(read_actions(lake, "ticket_triage")) == 1
+
+
+def test_status_lists_the_owners_not_told_yet(loop, lake, dead_webhook_url, capsys, monkeypatch):
+    from orchestration import cli
+
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(lake.root))
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(lake.landing))
+    _, _, tick = loop
+    record(lake, evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR))
+    tick(None, WebhookResource(url=dead_webhook_url, retries=0))
+    assert cli.main(["status", "--model", "ticket_triage"]) == 0
+    out = capsys.readouterr().out
+    assert "owners not told yet: 1" in out
+    assert f"ticket_triage/p95_latency_ceiling/{HOUR.isoformat()}: the opened message failed 1 time" in out

@@ -117,3 +117,31 @@ def test_each_models_range_runs_in_its_own_process_on_a_shared_instance(registry
             ]
             pids.add(started.split("pid: ")[1].rstrip(")"))
         assert len(pids) == 2 and str(os.getpid()) not in pids
+
+
+def test_an_in_process_run_waits_for_another_run_of_its_model(registry, tmp_path):
+    """``closedloop run`` bypasses the run queue: it holds the model's pipeline lock instead, so a second
+    run of the model starts only when the first has ended."""
+    import threading
+
+    from orchestration.runner import PIPELINE_LOCK
+
+    lake = Lake(registry.lake, registry.landing)
+    holding, release, waited = threading.Event(), threading.Event(), []
+
+    def first_run() -> None:  # another run of ticket_triage, holding its lock until told to end
+        with lake.locked("ticket_triage", PIPELINE_LOCK):
+            holding.set()
+            release.wait()
+
+    def on_wait(model: str, lock) -> None:
+        waited.append((model, lock.name))
+        release.set()  # the first run ends now that the second is waiting for it
+
+    other = threading.Thread(target=first_run)
+    other.start()
+    holding.wait()
+    instance = dg.DagsterInstance.ephemeral()
+    [outcome] = materialize_range(registry, ["ticket_triage"], DEFAULT_START, DEFAULT_START, instance, on_wait=on_wait)
+    other.join()
+    assert waited == [("ticket_triage", "pipeline.lock")] and outcome.success

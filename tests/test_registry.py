@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from closedloop.core.specs import RegistryError
-from closedloop.registry import DEFAULT_CONFIG, drift_limit_problems, load_registry, slo_source_problems
+from closedloop.registry import DEFAULT_CONFIG, drift_limit_problems, load_registry, metric_source_problems
 
 GOOD_MODEL = {
     "owner": "team:risk-ml",
@@ -57,6 +57,10 @@ def with_alerts(**alerts) -> dict:
     return {**with_model(), "alerts": alerts}
 
 
+def dial(weights: dict) -> dict:
+    return {"type": "dial", "params": {"weights": weights}}
+
+
 def route(name: str, url_env: str | None = "PAGER_URL", **match) -> dict:
     return {k: v for k, v in {"name": name, "url_env": url_env, "match": match or None}.items() if v is not None}
 
@@ -77,7 +81,7 @@ def test_project_registry_loads_both_sample_models():
     # The demo registry is the one the demo and the end-to-end test run on (the other tests read
     # tests/registry/models.yaml): every SLO of it reads a source closedloop computes, every drift limit a metric.
     assert all(model.slos for model in registry.models.values())
-    assert [p for m in registry.models.values() for p in slo_source_problems(m) + drift_limit_problems(m)] == []
+    assert [p for m in registry.models.values() for p in metric_source_problems(m) + drift_limit_problems(m)] == []
 
 
 def test_good_registry_parses_slo_fields(tmp_path):
@@ -305,6 +309,65 @@ def test_environment_roots_override_the_file(tmp_path):
         (with_alerts(renotify_after="4 hours"), "alerts.renotify_after", "e.g. 30m, 4h or 1d"),
         (with_alerts(renotify_after="10s"), "alerts.renotify_after", "shorter than a minute"),
         (with_alerts(renotfy_after="4h"), "alerts.renotfy_after", "unknown key"),
+        (
+            with_model(slos=[{**GOOD_MODEL["slos"][0], "action": {"type": "rollback", "params": {"to": "v9"}}}]),
+            "models.fraud",
+            "slos.0.action.params.to names unknown version 'v9'; fraud's versions are ['v1']",
+        ),
+        (
+            with_model(slos=[{**GOOD_MODEL["slos"][0], "action": dial({"v1": 0.5, "v9": 0.5})}]),
+            "models.fraud",
+            "slos.0.action.params.weights names unknown version(s) ['v9']; fraud's versions are ['v1']",
+        ),
+        (
+            with_model(slos=[{**GOOD_MODEL["slos"][0], "action": dial({"v1": "all"})}]),
+            "models.fraud.slos.0.action",
+            "params.weights must be numbers",
+        ),
+        (
+            with_model(slos=[{**GOOD_MODEL["slos"][0], "action": {"type": "fallback", "params": {"enabled": "no"}}}]),
+            "models.fraud.slos.0.action",
+            "params.enabled must be true or false",
+        ),
+        (
+            with_model(metrics=GOOD_MODEL["metrics"][:2] + [{**GOOD_MODEL["metrics"][2], "sql": "max(model_version)"}]),
+            "models.fraud.metrics.2",
+            "sql 'max(model_version)' gives VARCHAR, not a number",
+        ),
+        (
+            with_model(
+                metrics=[GOOD_MODEL["metrics"][0], {**GOOD_MODEL["metrics"][1], "source": "ops.latency_p96_ms"}]
+                + GOOD_MODEL["metrics"][2:]
+            ),
+            "models.fraud.metrics.1",
+            "metric 'p95': unknown source 'ops.latency_p96_ms'",
+        ),  # watched by no SLO, and refused all the same
+        (
+            with_model(slos=[{**GOOD_MODEL["slos"][0], "threshold": float("nan")}]),
+            "models.fraud.slos.0.threshold",
+            "finite number",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "rate", "band": [0, float("inf")], "severity": "warn"}]),
+            "models.fraud.slos.0.band.1",
+            "finite number",
+        ),
+        (with_model(ops={"max_latency_p95_ms": float("inf")}), "models.fraud.ops.max_latency_p95_ms", "finite number"),
+        (
+            with_model(drift={"thresholds": {"psi": {"type": "upper", "warn": 0.1, "error": float("nan")}}}),
+            "models.fraud.drift.thresholds",
+            "psi.error: nan is not a finite number",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "rate", "learned": {"k": float("inf")}, "severity": "warn"}]),
+            "models.fraud.slos.0.learned.k",
+            "finite number",
+        ),
+        (with_model(tags={"tier": "gold medal"}), "models.fraud.tags.tier", "'gold medal' is not a valid tag value"),
+        (with_model(tags={"a b": "x"}), "models.fraud.tags.a b", "'a b' is not a valid tag key"),
+        (with_model(tags={"tier": 1}), "models.fraud.tags.tier", "valid string"),
+        (with_model(tags={"model": "x"}), "models.fraud.tags", "'model' is closedloop's own tag"),
+        (with_model(tags={"dagster/kind": "x"}), "models.fraud.tags", "'dagster/kind' is not a valid tag key"),
         ({"models": {"../etc": GOOD_MODEL}}, "models.../etc", "'../etc' is not a valid name"),
         ({"models": {"fraud": ["not", "a", "mapping"]}}, "models.fraud", "valid dictionary"),
         ({"modles": {"fraud": GOOD_MODEL}}, "modles", "unknown key"),
@@ -336,6 +399,45 @@ def test_unreadable_files_say_what_to_do(tmp_path):
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("42\n")
     assert "expected a mapping" in str(pytest.raises(RegistryError, load_registry, scalar).value)
+
+
+def written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    return path
+
+
+MODEL_YAML = yaml.safe_dump(GOOD_MODEL)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    # Last-wins would make the first fraud, and every model between the two, disappear without a word.
+    body = textwrap.indent(MODEL_YAML, "    ")
+    path = written(tmp_path, f"models:\n  fraud:\n{body}  triage:\n{body}  fraud:\n{body}")
+    message = str(pytest.raises(RegistryError, load_registry, path).value)
+    second = 4 + 2 * len(MODEL_YAML.splitlines())
+    assert str(path) in message
+    assert f"not valid YAML: line {second}: key 'fraud' is given twice (first on line 2)" in message
+
+
+def test_a_nested_key_given_twice_is_refused_too(tmp_path):
+    model = MODEL_YAML.replace("versions:\n", "versions:\n  v1:\n    threshold: 0.2\n", 1)
+    path = written(tmp_path, "models:\n  fraud:\n" + textwrap.indent(model, "    "))
+    message = str(pytest.raises(RegistryError, load_registry, path).value)
+    assert "key 'v1' is given twice" in message, message
+
+
+@pytest.mark.parametrize("text", ["2026-13-01", "2026-02-30"])
+def test_a_date_that_does_not_exist_is_named_by_its_key(tmp_path, text):
+    model = MODEL_YAML.replace("start_date: '2026-09-01'", f"start_date: {text}")
+    path = written(tmp_path, "models:\n  fraud:\n" + textwrap.indent(model, "    "))
+    message = str(pytest.raises(RegistryError, load_registry, path).value)
+    assert "  models.fraud.start_date: " in message and text in message, message
+
+
+def test_dates_in_the_registry_still_read_as_dates(tmp_path):
+    registry = load_registry(written(tmp_path, "models:\n  fraud:\n" + textwrap.indent(MODEL_YAML, "    ")))
+    assert registry.model("fraud").start_date == dt.date(2026, 9, 1)
 
 
 def test_unknown_model_lists_the_known_ones(tmp_path):

@@ -192,7 +192,7 @@ def _registry_with(tmp_path, edit):
     return load_registry(path, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
 
 
-def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_the_slo(tmp_path, registry):
+def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_the_metric(tmp_path, registry):
     assert set(registry.models) == {"fraud", "ticket_triage"}  # the demo registry's own load is in test_registry
 
     def unknown(model):
@@ -201,11 +201,11 @@ def test_the_projects_registry_passes_and_unknown_sources_are_rejected_naming_th
         model["metrics"][0]["sql"] = "avg(decison)"
 
     with pytest.raises(RegistryError) as error:
-        _registry_with(tmp_path, unknown)  # load_registry checks every SLO's source itself
+        _registry_with(tmp_path, unknown)  # load_registry checks every metric's source itself
     message = str(error.value)
-    assert "fraud.slos.score_distribution_stable" in message and "'drift.scores_psi'" in message
-    assert "fraud.slos.auc_30d_floor" in message and "with N in [7, 30]" in message
-    assert "fraud.slos.review_rate_in_band" in message and "decison" in message
+    assert "fraud.metrics.2: metric 'score_psi'" in message and "'drift.scores_psi'" in message
+    assert "fraud.metrics.1: metric 'auc_30d'" in message and "with N in [7, 30]" in message
+    assert "fraud.metrics.0: metric 'review_rate'" in message and "decison" in message
     assert "ops.<metric>" in message  # the known names are listed
     assert "ticket_triage" not in message
 

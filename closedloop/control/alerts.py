@@ -9,6 +9,11 @@ closed and acted on, but no message goes out while it lasts and the incident say
 held it back. Both live in the lake (``acknowledgements``, ``silences``; each row is the audit
 record of one person's decision, who, when and why), so the sensors read them, and a restart,
 a lost cursor or a second sensor tick changes nothing.
+
+A message the webhook did not take (refused, timed out, 5xx after the poster's own retries)
+stays on the incident as ``undelivered``; the incident sensor sends it again once
+``redelivery_wait`` has passed since the last attempt, a wait that doubles with each failure
+up to an hour, until it is delivered.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
-from closedloop.control.incidents import find_incident, incident_location, read_incidents, record_incident
+from closedloop.control.incidents import (
+    INCIDENTS_LOCK,
+    find_incident,
+    incident_location,
+    read_incidents,
+    record_incident,
+)
 from closedloop.core.lake import Lake
 from closedloop.core.specs import AlertRoute, AlertsSpec, ModelSpec
 
@@ -154,7 +165,14 @@ def acknowledge(lake: Lake, models: Mapping[str, ModelSpec], identifier: str, *,
         model, day = incident_location(identifier)
     except ValueError as exc:
         raise AlertError(str(exc)) from None
-    incident = find_incident(lake, model, day, identifier) if model in models else None
+    if model not in models:
+        raise AlertError(f"no incident {identifier!r}; the open ones are listed by `closedloop status`")
+    with lake.locked(model, INCIDENTS_LOCK):
+        return _acknowledge(lake, model, day, identifier, who, now)
+
+
+def _acknowledge(lake: Lake, model: str, day: dt.date, identifier: str, who: str, now: dt.datetime) -> dict:
+    incident = find_incident(lake, model, day, identifier)
     if incident is None:
         raise AlertError(f"no incident {identifier!r}; the open ones are listed by `closedloop status`")
     if incident["acknowledged_by"] is not None:
@@ -171,6 +189,27 @@ def read_acknowledgements(lake: Lake, model: str) -> list[dict]:
     """The audit log of ``model``'s acknowledgements, oldest first."""
     rows = lake.read_range(model, "acknowledgements", schema=ACKNOWLEDGEMENTS_SCHEMA).to_pylist()
     return sorted(rows, key=lambda r: (r["at"], r["incident_id"]))
+
+
+# Messages not delivered
+
+REDELIVERY_FIRST_WAIT = dt.timedelta(minutes=1)
+REDELIVERY_LONGEST_WAIT = dt.timedelta(hours=1)
+
+
+def redelivery_wait(failures: int) -> dt.timedelta:
+    """How long after a failed attempt the message is tried again: one minute, doubling, at most an hour."""
+    return min(REDELIVERY_FIRST_WAIT * 2 ** max(failures - 1, 0), REDELIVERY_LONGEST_WAIT)
+
+
+def redeliveries_due(lake: Lake, model: str, now: dt.datetime) -> list[dict]:
+    """The model's incidents whose owner still has a message to receive and whose wait has passed."""
+    return [
+        incident
+        for incident in read_incidents(lake, model)
+        if incident["undelivered"] is not None
+        and now - last_told(incident) >= redelivery_wait(incident["delivery_failures"] or 0)
+    ]
 
 
 # Reminders

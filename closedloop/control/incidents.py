@@ -7,8 +7,15 @@ where it turns ok again (``recovered``) closes it. While a breach lasts the stat
 and nothing new opens for that subject (no alert storms); another subject breaking the same SLO
 meanwhile opens its own incident, so the second fault is told too. Handling a transition is
 idempotent, so a re-evaluated day, a sensor restart or a re-run never opens or closes an
-incident twice. An incident lives in the ``incidents`` partition of the day it was opened;
-closing it, carrying out its action and notifying its owner rewrite that row.
+incident twice; a re-run does finish what an earlier run left undone (the action, or a message
+the webhook did not take, which the incident keeps as ``undelivered`` until it is delivered).
+An incident lives in the ``incidents`` partition of the day it was opened; closing it, carrying
+out its action and notifying its owner rewrite that row.
+
+Every read-then-write of an incident (open or close it, take its action, tell its owner,
+acknowledge it) holds the model's ``incidents`` lock in the lake from the read to the write, so
+runs handling the same transition at once (two backfills, a rerun, the daemon beside the command
+line) open it once, act once and tell once.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ INCIDENTS_SCHEMA = pa.schema(
         ("action_result", pa.string()),  # applied, pending approval, or why it could not be carried out
         ("notification", pa.string()),  # how telling the owner went: the opening, each reminder, the closing
         ("notified_at", pa.timestamp("us", tz="UTC")),  # the last message sent (or tried): reminders count from it
+        ("undelivered", pa.string()),  # the message its owner has not received yet (opened, closed): sent again
+        ("delivery_failures", pa.int32()),  # failed attempts at that message in a row: the wait before the next
         ("renotifications", pa.int32()),  # reminders sent for a page incident left open and unacknowledged
         ("acknowledged_by", pa.string()),  # who said they are on it (``closedloop ack``): no more reminders
         ("acknowledged_at", pa.timestamp("us", tz="UTC")),
@@ -60,6 +69,7 @@ INCIDENTS_SCHEMA = pa.schema(
     ]
 )
 OPENED, CLOSED = "opened", "closed"
+INCIDENTS_LOCK = "incidents"  # the model's lock that every read-then-write of its incidents holds
 
 
 def incident_id(model: str, slo: str, subject: str | None, opened: str) -> str:
@@ -69,10 +79,12 @@ def incident_id(model: str, slo: str, subject: str | None, opened: str) -> str:
 
 @dataclass(frozen=True)
 class IncidentChange:
-    """What handling one transition did: ``opened`` or ``closed`` the incident (as recorded)."""
+    """What handling one transition did: ``opened`` or ``closed`` the incident (as recorded); ``resumed``
+    when an earlier run had done that but left its action or its message undone."""
 
     change: str
     incident: dict
+    resumed: bool = False
 
 
 def read_incidents(lake: Lake, model: str, state: str | None = None) -> list[dict]:
@@ -130,23 +142,36 @@ def is_handled(lake: Lake, evaluation: Mapping) -> bool:
 def apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.datetime) -> IncidentChange | None:
     """Open or close the incident an evaluation's transition names; None when that is already done.
 
-    A recovery whose incident was never opened (the SLO was breached before incidents were
-    kept) changes nothing.
+    When an earlier run opened (or closed) it but did not finish, the change is returned again,
+    ``resumed``, so the rest is done: the action not taken yet, the message not delivered. A
+    recovery whose incident was never opened (the SLO was breached before incidents were kept)
+    changes nothing.
     """
+    with lake.locked(model.name, INCIDENTS_LOCK):
+        return _apply_transition(lake, model, evaluation, now)
+
+
+def _apply_transition(lake: Lake, model: ModelSpec, evaluation: Mapping, now: dt.datetime) -> IncidentChange | None:
     identifier = transition_incident_id(evaluation)
     opened_day = period_start(evaluation["breached_since"]).date()
     existing = find_incident(lake, model.name, opened_day, identifier)
     if evaluation["transition"] == BREACHED:
         if existing is not None:
-            return None
+            unfinished = existing["state"] == "open" and (
+                existing["action_result"] is None or existing["undelivered"] == OPENED
+            )
+            return IncidentChange(OPENED, existing, resumed=True) if unfinished else None
         slo = next(s for s in model.slos if s.name == evaluation["slo"])
         return IncidentChange(
             OPENED, record_incident(lake, _opened(identifier, evaluation, slo.action.type, slo.action.mode, now))
         )
     if evaluation["transition"] == RECOVERED:
-        if existing is None or existing["state"] == "closed":
+        if existing is None:
             return None
-        closed = {**existing, "state": "closed", "closed": evaluation["period"], "closed_at": now}
+        if existing["state"] == "closed":
+            return IncidentChange(CLOSED, existing, resumed=True) if existing["undelivered"] == CLOSED else None
+        closed = {**existing, "state": "closed", "closed": evaluation["period"], "closed_at": now,
+                  "undelivered": CLOSED, "delivery_failures": 0}  # fmt: skip
         return IncidentChange(CLOSED, record_incident(lake, closed))
     raise ValueError(f"evaluation of {evaluation['slo']} at {evaluation['period']} has no transition")
 
@@ -180,6 +205,8 @@ def _opened(identifier: str, row: Mapping, action: str, mode: str, now: dt.datet
         "action_result": None,
         "notification": None,
         "notified_at": None,
+        "undelivered": OPENED,
+        "delivery_failures": 0,
         "renotifications": 0,
         "acknowledged_by": None,
         "acknowledged_at": None,

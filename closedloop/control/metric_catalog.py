@@ -48,6 +48,13 @@ FAMILY_TABLES = {
 }
 
 
+# What a business metric's SQL may give: a number (a boolean counts as 0 or 1).
+NUMERIC_SQL_TYPES = frozenset(
+    {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+
+
 class SourceError(ValueError):
     """A ``source`` closedloop does not compute; the message names it."""
 
@@ -154,8 +161,9 @@ def metric_table(model: ModelSpec, metric_name: str) -> str:
 def validate_business_sql(model: ModelSpec, expression: str) -> None:
     """Prepare the expression against an empty predictions table with the contract's columns.
 
-    Catches unknown columns, syntax and type errors, and expressions that are not one aggregate
-    value, at registry load instead of at the first evaluation.
+    Catches unknown columns, syntax and type errors, expressions that are not one aggregate
+    value and values that are not numbers (``max(model_version)``), at registry load instead of at
+    the first evaluation.
     """
     if ";" in expression:
         raise SourceError(f"sql {expression!r} must be a single expression (no ';')")
@@ -165,7 +173,9 @@ def validate_business_sql(model: ModelSpec, expression: str) -> None:
     try:
         with connect() as con:
             con.register("predictions", empty)
-            result = con.execute(business_sql(expression), {"start": start, "end": end}).fetchall()
+            cursor = con.execute(business_sql(expression), {"start": start, "end": end})
+            value_type = str(cursor.description[1][1])
+            result = cursor.fetchall()
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         if "GROUP BY" in message:
@@ -175,6 +185,11 @@ def validate_business_sql(model: ModelSpec, expression: str) -> None:
         raise SourceError(f"sql {expression!r} does not run on the predictions table: {message}") from None
     if len(result) != 1:
         raise SourceError(f"sql {expression!r} must be an aggregate (one value per period, e.g. avg(decision))")
+    if value_type not in NUMERIC_SQL_TYPES and not value_type.startswith("DECIMAL"):
+        raise SourceError(
+            f"sql {expression!r} gives {value_type}, not a number; an SLO judges numbers (e.g. avg(decision), "
+            "count(*), sum(cost_usd))"
+        )
 
 
 def business_sql(expression: str) -> str:

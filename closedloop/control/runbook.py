@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import cast
 
 from closedloop.control.alerts import active_silence, is_reminder_due, read_silences, reminder_number, silenced_note
-from closedloop.control.incidents import find_incident, record_incident
+from closedloop.control.incidents import INCIDENTS_LOCK, find_incident, record_incident
 from closedloop.control.serving import ControlError, read_serving, request_action
 from closedloop.control.webhook import Delivery, incident_message
 from closedloop.core.lake import Lake
@@ -27,7 +27,12 @@ INCIDENT_ACTOR = "closedloop incident job"
 
 
 def carry_out(lake: Lake, model: ModelSpec, incident: Mapping, now: dt.datetime) -> dict:
-    """Request the incident's runbook action once and record the outcome on the incident."""
+    """Request the incident's runbook action once, however many runs try at once, and record the outcome."""
+    with lake.locked(model.name, INCIDENTS_LOCK):
+        return _carry_out(lake, model, incident, now)
+
+
+def _carry_out(lake: Lake, model: ModelSpec, incident: Mapping, now: dt.datetime) -> dict:
     incident = _fresh(lake, incident)  # as the lake has it: an acknowledgement may have come in since it opened
     if incident["action_id"] is not None or incident["action_result"] is not None:
         return dict(incident)  # a re-run of the job: the action was requested already
@@ -71,17 +76,35 @@ def notify(
 ) -> tuple[dict, Delivery | None]:
     """Tell the owner an incident was opened or closed, through its route, and record how that went.
 
-    No message goes out while a silence covers the incident's SLO: the incident names the silence
-    instead. A route whose URL is not set sends nothing either; the incident says so rather than
-    pretending someone was told.
+    Only a message the incident still owes (``undelivered``) is sent, so runs telling the same
+    change at once, or a re-run after it was delivered, send it once. One that fails stays owed,
+    its failures counted, for the incident sensor (or a re-run) to send again. No message goes
+    out while a silence covers the incident's SLO: the incident names the silence instead. A
+    route whose URL is not set sends nothing either; the incident says so rather than pretending
+    someone was told.
     """
+    with lake.locked(incident["model"], INCIDENTS_LOCK):
+        return _notify(lake, incident, change, post_for, alerts, now)
+
+
+def _notify(
+    lake: Lake, incident: Mapping, change: str, post_for: PostFor, alerts: AlertsSpec, now: dt.datetime
+) -> tuple[dict, Delivery | None]:
     current = _fresh(lake, incident)
+    if current["undelivered"] != change:
+        return current, None  # told already
     silence = active_silence(read_silences(lake, current["model"]), current["slo"], now)
     if silence is not None:
-        noted = _noted(current, change, silenced_note(silence))
-        return record_incident(lake, {**current, "notification": noted, "silenced": silence["silence_id"]}), None
+        noted = {"notification": _noted(current, change, silenced_note(silence)), "silenced": silence["silence_id"]}
+        return record_incident(lake, {**current, **noted, "undelivered": None, "delivery_failures": 0}), None
     outcome, delivery = _post(current, alerts, post_for, incident_message(current))
-    told = {"notification": _noted(current, change, outcome), "notified_at": now}
+    failed = delivery is not None and not delivery.ok
+    told = {
+        "notification": _noted(current, change, outcome),
+        "notified_at": now,
+        "undelivered": change if failed else None,
+        "delivery_failures": (current["delivery_failures"] or 0) + 1 if failed else 0,
+    }
     return record_incident(lake, {**current, **told}), delivery
 
 
@@ -93,6 +116,13 @@ def remind(
     None when the lake shows it is not due (acknowledged, closed, silenced, reminded already, or
     told too recently): a re-run, a restart or a lost cursor never reminds twice.
     """
+    with lake.locked(incident["model"], INCIDENTS_LOCK):
+        return _remind(lake, incident, number, post_for, alerts, now)
+
+
+def _remind(
+    lake: Lake, incident: Mapping, number: int, post_for: PostFor, alerts: AlertsSpec, now: dt.datetime
+) -> tuple[dict, Delivery | None] | None:
     current = _fresh(lake, incident)
     silences = read_silences(lake, current["model"])
     if reminder_number(current) != number or not is_reminder_due(current, alerts, silences, now):

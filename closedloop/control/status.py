@@ -20,7 +20,7 @@ from closedloop.core.specs import ModelSpec
 INCIDENT_FIELDS = (
     "incident_id", "model", "slo", "subject", "metric", "version", "value", "detail", "opened", "closed",
     "severity", "action", "action_mode", "action_id", "action_result", "notification", "renotifications",
-    "acknowledged_by", "acknowledged_at", "silenced", "state",
+    "acknowledged_by", "acknowledged_at", "silenced", "undelivered", "delivery_failures", "state",
 )  # fmt: skip
 
 

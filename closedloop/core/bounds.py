@@ -133,7 +133,7 @@ class LearnedLimits(BaseModel):
     limits on the reference days of the judged day's weekday, their width taken from all of them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     reference: Literal["first", "trailing"] = "first"
     periods: int = Field(default=14, ge=3, le=366)

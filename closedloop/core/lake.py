@@ -13,6 +13,8 @@ import fcntl
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -315,14 +317,30 @@ class Lake:
             merged = pa.concat_tables([pa.Table.from_pylist(kept, schema=data.schema), data])
             return _replace_atomically(path, merged)
 
+    @contextmanager
+    def locked(self, model: str, what: str, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
+        """Hold ``model``'s exclusive lock named ``what`` (``<lake>/<model>/.locks/<what>.lock``) for the block.
+
+        For work whose check and write must not interleave with another process's or thread's:
+        handling an incident (is it open, was its action taken, was its owner told), a pipeline
+        run of the model from the command line. ``on_wait(lock_file)`` is called once when
+        someone else holds it, before waiting for them. The operating system drops the lock of a
+        process that dies, so a killed run never leaves the model locked.
+        """
+        path = self.root / checked_name(model, "model name") / ".locks" / f"{checked_name(what, 'lock name')}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(path)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def serving_path(self, model: str) -> Path:
         """The serving control file a model's service reads: ``<lake>/serving/<model>.json``."""
         return self.root / "serving" / f"{checked_name(model, 'model name')}.json"
-
-    @property
-    def catalog_path(self) -> Path:
-        """The DuckDB file that holds views over the lake for ad-hoc SQL."""
-        return self.root / "catalog.duckdb"
 
 
 def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:

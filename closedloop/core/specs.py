@@ -11,8 +11,10 @@ The whole schema is one module on purpose (about 500 lines): one place for what 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,6 +52,12 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 # Dagster accepts an email address or "team:<name>" as an owner.
 OWNER_PATTERN = r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$"
 Owner = Annotated[str, StringConstraints(pattern=OWNER_PATTERN)]
+# Dagster's rules for definition tags (keys with an optional namespace/, each part at most 63 characters).
+TAG_KEY_PATTERN = r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$"
+TAG_VALUE_PATTERN = r"^[A-Za-z0-9_.-]{0,63}$"
+TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY_PATTERN)]
+TagValue = Annotated[str, StringConstraints(pattern=TAG_VALUE_PATTERN)]
+MODEL_TAG_KEY = "model"  # closedloop tags every asset with its model's name
 
 
 class RegistryError(ValueError):
@@ -57,7 +65,8 @@ class RegistryError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # A NaN or infinite threshold would breach (or never breach) every period: numbers must be finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class LabelSource(_Strict):
@@ -206,8 +215,16 @@ class RunbookAction(_Strict):
             weights = self.params.get("weights")
             if not isinstance(weights, dict) or not weights:
                 raise ValueError("a 'dial' action needs params.weights, e.g. {v11: 0.9, v12: 0.1}")
+            if not all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights.values()):
+                raise ValueError(f"params.weights must be numbers (shares of traffic), got {weights}")
+            if not all(math.isfinite(w) and w >= 0 for w in weights.values()):
+                raise ValueError(f"params.weights must be shares from 0 to 1, got {weights}")
             if abs(sum(float(w) for w in weights.values()) - 1.0) > 1e-6:
                 raise ValueError(f"params.weights must sum to 1, got {weights}")
+        if self.type == "rollback" and not isinstance(self.params.get("to", ""), str):
+            raise ValueError(f"params.to must be a version name, got {self.params['to']!r}")
+        if self.type == "fallback" and not isinstance(self.params.get("enabled", True), bool):
+            raise ValueError(f"params.enabled must be true or false, got {self.params['enabled']!r}")
         if self.type == "recalibrate":
             if self.params.get("method", "isotonic") not in ("isotonic", "platt"):
                 raise ValueError(f"params.method must be isotonic or platt, got {self.params['method']!r}")
@@ -350,6 +367,24 @@ class DriftSpec(_Strict):
         default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."
     )
 
+    @field_validator("thresholds")
+    @classmethod
+    def _finite(cls, limits: dict[str, Bound]) -> dict[str, Bound]:
+        for metric, bound in limits.items():
+            for level in ("warn", "error"):
+                limit = getattr(bound, level)
+                values = limit if isinstance(limit, tuple) else (limit,)
+                if any(value is not None and not math.isfinite(value) for value in values):
+                    raise ValueError(f"{metric}.{level}: {limit} is not a finite number")
+        return limits
+
+    @field_validator("columns")
+    @classmethod
+    def _finite_per_column(cls, columns: dict[str, dict[str, Bound]]) -> dict[str, dict[str, Bound]]:
+        for limits in columns.values():
+            cls._finite(limits)
+        return columns
+
     def limit(self, metric: str, column: str) -> Bound | None:
         """The limits that judge ``metric`` on ``column``, or None when the metric is only reported."""
         for limits in (self.columns.get(column, {}), self.thresholds, DEFAULT_DRIFT_LIMITS):
@@ -389,7 +424,7 @@ class ModelSpec(_Strict):
     name: Name
     description: str = ""
     owner: Owner
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
     task: Literal["binary"] = "binary"
     start_date: dt.date = Field(description="First day of the prediction log; the daily partitions start here.")
     end_date: dt.date | None = Field(
@@ -455,6 +490,18 @@ class ModelSpec(_Strict):
             raise ValueError(f"{key!r} is mapped to one of closedloop's columns under columns; pick another column")
         return key
 
+    @field_validator("tags")
+    @classmethod
+    def _model_tag_is_reserved(cls, tags: dict[str, str]) -> dict[str, str]:
+        if MODEL_TAG_KEY in tags or any(key.startswith("dagster/") for key in tags):
+            taken = next(key for key in tags if key == MODEL_TAG_KEY or key.startswith("dagster/"))
+            raise ValueError(
+                f"{taken!r} is closedloop's own tag (the model's name)"
+                if taken == MODEL_TAG_KEY
+                else f"{taken!r} is not a valid tag key: the dagster/ namespace is Dagster's own"
+            )
+        return tags
+
     @field_validator("segments", "versions")
     @classmethod
     def _all_is_reserved(cls, names):
@@ -493,6 +540,7 @@ class ModelSpec(_Strict):
                 )
             if slo.learned is not None and slo.learned.seasonal and cadences.get(slo.metric) != "daily":
                 problems.append(f"slos.{index}.learned.seasonal: a weekday reference needs a daily metric")
+            problems += self._action_version_problems(f"slos.{index}.action", slo.action)
         slo_names = [s.name for s in self.slos]
         if len(set(slo_names)) != len(slo_names):
             problems.append("SLO names must be unique")
@@ -506,6 +554,17 @@ class ModelSpec(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _action_version_problems(self, where: str, action: RunbookAction) -> list[str]:
+        """Versions a rollback or dial names that the model does not have: the action would fail mid-incident."""
+        known = f"{self.name}'s versions are {list(self.versions)}"
+        target = action.params.get("to")
+        if action.type == "rollback" and target is not None and target not in self.versions:
+            return [f"{where}.params.to names unknown version {target!r}; {known}"]
+        weights = action.params.get("weights")
+        dialled = weights if action.type == "dial" and isinstance(weights, dict) else {}
+        unknown = sorted(set(dialled) - set(self.versions))
+        return [f"{where}.params.weights names unknown version(s) {unknown}; {known}"] if unknown else []
 
     @model_validator(mode="after")
     def _drift_columns_known(self) -> ModelSpec:
@@ -644,6 +703,8 @@ _PATTERN_MEANINGS = {
     NAME_PATTERN: "not a valid name: use letters, digits and underscores, starting with a letter (at most 64)",
     OWNER_PATTERN: "not a valid owner: use an email address or team:<name>",
     ENV_VARIABLE_PATTERN: "not an environment variable name: use letters, digits and underscores, e.g. PAGER_URL",
+    TAG_KEY_PATTERN: "not a valid tag key: letters, digits, '_', '-' and '.', at most 63 (optionally namespace/key)",
+    TAG_VALUE_PATTERN: "not a valid tag value: letters, digits, '_', '-' and '.', at most 63",
 }
 
 
@@ -658,8 +719,37 @@ def _describe(error: ValidationError, prefix: tuple = ()) -> str:
         elif problem["type"] == "string_pattern_mismatch":
             pattern = str(problem.get("ctx", {}).get("pattern"))
             message = f"{problem['input']!r} is " + _PATTERN_MEANINGS.get(pattern, message)
+        elif problem["type"].startswith(("date_", "datetime_")):
+            message = f"{problem['input']!r}: {message} (write a day that exists, YYYY-MM-DD)"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that gives one key twice; the message names the key and both lines."""
+
+
+class _RegistryLoader(yaml.SafeLoader):
+    """YAML as the schema wants it: a key given twice is an error, not last-wins (a second ``fraud:``
+    would silently replace the first), and dates stay text, so that the schema parses them and a day
+    that does not exist (``2026-13-01``) is reported with its key rather than as a YAML traceback."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, typing.Hashable) and key in seen:
+                first = seen[key]
+                raise DuplicateKeyError(f"line {line}: key {key!r} is given twice (first on line {first}); keep one")
+            if isinstance(key, typing.Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: str | None = None) -> Registry:
@@ -669,7 +759,7 @@ def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
     """
     path = Path(path).resolve()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_RegistryLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise RegistryError(f"{path}: registry file not found (set --config or CLOSEDLOOP_CONFIG)") from None
     except yaml.YAMLError as exc:

@@ -15,20 +15,37 @@ def query(package: str, name: str) -> str:
     return resources.files(package).joinpath("sql", f"{name}.sql").read_text()
 
 
-def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect() -> duckdb.DuckDBPyConnection:
     """A connection that prints nothing on its own (no progress bar in run logs or the CLI).
 
     In-memory work shares one database per process, each caller on a cursor of its own: opening
     a database costs about 13 ms, a cursor 0.2 ms, and a backfill opens a thousand. What a caller
     names (``register``, ``CREATE TEMP TABLE``) belongs to its cursor alone and goes when it is
     closed, so in-memory work never creates catalog objects (no ``create_view``, no plain
-    ``CREATE TABLE``). A database file gets a connection of its own.
+    ``CREATE TABLE``).
     """
-    if database != ":memory:":
-        con = duckdb.connect(database, read_only=read_only)
-        con.execute("SET enable_progress_bar = false")
-        return con
     return _in_memory().cursor()
+
+
+def sealed() -> duckdb.DuckDBPyConnection:
+    """A database of its own that can touch no file, for SQL a person types (``closedloop sql``).
+
+    DuckDB's own settings do the guarding, not a filter on the text: no file system access at
+    all (no ``COPY ... TO``, ``ATTACH``, ``read_csv('/etc/passwd')``, ``INSTALL``), no extension
+    loaded behind the query's back, no Python variable read by name, and the configuration
+    locked so the query cannot turn any of it back on. It reads only what the caller registers.
+    """
+    con = duckdb.connect(":memory:")
+    for setting in (
+        "enable_progress_bar = false",
+        "autoinstall_known_extensions = false",
+        "autoload_known_extensions = false",
+        "python_enable_replacements = false",
+        "enable_external_access = false",
+        "lock_configuration = true",
+    ):
+        con.execute(f"SET {setting}")
+    return con
 
 
 def _in_memory() -> duckdb.DuckDBPyConnection:

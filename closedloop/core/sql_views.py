@@ -1,39 +1,47 @@
-"""The DuckDB catalog: views over every lake table, for ad-hoc SQL (``closedloop sql``).
+"""The lake as views for ad-hoc SQL (``closedloop sql``), read-only and nothing but the lake.
 
-Views are named ``<model>_<table>`` (e.g. ``fraud_predictions``) and read the Parquet files
-with a glob, so partitions written after the catalog was refreshed show up on the next query.
+Each lake table with data is a view named ``<model>_<table>`` (e.g. ``fraud_predictions``) over
+a pyarrow dataset of its partition files, with the Hive partition keys as columns (``date``, and
+``table`` for quarantine). DuckDB reads the datasets it is handed and cannot open a file itself
+(``core.sql.sealed``), so a query can neither write the lake nor read anything outside it. The
+views live in the query's own in-memory database: nothing is kept between queries, so any
+number of ``closedloop sql`` can run at once and each sees the partitions written so far.
 """
 
+from __future__ import annotations
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from closedloop.core.lake import LAKE_TABLES, Lake
 from closedloop.core.specs import Registry
-from closedloop.core.sql import connect
+from closedloop.core.sql import sealed
 
 
-def refresh_catalog(lake: Lake, registry: Registry) -> list[str]:
-    """(Re)create one view per model and table that has data; returns the view names."""
-    lake.root.mkdir(parents=True, exist_ok=True)
-    views = []
-    with connect(str(lake.catalog_path)) as con:
+def lake_dataset(lake: Lake, model: str, table: str) -> ds.Dataset | None:
+    """Every partition file of one table as a dataset (columns unified across days), or None when it has none."""
+    pattern = lake.table_glob(model, table)
+    files = sorted(lake.root.glob(str(pattern.relative_to(lake.root))))
+    if not files:
+        return None
+    keys = [pa.field("table", pa.string())] if table == "quarantine" else []
+    keys.append(pa.field("date", pa.date32()))
+    columns = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    partitioning = ds.partitioning(pa.schema(keys), flavor="hive")
+    schema = pa.schema(list(columns) + [key for key in keys if key.name not in columns.names])
+    base = str(lake.root / model / table)
+    return ds.dataset([str(f) for f in files], schema=schema, partitioning=partitioning, partition_base_dir=base)
+
+
+def query(lake: Lake, registry: Registry, sql: str) -> pd.DataFrame:
+    """Run ``sql`` over the views of every model's lake tables; duckdb.Error when it fails or is refused."""
+    with sealed() as con:
         for model in registry.models:
             for table in LAKE_TABLES:
-                view = f"{model}_{table}"
-                con.execute("DROP VIEW IF EXISTS " + _quoted(view))
-                files = lake.table_glob(model, table)
-                if not any(lake.root.glob(str(files.relative_to(lake.root)))):
-                    continue
-                con.read_parquet(str(files), hive_partitioning=True, union_by_name=True).create_view(view, replace=True)
-                views.append(view)
-    return views
-
-
-def query(lake: Lake, sql: str) -> pd.DataFrame:
-    """Run ``sql`` against the catalog, read-only."""
-    with connect(str(lake.catalog_path), read_only=True) as con:
-        return con.sql(sql).df()
-
-
-def _quoted(identifier: str) -> str:
-    """A view name built from validated model and table names, quoted for DDL."""
-    return '"' + identifier.replace('"', '""') + '"'
+                dataset = lake_dataset(lake, model, table)
+                if dataset is not None:
+                    con.register(f"{model}_{table}", dataset)
+        relation = con.sql(sql)
+        return relation.df() if relation is not None else pd.DataFrame()

@@ -16,15 +16,16 @@ from orchestration.cli.common import UserError, emit, incident_lines, lake_of, l
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from closedloop.core.sql_views import query, refresh_catalog
+    from closedloop.core.sql_views import query
 
     registry = load(args)
-    lake = lake_of(registry)
-    refresh_catalog(lake, registry)
     try:
-        frame = query(lake, args.query)
+        frame = query(lake_of(registry), registry, args.query)
     except duckdb.Error as exc:
-        raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"query failed: {str(exc).splitlines()[0]} (closedloop sql is read-only and reads the lake's views only, "
+            "<model>_<table>)"
+        ) from None
     if args.json:
         print(
             json.dumps(
@@ -117,6 +118,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     open_incidents = [i for i in incidents if i["state"] == "open"]
     lines.append(f"open incidents: {len(open_incidents)}")
     lines += incident_lines(open_incidents) if open_incidents else []
+    untold = [i for i in incidents if i["undelivered"]]
+    lines += [f"owners not told yet: {len(untold)}"] if untold else []
+    lines += [
+        f"  {i['incident_id']}: the {i['undelivered']} message failed {i['delivery_failures']} time(s), last "
+        f"{i['notification'].rpartition('; ')[2]}; the closedloop_incidents sensor sends it again"
+        for i in untold
+    ]
     silences = current_silences(lake, models, dt.datetime.now(dt.UTC))
     lines += [f"silences: {len(silences)}"] if silences else []
     lines += [

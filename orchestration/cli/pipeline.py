@@ -42,7 +42,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.date, quiet: bool) -> list:
     import dagster as dg
 
-    from orchestration.runner import count_steps, materialize_range
+    from orchestration.runner import count_steps, materialize_range, waiting_notice
 
     for name in models:
         model = registry.model(name)
@@ -66,6 +66,7 @@ def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.
             end,
             instance,
             on_step=lambda model, step: bar.set_postfix_str(f"{model}: {step}") or bar.update(),
+            on_wait=lambda model, lock: bar.write(waiting_notice(model, lock), file=sys.stderr),
         )
     return outcomes
 
@@ -137,9 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lake = lake_of(registry)
     index = _incident_day_reports(lake, registry, args.json)
     from closedloop.control.scorecard import score
-    from closedloop.core.sql_views import refresh_catalog
 
-    refresh_catalog(lake, registry)
     summary = ingest_summary(lake, [registry.model(m) for m in models], start, end)
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
