@@ -100,11 +100,9 @@ def materialize_range(
     for watcher in watchers:
         watcher.start()
     try:
+        run = partial(_run_range, registry, start=start, end=end, run_ids=run_ids)
         return _per_model(
-            instance,
-            models,
-            partial(_run_range, registry, start=start, end=end, run_ids=run_ids),
-            on_wait or _print_waiting,
+            instance, models, partial(run, on_wait=on_wait or _print_waiting), partial(run, on_wait=_print_waiting)
         )
     finally:
         for watcher in watchers:
@@ -122,18 +120,18 @@ def _print_waiting(model: str, lock: Path) -> None:
 def _per_model(
     instance: dg.DagsterInstance,
     models: list[str],
-    run: Callable[..., RunOutcome],
-    on_wait: Callable[[str, Path], None] = _print_waiting,
+    run: Callable[[str, dg.DagsterInstance | None], RunOutcome],
+    run_apart: Callable[[str, dg.DagsterInstance | None], RunOutcome] | None = None,
 ) -> list[RunOutcome]:
-    """``run(model, instance, on_wait)`` for each model; in a process each (``instance`` None) when the instance allows.
+    """``run(model, instance)`` for each model; ``run_apart(model, None)`` in a process each when the instance allows.
 
-    A process of its own cannot call back into this one: it prints that it waits instead.
+    A process of its own cannot call back into this one: ``run_apart`` is what it runs instead.
     """
     workers = min(len(models), len(os.sched_getaffinity(0)))
     if workers < 2 or instance.is_ephemeral:
-        return [run(name, instance, on_wait) for name in models]
+        return [run(name, instance) for name in models]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        runs = [pool.submit(run, name, None, _print_waiting) for name in models]
+        runs = [pool.submit(run_apart or run, name, None) for name in models]
         return [r.result() for r in runs]
 
 
@@ -141,8 +139,8 @@ def _run_range(
     registry: Registry,
     name: str,
     instance: dg.DagsterInstance | None,
-    on_wait: Callable[[str, Path], None],
     *,
+    on_wait: Callable[[str, Path], None],
     start: dt.date,
     end: dt.date,
     run_ids: dict[str, str],

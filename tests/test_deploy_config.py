@@ -1,6 +1,7 @@
 """The production instance settings (deploy/dagster.yaml): Dagster accepts them, their run queue limits are
 the local instance's, every limit is on a tag closedloop's runs carry, and pipeline runs use processes."""
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def test_incident_runs_carry_the_slo_tag(registry, lake):
     record_triage_evaluations(
         lake, triage_evaluation("p95_latency_ceiling", HOUR, "breached", 12_600.0, "breached", HOUR)
     )
-    [request], _ = incident_run_requests(registry, LakeResource(root=str(lake.root), landing=str(lake.landing)), None)
+    lake_resource = LakeResource(root=str(lake.root), landing=str(lake.landing))
+    [request], _ = incident_run_requests(registry, lake_resource, None, dt.datetime.now(dt.UTC))
     assert request.tags[SLO_TAG] == "ticket_triage.p95_latency_ceiling"
 
 
