@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2
 
 from closedloop.core.specs import DriftSpec
+from closedloop.drift.baseline import CategoricalBaseline
 from closedloop.drift.evidence import bucket_p_value, missing_p_value, q_values, unseen_p_value
 from closedloop.drift.measures import ColumnProfile, Comparison
 from closedloop.drift.report import drift_report
@@ -20,8 +21,9 @@ def profile(counts, nulls=0, unseen=0) -> ColumnProfile:
     return ColumnProfile(count + nulls, count, nulls, 0.0, 0.0, None, None, counts, unseen, None)
 
 
-def comparison(current: ColumnProfile, reference: ColumnProfile) -> Comparison:
-    return Comparison("x", current, reference, None, None)  # the tests read only the counts
+def comparison(current: ColumnProfile, reference: ColumnProfile, known: dict[str, int] | None = None) -> Comparison:
+    """The tests read only the counts (and, for unseen values, what the baseline held)."""
+    return Comparison("x", current, reference, CategoricalBaseline((), known or {}, 0.0), None)
 
 
 def pearson_p_value(table: np.ndarray) -> float:
@@ -52,9 +54,33 @@ def test_missing_and_unseen_shares_are_tested_against_the_rest():
     same = missing_p_value(comparison(profile([900], nulls=100), profile([9000], nulls=1000)))
     moved = missing_p_value(comparison(profile([700], nulls=300), profile([9000], nulls=1000)))
     assert same == pytest.approx(1.0) and moved < 1e-20
-    new = unseen_p_value(comparison(profile([1000], unseen=50), profile([10_000])))
-    assert new == pytest.approx(pearson_p_value(np.array([[50, 950], [0, 10_000]], dtype=float)))
+    # The baseline's 10,000 rows hold 300 values once: its own novelty is 300 of 10,000.
+    known = {f"once_{i}": 1 for i in range(300)} | {"common": 9_700}
+    new = unseen_p_value(comparison(profile([1000], unseen=50), profile([10_000]), known))
+    assert new == pytest.approx(pearson_p_value(np.array([[50, 950], [300, 9_700]], dtype=float)))
     assert missing_p_value(comparison(profile([10]), profile([10]))) is None  # no nulls on either side: no test
+
+
+@pytest.mark.parametrize("baseline_rows", [2_000, 20_000])
+def test_a_clean_day_of_a_long_tailed_column_is_not_new_against_a_small_baseline(baseline_rows):
+    """Ids drawn from one Zipf law: the day's unseen share depends on the baseline's size, not on a change;
+    against the baseline's own novelty, the test rejects at about its level, and a day with 10% of
+    brand-new ids is rejected every time."""
+    rng = np.random.default_rng(11)
+    popularity = 1.0 / np.arange(1, 5_001) ** 1.1
+    popularity /= popularity.sum()
+    clean, shifted = [], []
+    for _ in range(200):
+        values, counts = np.unique(rng.choice(popularity.size, baseline_rows, p=popularity), return_counts=True)
+        known = {str(v): int(n) for v, n in zip(values, counts, strict=True)}
+        day = rng.choice(popularity.size, 1_500, p=popularity)
+        unseen = int(np.sum(~np.isin(day, values)))
+        reference = profile([baseline_rows])
+        clean.append(unseen_p_value(comparison(profile([1_500], unseen=unseen), reference, known)))
+        brand_new = min(unseen + 150, 1_500)
+        shifted.append(unseen_p_value(comparison(profile([1_500], unseen=brand_new), reference, known)))
+    assert np.mean(np.array(clean) < 0.05) < 0.12
+    assert np.mean(np.array(shifted) < 0.05) == 1.0
 
 
 @given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=40))

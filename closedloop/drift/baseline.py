@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from closedloop.core.lake import Lake, LakeError
@@ -53,6 +54,11 @@ class CategoricalBaseline:
     top: tuple[str, ...]
     known: dict[str, int]  # most frequent first
     missing_rate: float
+
+    @property
+    def counts(self) -> np.ndarray:
+        """How often the baseline held each value it saw."""
+        return np.fromiter(self.known.values(), dtype=np.int64, count=len(self.known))
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ A drift figure past its limit says the change is large; it does not say the data
 judges dozens of columns x metrics per version, so some figures cross their limits by chance
 alone, the more so on small days. Each figure gets the p-value of a test on the mergeable counts
 behind it (a chi-square test of homogeneity of the buckets, or of the missing or unseen share
-against the rest), and the day's p-values of one version and window are adjusted together with
-Benjamini-Hochberg: a figure alerts only when it is past its limit *and* its adjusted p-value
-(``q_value``) is at most the model's ``drift.false_alert_rate``, the share of false alerts among
-the day's alerts the owner accepts.
+against the rest; the baseline's own unseen share is its Good-Turing novelty, below), and the
+day's p-values of one version and window are adjusted together with Benjamini-Hochberg: a figure
+alerts only when it is past its limit *and* its adjusted p-value (``q_value``) is at most the
+model's ``drift.false_alert_rate``, the share of false alerts among the day's alerts the owner
+accepts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import chi2_contingency, false_discovery_control
 
-from closedloop.drift.measures import Comparison
+from closedloop.drift.measures import Comparison, seen_once
 
 
 def _homogeneity(current: np.ndarray, reference: np.ndarray) -> float | None:
@@ -44,8 +45,16 @@ def missing_p_value(c: Comparison) -> float | None:
 
 
 def unseen_p_value(c: Comparison) -> float | None:
-    """Did the share of values the baseline never saw change?"""
-    return _homogeneity(_split(c.current.unseen, c.current.count), _split(c.reference.unseen, c.reference.count))
+    """Is the share of values the baseline never saw larger than the baseline's own novelty?
+
+    Every value of the baseline is seen by definition, yet a clean day of a long-tailed column (ids)
+    brings values the baseline missed, the more the smaller the baseline. The baseline's novelty is
+    the share of its rows whose value it holds only once (Good-Turing: had that row been left out,
+    its value would have been new), so a three-day baseline of ids, which leaves a fifth of a clean
+    day unseen, is not taken for one that leaves 4% unseen.
+    """
+    counts = c.categorical.counts
+    return _homogeneity(_split(c.current.unseen, c.current.count), _split(seen_once(counts), int(counts.sum())))
 
 
 # The test behind each drift figure; a figure without one (the domain classifier's AUC) is judged by its limit alone.

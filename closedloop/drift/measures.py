@@ -199,9 +199,7 @@ def cardinality_ratio(c: Comparison) -> float:
     """Distinct values seen (HyperLogLog) over those expected in as many draws from the baseline."""
     if c.current.hll is None:
         return NAN
-    return _divide(
-        hll_estimate(c.current.hll), expected_distinct(np.array(list(c.categorical.known.values())), c.current.count)
-    )
+    return _divide(hll_estimate(c.current.hll), expected_distinct(c.categorical.counts, c.current.count))
 
 
 def expected_distinct(counts: np.ndarray, draws: int) -> float:
@@ -213,9 +211,14 @@ def expected_distinct(counts: np.ndarray, draws: int) -> float:
     total = counts.sum()
     if not total or not draws:
         return 0.0
-    unseen_mass = np.sum(counts == 1) / total
+    unseen_mass = seen_once(counts) / total
     p = counts / total * (1.0 - unseen_mass)
     return float(np.sum(-np.expm1(draws * np.log1p(-p))) + draws * unseen_mass)
+
+
+def seen_once(counts: np.ndarray) -> int:
+    """Draws whose value was drawn once: Good-Turing's count of the draws that brought a value never seen."""
+    return int(np.sum(counts == 1))
 
 
 def _share_below(profile: ColumnProfile, points: np.ndarray, value: float) -> float:
