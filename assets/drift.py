@@ -13,7 +13,7 @@ from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import current_baseline
 from closedloop.drift.daily import WINDOW_DAYS, baseline_sample, drift_of_day
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
-from closedloop.drift.report import DAY_WINDOW, NOT_SIGNIFICANT
+from closedloop.drift.report import DAY_WINDOW, unjudged_counts
 from wiring.day_records import record_day
 from wiring.partitions import run_days
 from wiring.progress import log_day
@@ -43,9 +43,7 @@ def drift_figures(report: pa.Table) -> dict[str, Any]:
         "error_alerts": pc.sum(pc.equal(status, "error")).as_py() or 0,
         "warn_alerts": pc.sum(pc.equal(status, "warn")).as_py() or 0,
         "figures_judged": report.num_rows,
-        "not_enough_data": pc.sum(pc.equal(status, "not_enough_data")).as_py() or 0,
-        # Past a limit, but within the noise once the day's tests are adjusted together (drift.evidence).
-        "not_significant": pc.sum(pc.equal(status, NOT_SIGNIFICANT)).as_py() or 0,
+        **unjudged_counts(report),
         "domain_classifier_auc": domain.column("value")[0].as_py() if domain.num_rows else None,
         "worst_alerts": dg.MetadataValue.md("\n".join(lines)) if alerts.num_rows else "none",
     }

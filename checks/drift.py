@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from checks.results import check_result
 from closedloop.core.names import checked_day
 from closedloop.core.specs import ModelSpec
-from closedloop.drift.report import NOT_SIGNIFICANT, figures_of, judged_rows
+from closedloop.drift.report import figures_of, judged_rows, unjudged_counts
 from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
 from wiring.resources import LakeResource
@@ -54,9 +54,7 @@ def _result(model: ModelSpec, check: str, rows: pa.Table) -> dg.AssetCheckResult
     ]
     metadata = {
         "figures_judged": rows.num_rows,
-        "not_enough_data": pc.sum(pc.equal(rows.column("status"), "not_enough_data")).as_py() or 0,
-        # Past a limit, but within the noise once the day's tests are adjusted together (drift.evidence).
-        "not_significant": pc.sum(pc.equal(rows.column("status"), NOT_SIGNIFICANT)).as_py() or 0,
+        **unjudged_counts(rows),
         "failing_columns": dg.MetadataValue.json(sorted(set(alerts.column("column").to_pylist()))),
     }
     first_failure = None

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy.stats import chi2
+from scipy.stats import chi2, hypergeom
 
 from closedloop.core.specs import DriftSpec
 from closedloop.drift.baseline import CategoricalBaseline
-from closedloop.drift.evidence import bucket_p_value, missing_p_value, q_values, unseen_p_value
+from closedloop.drift.evidence import bucket_p_value, decision_p_value, missing_p_value, q_values, unseen_p_value
 from closedloop.drift.measures import ColumnProfile, Comparison
 from closedloop.drift.report import drift_report
 from tests.test_drift import production, status  # noqa: F401 (the module's simulated production)
@@ -59,6 +59,28 @@ def test_missing_and_unseen_shares_are_tested_against_the_rest():
     new = unseen_p_value(comparison(profile([1000], unseen=50), profile([10_000]), known))
     assert new == pytest.approx(pearson_p_value(np.array([[50, 950], [300, 9_700]], dtype=float)))
     assert missing_p_value(comparison(profile([10]), profile([10]))) is None  # no nulls on either side: no test
+
+
+def decisions(decided: int, rows: int) -> ColumnProfile:
+    """A decision column's profile: its sum is the number of positive decisions."""
+    counts = np.array([rows], dtype=float)
+    return ColumnProfile(rows, rows, 0, float(decided), float(decided), 0.0, 1.0, counts, 0, None)
+
+
+def test_the_decision_rate_is_tested_exactly_on_decided_and_not_decided():
+    # Two-sided Fisher by hand: the probability of every table at most as likely as the observed one.
+    decided, rows, reference_decided, reference_rows = 5, 2_000, 13, 14_000
+    null = hypergeom(rows + reference_rows, decided + reference_decided, rows)
+    observed = null.pmf(decided)
+    support = np.arange(0, decided + reference_decided + 1)
+    by_hand = null.pmf(support)[null.pmf(support) <= observed * (1 + 1e-7)].sum()
+    p = decision_p_value(comparison(decisions(decided, rows), decisions(reference_decided, reference_rows)))
+    assert p == pytest.approx(by_hand, rel=1e-6)
+    # A canary deciding 0.1% makes two decisions a day: twice its reference's rate is within the noise,
+    # twenty times is not.
+    assert decision_p_value(comparison(decisions(4, 2_000), decisions(14, 14_000))) > 0.05
+    assert decision_p_value(comparison(decisions(40, 2_000), decisions(14, 14_000))) < 1e-12
+    assert decision_p_value(comparison(decisions(0, 2_000), decisions(0, 14_000))) is None
 
 
 @pytest.mark.parametrize("baseline_rows", [2_000, 20_000])

@@ -24,7 +24,7 @@ from closedloop.core.names import ALL
 from closedloop.core.periods import period_bounds
 from closedloop.core.specs import ModelSpec, ProductionMetric
 from closedloop.core.sql import connect
-from closedloop.drift.report import NOT_SIGNIFICANT, drifting_inputs, input_drift
+from closedloop.drift.report import UNJUDGED, drifting_inputs, input_drift
 from closedloop.evaluation import metrics as quality
 from closedloop.evaluation.eval_stats import score_counts
 from closedloop.evaluation.outcomes import label_coverage
@@ -138,7 +138,7 @@ def _drift_readings(lake: Lake, model: ModelSpec, day: dt.date, source: MetricSo
     return [
         Reading(
             r["version"],
-            None if r["status"] in ("not_enough_data", NOT_SIGNIFICANT) else _number(r["value"]),
+            None if r["status"] in UNJUDGED else _number(r["value"]),
             r["rows"],
         )
         for r in rows.to_pylist()

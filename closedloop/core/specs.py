@@ -362,6 +362,13 @@ class DriftSpec(_Strict):
         description="A figure past its limit alerts only when its Benjamini-Hochberg adjusted p-value, among the "
         "day's tests of the version, is at most this: the share of false alerts among the day's alerts accepted.",
     )
+    version_reference_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="A version released after the baseline window has its score and decision judged against its "
+        "own first N days with rows (shadow days first), not the baseline; until then they are 'learning'.",
+    )
     thresholds: dict[str, Bound] = Field(default_factory=dict, description="Metric -> limits for every column.")
     columns: dict[Name, dict[str, Bound]] = Field(
         default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."

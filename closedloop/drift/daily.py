@@ -12,6 +12,7 @@ from closedloop.drift.baseline import Baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc
 from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles
 from closedloop.drift.report import ALL_INPUTS, drift_report
+from closedloop.drift.version_reference import version_reference, versions_with_own_reference
 
 WINDOW_DAYS = 7
 # How far below its lowest alert limit a first fold's AUC settles the day (about 2.5 times a fold's spread).
@@ -30,6 +31,7 @@ def drift_of_day(
 
     With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
     merged, their samples for the domain classifier) rather than the frozen window, when they exist.
+    A version released after the baseline window has its outputs judged against its own reference.
     """
     today = lake.read_partition(model.name, "profiles", day)
     if today is None:
@@ -53,6 +55,10 @@ def drift_of_day(
     if reference_sample is not None and sample is not None and sample.num_rows:
         result = domain_classifier_auc(model, baseline, reference_sample, sample, settle_below=_settle_below(model))
         domain_auc = {"day": result.auc}
+    version_references = {
+        version: version_reference(lake, model, baseline, version, day)
+        for version in versions_with_own_reference(model, day)
+    }
     return drift_report(
         model,
         baseline,
@@ -62,6 +68,7 @@ def drift_of_day(
         day=day,
         domain_auc=domain_auc,
         reference_profile=reference_profile,
+        version_references=version_references,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import chi2_contingency, false_discovery_control
+from scipy.stats import chi2_contingency, false_discovery_control, fisher_exact
 
 from closedloop.drift.measures import Comparison, seen_once
 
@@ -57,6 +57,17 @@ def unseen_p_value(c: Comparison) -> float | None:
     return _homogeneity(_split(c.current.unseen, c.current.count), _split(seen_once(counts), int(counts.sum())))
 
 
+def decision_p_value(c: Comparison) -> float | None:
+    """Did the share of positive decisions change? Fisher's exact test on decided and not decided: a
+    version deciding 0.1% of 2,000 requests makes two decisions a day, too few for the chi-square,
+    and the decision's baseline bins need not keep 0 and 1 apart."""
+    decided = (round(c.current.sum), round(c.reference.sum))
+    if not (c.current.count and c.reference.count) or decided == (0, 0):
+        return None
+    table = [[decided[0], c.current.count - decided[0]], [decided[1], c.reference.count - decided[1]]]
+    return float(fisher_exact(table).pvalue)
+
+
 # The test behind each drift figure; a figure without one (the domain classifier's AUC) is judged by its limit alone.
 EVIDENCE: dict[str, Callable[[Comparison], float | None]] = {
     "missing_rate_delta": missing_p_value,
@@ -64,10 +75,12 @@ EVIDENCE: dict[str, Callable[[Comparison], float | None]] = {
     **dict.fromkeys(
         (
             "mean_shift", "std_shift", "psi", "js_distance", "wasserstein", "ks", "cardinality_ratio",
-            "share_above_threshold", "share_above_threshold_delta", "decision_rate", "decision_rate_ratio",
+            "share_above_threshold", "share_above_threshold_delta",
         ),
         bucket_p_value,
     ),
+    "decision_rate": decision_p_value,
+    "decision_rate_ratio": decision_p_value,
 }  # fmt: skip
 
 

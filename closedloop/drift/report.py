@@ -42,6 +42,11 @@ REPORT_SCHEMA = pa.schema(
     ]
 )
 NOT_SIGNIFICANT = "not_significant"
+# A version's outputs while its own reference is not complete (``drift.version_reference``), and the
+# versions' outputs pooled while one of them has its own: reported against the baseline, never judged.
+LEARNING = "learning"
+MIXED_VERSIONS = "mixed_versions"
+UNJUDGED = ("not_enough_data", NOT_SIGNIFICANT, LEARNING, MIXED_VERSIONS)
 
 
 def drift_report(
@@ -54,6 +59,7 @@ def drift_report(
     day: dt.date | None = None,
     domain_auc: Mapping[str, float] | None = None,
     reference_profile: pa.Table | None = None,
+    version_references: Mapping[str, pa.Table | None] | None = None,
 ) -> pa.Table:
     """Every drift metric of the day and of the window, per version and for all versions together.
 
@@ -64,6 +70,9 @@ def drift_report(
     ``not_enough_data`` and never alerts. ``reference_profile`` (rows merged across versions)
     replaces the baseline's own profile as the reference, for a trailing-window baseline; the
     bins and values stay the baseline's, so every day is still measured the same way.
+    ``version_references`` maps a version released after the baseline to its own reference profile
+    (None while it is learning): its score and decision are judged against it, and the versions'
+    pooled score and decision are only reported while that version has rows.
     """
     baseline.require_model(model)
     days = profiles_for_day.column("day").to_pylist() + profiles_for_window.column("day").to_pylist()
@@ -73,6 +82,10 @@ def drift_report(
     reference_rows = (baseline.profile if reference_profile is None else reference_profile).to_pylist()
     reference = {row["column"]: ColumnProfile.from_row(row) for row in reference_rows}
     kinds = {row["column"]: row["kind"] for row in baseline.profile.to_pylist()}
+    own = {
+        version: None if profile is None else {r["column"]: ColumnProfile.from_row(r) for r in profile.to_pylist()}
+        for version, profile in (version_references or {}).items()
+    }
     rows = []
     for label, profiles in ((DAY_WINDOW, profiles_for_day), (window, profiles_for_window)):
         if set(profiles.column("baseline_hash").to_pylist()) - {baseline.hash}:
@@ -81,22 +94,24 @@ def drift_report(
             )
         merged = merge_profiles([profiles]).to_pylist()
         everything = {row["column"]: row for row in merge_profiles([profiles], across_versions=True).to_pylist()}
+        mixed = any(row["model_version"] in own and row["rows"] for row in merged)
         for column, ref in reference.items():
             current = ColumnProfile.from_row(everything[column]) if column in everything else ColumnProfile.empty(ref)
-            rows += _column_rows(model, baseline, column, kinds[column], ALL, label, current, ref)
+            unjudged = MIXED_VERSIONS if mixed and column in DRIFT_OUTPUT_COLUMNS else None
+            rows += _column_rows(model, baseline, column, kinds[column], ALL, label, current, ref, unjudged)
         for row in merged:
-            if row["column"] in reference:
-                current = ColumnProfile.from_row(row)
-                rows += _column_rows(
-                    model,
-                    baseline,
-                    row["column"],
-                    row["kind"],
-                    row["model_version"],
-                    label,
-                    current,
-                    reference[row["column"]],
-                )
+            column, version = row["column"], row["model_version"]
+            if column not in reference:
+                continue
+            ref, unjudged = reference[column], None
+            if version in own and column in DRIFT_OUTPUT_COLUMNS:
+                versions_own = own[version]
+                if versions_own is None or column not in versions_own:
+                    unjudged = LEARNING
+                else:
+                    ref = versions_own[column]
+            current = ColumnProfile.from_row(row)
+            rows += _column_rows(model, baseline, column, row["kind"], version, label, current, ref, unjudged)
         if domain_auc and label in domain_auc:
             window_rows = max((r["rows"] for r in everything.values()), default=0)
             enough = window_rows >= model.drift.min_rows
@@ -118,7 +133,9 @@ def _column_rows(
     window: str,
     current: ColumnProfile,
     reference: ColumnProfile,
+    unjudged: str | None = None,
 ) -> list[dict]:
+    """The column's figures; with ``unjudged`` (a status) they are reported under it, never judged."""
     role = column if column in DRIFT_OUTPUT_COLUMNS else kind
     spec = baseline.numeric.get(column) or baseline.categorical.get(column)
     if spec is None:
@@ -132,6 +149,9 @@ def _column_rows(
         if value is None:
             continue
         row = _judged(model.drift, column, version, window, metric.__name__, value, current.rows, enough)
+        if unjudged is not None and row["status"] != "not_enough_data":
+            rows.append({**row, "threshold": None, "severity": None, "status": unjudged})
+            continue
         test = EVIDENCE.get(metric.__name__)
         if test is not None and row["status"] != "not_enough_data":
             if test not in tests:
@@ -173,6 +193,13 @@ def _judged(
         return {**row, "value": value, "threshold": None, "severity": None, "status": "ok"}
     level = limit.level(value)
     return {**row, "value": value, "threshold": limit.limit(level), "severity": limit.severity(value), "status": level}
+
+
+def unjudged_counts(report: pa.Table) -> dict[str, int]:
+    """How many figures were not judged, by why: too few rows, within the noise (past a limit, but not
+    significant across the day's tests), a version still learning its own reference, versions pooled."""
+    status = report.column("status")
+    return {reason: pc.sum(pc.equal(status, reason)).as_py() or 0 for reason in UNJUDGED}
 
 
 def judged_rows(report: pa.Table) -> pa.Table:
