@@ -4,15 +4,21 @@ import datetime as dt
 import json
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from closedloop.core.lake import Lake
-from closedloop.core.specs import ColumnContract
-from closedloop.inputs.contract import landing_tables, learn_contract
-from closedloop.inputs.expectations import CONTRACT_CHECKS, day_parameters, prediction_expectations
+from closedloop.core.specs import ColumnContract, ContractSpec
+from closedloop.inputs.contract import LearnedColumn, landing_tables, learn_contract
+from closedloop.inputs.expectations import (
+    CONTRACT_CHECKS,
+    day_parameters,
+    null_rate_ceiling,
+    prediction_expectations,
+)
 from closedloop.inputs.gx_adapter import validate
 from closedloop.registry import load_registry
 from closedloop.simulator import DEFAULT_START, simulate
@@ -195,6 +201,21 @@ def test_learned_bounds_and_registry_overrides(damaged_run):
     assert not any(
         check == "predictions_null_rates_within_ceilings" for check, _ in inside
     )  # the baseline is not judged by itself
+
+
+def test_a_null_rate_that_moves_by_itself_gets_a_ceiling_from_its_own_variation():
+    # A feature joined from a source that sometimes leaves it empty: 10% to 40% missing on clean days.
+    moving = (0.10, 0.40, 0.22, 0.31, 0.15, 0.37, 0.12, 0.28, 0.19, 0.35)
+    column = LearnedColumn("income", "numeric", float(np.mean(moving)), moving, 0.0, 1.0)
+    contract = ContractSpec()
+    expected = np.mean(moving) + 3 * np.std(moving, ddof=1)
+    assert null_rate_ceiling(column, contract) == pytest.approx(expected)
+    assert null_rate_ceiling(column, contract) > max(moving)  # no clean baseline day would have warned
+    # A steady column keeps the margin: three sd of a steady 2% are far inside it.
+    steady = (0.020, 0.021, 0.019, 0.020, 0.022, 0.018, 0.020, 0.021, 0.019, 0.020)
+    column = LearnedColumn("amount", "numeric", 0.02, steady, 0.0, 1.0)
+    assert null_rate_ceiling(column, contract) == pytest.approx(0.02 + contract.null_rate_margin)
+    assert null_rate_ceiling(column, ContractSpec(null_rate_sd=1000)) == 1.0
 
 
 def incident_days(incident_id: str) -> list[str]:

@@ -146,6 +146,12 @@ class ContractSpec(_Strict):
     null_rate_margin: float = Field(
         default=0.05, ge=0.0, le=1.0, description="A column's null-rate ceiling is its baseline null rate plus this."
     )
+    null_rate_sd: float = Field(
+        default=3.0,
+        gt=0.0,
+        description="...or, when higher, this many standard deviations of the baseline days' own null rates above "
+        "their mean: a feature joined from a source that sometimes leaves it empty moves by itself from day to day.",
+    )
     range_margin: float = Field(
         default=0.25, ge=0.0, description="Numeric bounds are the baseline min/max widened by this share of the range."
     )

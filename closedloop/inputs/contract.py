@@ -177,6 +177,7 @@ class LearnedColumn:
     name: str
     kind: str  # "numeric" or "categorical"
     null_rate: float
+    daily_null_rates: tuple[float, ...] = ()  # one per baseline day with rows: how much the rate moves by itself
     minimum: float | None = None
     maximum: float | None = None
     values: tuple[str, ...] = ()
@@ -203,11 +204,20 @@ def learn_contract(lake: Lake, model: ModelSpec) -> LearnedContract | None:
     if not rows:
         return None
     table = pa.concat_tables(tables)
+
+    def daily_null_rates(name: str) -> tuple[float, ...]:
+        return tuple(t.column(name).null_count / t.num_rows for t in tables if t.num_rows)
+
     columns = {}
     for name in model.features.numeric:
         bounds = pc.min_max(table.column(name))
         columns[name] = LearnedColumn(
-            name, "numeric", table.column(name).null_count / rows, bounds["min"].as_py(), bounds["max"].as_py()
+            name,
+            "numeric",
+            table.column(name).null_count / rows,
+            daily_null_rates(name),
+            bounds["min"].as_py(),
+            bounds["max"].as_py(),
         )
     for name in model.features.categorical + model.segments:
         counts = pc.value_counts(table.column(name).drop_null()).to_pylist()
@@ -219,6 +229,7 @@ def learn_contract(lake: Lake, model: ModelSpec) -> LearnedContract | None:
             name,
             "categorical",
             table.column(name).null_count / rows,
+            daily_null_rates(name),
             values=tuple(sorted(item["values"] for item in kept)),
             outside_share=outside,
         )

@@ -10,9 +10,11 @@ distribution ones (null rates, ranges, new values) are warnings unless the regis
 import datetime as dt
 from dataclasses import dataclass, field
 
-from closedloop.core.specs import ModelSpec
+from closedloop.core.bounds import LearnedLimits
+from closedloop.core.specs import ContractSpec, ModelSpec
 from closedloop.inputs.contract import (
     REQUIRED_LABEL_COLUMNS,
+    LearnedColumn,
     LearnedContract,
     pairing_columns,
     required_prediction_columns,
@@ -72,7 +74,8 @@ CONTRACT_CHECKS = (
     ContractCheck(
         "predictions_null_rates_within_ceilings",
         "predictions",
-        "Each feature's and segment's null rate stays under its baseline rate plus contract.null_rate_margin.",
+        "Each feature's and segment's null rate stays under its baseline rate plus contract.null_rate_margin, or "
+        "contract.null_rate_sd standard deviations of the baseline days' own rates, whichever is wider.",
         structural=False,
     ),
     ContractCheck(
@@ -190,7 +193,7 @@ def prediction_expectations(
     contract = model.contract
     for column in learned.columns.values():
         override = contract.columns.get(column.name)
-        ceiling = _override(override, "max_null_rate", min(1.0, column.null_rate + contract.null_rate_margin))
+        ceiling = _override(override, "max_null_rate", null_rate_ceiling(column, contract))
         suite.append(
             Expectation(
                 "predictions_null_rates_within_ceilings",
@@ -226,6 +229,16 @@ def prediction_expectations(
                 )
             )
     return suite
+
+
+def null_rate_ceiling(column: LearnedColumn, contract: ContractSpec) -> float:
+    """The baseline rate plus the margin, or the baseline days' own variation when it is wider (NannyML-style
+    mean + k sd), so a column that is 10% empty one day and 40% the next is not a warning every other day."""
+    ceiling = column.null_rate + contract.null_rate_margin
+    learned = LearnedLimits(method="sd", k=contract.null_rate_sd, side="upper").bound(list(column.daily_null_rates))
+    if learned is not None and isinstance(learned.error, float):
+        ceiling = max(ceiling, learned.error)
+    return min(1.0, ceiling)
 
 
 def _override(override, name: str, default: float) -> float:
