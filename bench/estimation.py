@@ -26,7 +26,7 @@ import numpy as np
 from closedloop.core.lake import Lake
 from closedloop.core.names import ALL
 from closedloop.core.specs import ModelSpec
-from closedloop.evaluation.estimation import ESTIMATED_METRICS, estimate_performance
+from closedloop.evaluation.estimation import ESTIMATED_METRICS, MIN_REFERENCE_DAYS, estimate_performance
 from closedloop.evaluation.eval_stats import eval_stats, score_counts
 from closedloop.evaluation.metrics import evaluate
 from closedloop.evaluation.outcomes import outcomes_for_day
@@ -123,7 +123,7 @@ def clean_comparisons(
                 reference = [
                     counts[model.name, version, day] for day in reference_days if (model.name, version, day) in counts
                 ]
-                if not parts or not reference:
+                if not parts or len(reference) < MIN_REFERENCE_DAYS:
                     continue
                 # as the window's last day saw it: only days mature by then have matured labels
                 seen_then = _sum([p if day <= end - maturity else _unlabeled(p) for day, p in parts.items()])

@@ -358,28 +358,25 @@ def test_a_reference_with_too_few_labels_of_a_class_gets_no_estimate():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: ticket_triage's weekends change its traffic mix, and the first week's windows with a "
-    "weekend are estimated from weekday-only references (2.1-2.6 SE off; 7-day F1 inside its interval 69% of "
-    "windows): the estimate needs a reference that covers the week's mix",
-)
 def test_the_estimate_states_its_error_honestly_on_clean_simulated_windows(registry, tmp_path, monkeypatch):
-    """Every ticket_triage window the pipeline estimates over 40 simulated days, estimated as on its
-    last day and compared with what its labels gave once they matured: on windows clear of
-    incidents the realised value is nearly always inside the stated 95% interval, never 3 standard
-    errors away."""
+    """Every ticket_triage window the pipeline estimates over 40 simulated days of three seeds,
+    estimated as on its last day and compared with what its labels gave once they matured: on
+    windows clear of incidents the realised value is nearly always inside the stated 95% interval,
+    never 3 standard errors away. A seed has only seven clean 7-day windows, six of whose days
+    overlap the next one's, so the coverage is pooled over seeds: one seed's is one or two misses."""
     # The benchmark counts on the demo registry; here it counts on the tests' own.
     monkeypatch.setattr(bench.estimation, "DEFAULT_CONFIG", TEST_REGISTRY)
-    counts, truth = daily_counts(tmp_path, seed=7, days=40, fraud_rows=200, triage_rows=3000)
     comparisons = defaultdict(list)
-    for comparison in clean_comparisons(7, registry.model("ticket_triage"), counts, truth, replicates=100):
-        comparisons[comparison.metric, comparison.window_days].append(comparison)
+    for seed in (7, 8, 9):
+        counts, truth = daily_counts(tmp_path / str(seed), seed=seed, days=40, fraud_rows=200, triage_rows=3000)
+        for comparison in clean_comparisons(seed, registry.model("ticket_triage"), counts, truth, replicates=100):
+            comparisons[comparison.metric, comparison.window_days].append(comparison)
     assert set(comparisons) == {(metric, days) for metric in ESTIMATED_METRICS for days in (7, 30)}
     for key, windows in comparisons.items():
-        assert len(windows) >= 10, key
-        assert np.mean([c.inside for c in windows]) >= 0.85, key
+        assert len(windows) >= 15, key
+        assert np.mean([c.inside for c in windows]) >= 0.8, key
         assert max(abs(c.error_in_se) for c in windows) < 3, key
+    assert np.mean([c.inside for windows in comparisons.values() for c in windows]) >= 0.9
 
 
 @pytest.mark.slow
@@ -389,6 +386,9 @@ def test_a_new_version_without_matured_labels_gets_no_estimate(production):
     assert set(estimates) == {"v11", "v12"} and estimates["v12"] is None
     triage = estimate_window(lake, registry.model("ticket_triage"), day(40), 7)
     assert triage["v3"].metrics["roc_auc"].value > 0.8
+    # Labels mature in 3 days: on day 9 the reference holds days 0-5, six days, no whole week.
+    assert estimate_window(lake, registry.model("ticket_triage"), day(8), 7) == {"v3": None}
+    assert estimate_window(lake, registry.model("ticket_triage"), day(9), 7)["v3"] is not None
 
 
 @pytest.mark.slow

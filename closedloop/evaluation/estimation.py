@@ -52,6 +52,9 @@ ESTIMATED_METRICS: dict[str, Callable[..., MetricValue]] = {
 _THRESHOLD_FREE = {"roc_auc", "positive_rate"}
 MIN_REFERENCE_LABELS = 300
 """Matured labels of each class a reference needs before its calibration map is trusted."""
+MIN_REFERENCE_DAYS = 7
+"""Days with matured statistics a reference needs: a whole week, so a map fitted on weekdays alone does
+not estimate a window with a weekend whose traffic, and labels, run differently."""
 
 
 @dataclass(frozen=True)
@@ -202,14 +205,19 @@ def estimate_window(
 
     The reference is the ``reference_days`` (default: the window's length) ending on the last
     mature day (``day - maturity_days``); a version without matured labels there (a new
-    release) gets None: its scores cannot be assumed to mean what an older version's did.
+    release) gets None: its scores cannot be assumed to mean what an older version's did. So does
+    every version while the reference has fewer than ``MIN_REFERENCE_DAYS`` days (a model's first week).
     """
     day = checked_day(day)
     mature_through = day - dt.timedelta(days=model.labels.maturity_days)
-    reference_stats, _ = window_stats(lake, model, mature_through, reference_days or window_days)
+    reference_stats, reference_days_with_stats = window_stats(
+        lake, model, mature_through, reference_days or window_days
+    )
     target_stats, _ = window_stats(lake, model, day, window_days)
     references = score_counts(reference_stats, "matured", pool_versions=False)
     targets = score_counts(target_stats, "matured", pool_versions=False)
+    if reference_days_with_stats < MIN_REFERENCE_DAYS:
+        references = {}
     estimates = {}
     for (version, segment, _), target in sorted(targets.items(), key=lambda kv: str(kv[0])):
         if segment != ALL:
