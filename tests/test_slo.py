@@ -100,7 +100,8 @@ def write_predictions(lake, day, decisions, hour=10):
     lake.write_partition("fraud", "predictions", day, table)
 
 
-def write_ops(lake, day, latencies_by_hour, cost=0.003):
+def write_ops(lake, day, latencies_by_hour, cost=0.003, routes=("llm_large",)):
+    """Requests of each hour with the given latencies, the routes taking turns."""
     rows = []
     for hour, latencies in latencies_by_hour.items():
         for i, latency in enumerate(latencies):
@@ -109,7 +110,7 @@ def write_ops(lake, day, latencies_by_hour, cost=0.003):
                 {
                     "ts": ts,
                     "model_version": "v3",
-                    "route": "llm_large",
+                    "route": routes[i % len(routes)],
                     "error": None,
                     "is_fallback": False,
                     "latency_ms": float(latency),
@@ -305,6 +306,36 @@ def test_hourly_periods_evaluate_only_hourly_slos(registry, lake):
     assert rows[0]["period"] == "2026-10-07T10:00:00+00:00" and rows[0]["cadence"] == "hourly"
     with pytest.raises(PeriodError, match="on the hour"):
         evaluate_slos(lake, triage, at.replace(minute=5), [], NOW)
+
+
+def test_a_per_route_slo_judges_each_route_on_its_own_traffic(registry, lake):
+    triage = registry.model("ticket_triage")
+    # Every other request of hour 10 goes to the small model, which takes 9 s; the large one takes 1 s.
+    write_ops(lake, DAY, {10: [1000, 9000] * 120}, routes=("llm_large", "llm_small"))
+    at = dt.datetime.combine(DAY, dt.time(10), tzinfo=UTC)
+    per_route = SLOSpec(
+        name="route_p95", metric="latency_p95_ms", comparison="<=", threshold=4000, severity="page", per_route=True
+    )
+    rows = evaluate_slos(lake, triage, at, [], NOW, [per_route]).to_pylist()
+    assert {r["subject"]: (r["state"], round(r["value"], -2), r["rows"]) for r in rows} == {
+        "llm_large": ("ok", 1000.0, 120),
+        "llm_small": ("breached", 9000.0, 120),
+    }
+    assert {r["detail"] for r in rows} == {"route llm_large", "route llm_small"}
+    both = per_route.model_copy(update={"per_version": True})
+    rows = evaluate_slos(lake, triage, at, [], NOW, [both]).to_pylist()
+    assert {r["subject"] for r in rows} == {"v3/llm_large", "v3/llm_small"}
+    pooled = per_route.model_copy(update={"per_route": False})
+    [row] = evaluate_slos(lake, triage, at, [], NOW, [pooled]).to_pylist()
+    assert row["subject"] is None and row["state"] == "breached"  # half the requests take 9 s: so does the p95
+
+
+def test_per_route_needs_an_ops_source(tmp_path):
+    def routed(model):
+        model["slos"][0]["per_route"] = True  # review_rate, a business metric over the predictions
+
+    with pytest.raises(RegistryError, match=r"slos\.0\.per_route: only an ops\.<metric> source has routes"):
+        _registry_with(tmp_path, routed)
 
 
 # Per version, and rows enough to judge

@@ -60,7 +60,7 @@ def metric_readings(
     if source.kind == "drift":
         return _drift_readings(lake, model, day, source)
     if source.kind == "ops":
-        return _ops_readings(lake, model, start, end, cadence, source.metric)
+        return _ops_readings(lake, model, start, cadence, source.metric)
     assert metric.sql is not None  # the catalog parses a business source only for a metric with sql
     return _business_readings(lake, model, metric.sql, start, end)
 
@@ -158,24 +158,37 @@ def input_drift_readings(lake: Lake, model: ModelSpec, day: dt.date, window: str
 
 
 def _ops_readings(
-    lake: Lake, model: ModelSpec, start: dt.datetime, end: dt.datetime, cadence: str, metric: str
+    lake: Lake, model: ModelSpec, start: dt.datetime, cadence: str, metric: str, by_route: bool = False
 ) -> list[Reading]:
     files = lake.partition_files(model.name, "ops_stats", start.date(), start.date())
     if not files:
         return []
     readings = []
-    for row in _ops_metrics_of_day(files[0], files[0].stat().st_mtime_ns, cadence):
+    for row in _ops_metrics_of_day(files[0], files[0].stat().st_mtime_ns, cadence, by_route):
         if row["period"] != start:
             continue
         # Like the ops guards: a quiet hour's p95 is a handful of requests, not a measurement.
         enough = cadence != "hourly" or row["requests"] >= model.ops.min_requests_per_hour
-        readings.append(Reading(row["model_version"], _number(row[metric]) if enough else None, int(row["requests"])))
+        value = _number(row[metric]) if enough else None
+        route = row.get("route")
+        detail = None if route is None else f"route {route}"
+        readings.append(Reading(row["model_version"], value, int(row["requests"]), detail, subject=route))
     return readings
 
 
+def route_readings(
+    lake: Lake, model: ModelSpec, metric: ProductionMetric, period: dt.date | dt.datetime
+) -> list[Reading]:
+    """An ``ops.<metric>`` per serving route (pooled over versions and per version): the subject is the route."""
+    source = parse_source(model, metric)
+    start, _, cadence = period_bounds(period)
+    return _ops_readings(lake, model, start, cadence, source.metric, by_route=True)
+
+
 @functools.lru_cache(maxsize=4)
-def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str) -> list[dict]:
-    """Every hour's (or the whole day's) ops metrics of one ``ops_stats`` partition, pooled and per version.
+def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str, by_route: bool) -> list[dict]:
+    """Every hour's (or the whole day's) ops metrics of one ``ops_stats`` partition, pooled and per
+    version, and with ``by_route`` per route instead of over all routes.
 
     Judging a day's 24 hours reads and merges the partition once, not 24 times; the file's
     modification time is part of the key, so a refreshed partition is read again.
@@ -184,8 +197,9 @@ def _ops_metrics_of_day(path: Path, modified_ns: int, cadence: str) -> list[dict
     if cadence == "daily":
         day = stats["hour"][0].as_py().replace(hour=0) if stats.num_rows else None
         stats = stats.set_column(0, "hour", pa.array([day] * stats.num_rows, stats.schema.field("hour").type))
-    pooled = ops_metrics(stats, by=("hour",)).assign(model_version=ALL)
-    per_version = ops_metrics(stats, by=("hour", "model_version"))
+    routes = ("route",) if by_route else ()
+    pooled = ops_metrics(stats, by=("hour", *routes)).assign(model_version=ALL)
+    per_version = ops_metrics(stats, by=("hour", "model_version", *routes))
     return [
         {**row, "period": row["hour"].to_pydatetime()}
         for row in [*pooled.to_dict("records"), *per_version.to_dict("records")]

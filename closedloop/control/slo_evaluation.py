@@ -14,7 +14,13 @@ from dataclasses import replace
 import pyarrow as pa
 
 from closedloop.control.metric_catalog import DRIFTING_INPUTS, parse_source
-from closedloop.control.readings import Reading, input_drift_readings, metric_readings, shadow_readings
+from closedloop.control.readings import (
+    Reading,
+    input_drift_readings,
+    metric_readings,
+    route_readings,
+    shadow_readings,
+)
 from closedloop.control.slo import (
     LEARNING,
     RECOVERED,
@@ -46,7 +52,8 @@ def judged_per_input(model: ModelSpec, slo: SLOSpec) -> bool:
 
 def subject_readings(slo: SLOSpec, readings: Iterable[Reading], per_input: bool = False) -> list[Reading]:
     """The readings the SLO is judged on, one per subject: each version with ``per_version``, each
-    input column (of each version, with ``per_version``) when ``per_input``, else the pooled one.
+    input column (of each version, with ``per_version``) when ``per_input``, each route likewise
+    with ``per_route``, else the pooled one.
 
     Readings without a value or with fewer than ``min_rows`` rows behind them do not count; a
     subject without one this period has no data, which changes nothing.
@@ -55,7 +62,7 @@ def subject_readings(slo: SLOSpec, readings: Iterable[Reading], per_input: bool 
     for r in readings:
         if r.value is None or (r.rows is not None and r.rows < slo.min_rows) or (r.version != ALL) != slo.per_version:
             continue
-        if per_input:
+        if per_input or slo.per_route:
             subject = f"{r.version}/{r.subject}" if slo.per_version else r.subject
         else:
             subject = r.version if slo.per_version else None
@@ -152,21 +159,24 @@ def evaluate_slos(
     key = period_key(period)
     metrics = {m.name: m for m in model.metrics}
     before = _previous_states(previous)
-    readings: dict[tuple[str, bool], list[Reading]] = {}
+    readings: dict[tuple[str, bool, bool], list[Reading]] = {}
     rows = []
     for slo in model.slos if slos is None else slos:
         metric = metrics[slo.metric]
         if metric.cadence != cadence:
             continue
         per_input = judged_per_input(model, slo)
-        if (metric.name, per_input) not in readings:
-            readings[metric.name, per_input] = (
-                input_drift_readings(lake, model, start.date(), parse_source(model, metric).window or "day")
-                if per_input
-                else metric_readings(lake, model, metric, period)
-            )
+        key_of_readings = (metric.name, per_input, slo.per_route)
+        if key_of_readings not in readings:
+            if per_input:
+                window = parse_source(model, metric).window or "day"
+                readings[key_of_readings] = input_drift_readings(lake, model, start.date(), window)
+            elif slo.per_route:
+                readings[key_of_readings] = route_readings(lake, model, metric, period)
+            else:
+                readings[key_of_readings] = metric_readings(lake, model, metric, period)
         # A period where no subject has data is still recorded, once, as no data.
-        judged: list[Reading | None] = [*subject_readings(slo, readings[metric.name, per_input], per_input)] or [None]
+        judged: list[Reading | None] = [*subject_readings(slo, readings[key_of_readings], per_input)] or [None]
         for reading in judged:
             subject = None if reading is None else reading.subject
             earlier, reference = before.get((slo.name, subject), (SLOState(), []))

@@ -296,6 +296,11 @@ class SLOSpec(SLOBound):
         description="Judge every model version on its own, each with its own state and incident, so a canary's "
         "collapse is not averaged away by the traffic still on the old version.",
     )
+    per_route: bool = Field(
+        default=False,
+        description="For an ops.<metric> source: judge every serving route on its own, each with its own state and "
+        "incident, so a slow fallback route is not averaged away by the primary's traffic.",
+    )
     min_rows: int = Field(
         default=100,
         ge=1,
@@ -550,6 +555,11 @@ class ModelSpec(_Strict):
                 problems.append(
                     f"slos.{index}.versions names unknown version(s) {unknown}; {self.name}'s versions are "
                     f"{list(self.versions)}"
+                )
+            source = next((m.source for m in self.metrics if m.name == slo.metric), None)
+            if slo.per_route and source is not None and not source.startswith("ops."):
+                problems.append(
+                    f"slos.{index}.per_route: only an ops.<metric> source has routes; {slo.metric!r} is {source!r}"
                 )
             if slo.learned is not None and slo.learned.seasonal and cadences.get(slo.metric) != "daily":
                 problems.append(f"slos.{index}.learned.seasonal: a weekday reference needs a daily metric")
