@@ -59,19 +59,20 @@ def requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[s
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     root = tmp_path_factory.mktemp("simulated") / "landing"
-    # 1,000 tickets a day: day 5's estimate is calibrated on days 0-2, which hold the 300 matured positives it needs
-    simulate(root, days=10, seed=3, fraud_rows_per_day=200, triage_rows_per_day=1000)
+    # 1,000 tickets a day. An estimate needs a whole week of matured days: day 9's 7-day window, not
+    # mature as of day 11, is estimated from days 0-6 (labels mature in 3 days).
+    simulate(root, days=14, seed=3, fraud_rows_per_day=200, triage_rows_per_day=1000)
     return root
 
 
 @pytest.fixture(scope="module")
 def backfilled(landing, tmp_path_factory):
-    """Days 0-7 of ticket_triage materialized in one run; labels are known through day 7."""
+    """Days 0-11 of ticket_triage materialized in one run; labels are known through day 11."""
     registry = load_registry(
         TEST_REGISTRY, landing=str(landing), lake=str(tmp_path_factory.mktemp("backfilled") / "lake")
     )
     instance = dg.DagsterInstance.ephemeral()
-    result = run(build_definitions(registry), instance, day(0), day(7))
+    result = run(build_definitions(registry), instance, day(0), day(11))
     return registry, Lake(registry.lake, registry.landing), instance, result
 
 
@@ -110,19 +111,19 @@ def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_la
     registry, lake, instance, result = backfilled
     assert result.success
     assert len(instance.get_runs()) == 1
-    days = [day(i) for i in range(8)]
+    days = [day(i) for i in range(12)]
     for name in EVALUATION:
         assert instance.get_materialized_partitions(key(name)) == set(days)
         assert all(lake.partition_path(MODEL, name, d).exists() for d in days)
 
     outcomes = {m.partition: m.metadata for m in result.asset_materializations_for_node(f"{MODEL}__outcomes")}
-    assert outcomes[day(0)]["labels_known_through"].value == day(7)
+    assert outcomes[day(0)]["labels_known_through"].value == day(11)
     per_day = outcomes[day(0)]["per_day"].value.splitlines()
-    assert len(per_day) == 2 + 8 and f"| {day(4)} |" in per_day[6] and per_day[6].endswith("| yes |")
-    assert per_day[9].endswith(f"| on {day(10)} |")  # day 7 matures 3 days later
+    assert len(per_day) == 2 + 12 and f"| {day(8)} |" in per_day[10] and per_day[10].endswith("| yes |")
+    assert per_day[13].endswith(f"| on {day(14)} |")  # day 11 matures 3 days later
 
     metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node(f"{MODEL}__rolling_eval")}[
-        day(7)
+        day(11)
     ]
     headline = metadata["headline"].value
     assert "| 7d | v3 |" in headline and "| 30d | v3 |" in headline
@@ -130,12 +131,12 @@ def test_a_range_backfill_evaluates_every_day_in_one_run_with_figures_for_its_la
     assert {"reliability", "score_histogram", "decision_rate", "threshold_tradeoff"} <= set(metadata)
     assert metadata["reliability"].value.startswith("![eval_reliability](data:image/png;base64,")
     figures = lake.root / MODEL / "figures" / "eval_reliability"
-    assert [p.name for p in figures.iterdir()] == [f"date={day(7)}.png"]  # not one per day of the range
+    assert [p.name for p in figures.iterdir()] == [f"date={day(11)}.png"]  # not one per day of the range
 
-    # Windows not mature as of day 7 (those ending after day 4) carry a performance estimate.
+    # Windows not mature as of day 11 (those ending after day 8) carry a performance estimate.
     labels_of = lambda d: set(read_rolling_eval(lake, registry.model(MODEL), d).table["labels"].to_pylist())  # noqa: E731
-    assert labels_of(day(7)) == {"matured", "immature", ESTIMATED}
-    assert ESTIMATED not in labels_of(day(3))
+    assert labels_of(day(11)) == {"matured", "immature", ESTIMATED}
+    assert ESTIMATED not in labels_of(day(8))
 
 
 @pytest.mark.slow
@@ -146,47 +147,47 @@ def test_late_labels_re_evaluate_earlier_days_without_a_backfill(landing, tmp_pa
     defs = build_definitions(registry)
     instance = dg.DagsterInstance.ephemeral()
     selection = dg.AssetSelection.groups(MODEL)
-    assert run(defs, instance, day(0), day(7)).success
+    assert run(defs, instance, day(0), day(11)).success
     tick = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(8, 0, 10)
+        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(12, 0, 10)
     )
     assert tick.total_requested == 0  # a backfill that just ran leaves nothing to do
 
-    week_before = read_rolling_eval(lake, triage, day(5)).document(7)["versions"]["v3"]
-    assert week_before[ESTIMATED]["roc_auc"] is not None  # day 5's window is not mature as of day 7: estimated
+    week_before = read_rolling_eval(lake, triage, day(9)).document(7)["versions"]["v3"]
+    assert week_before[ESTIMATED]["roc_auc"] is not None  # day 9's window is not mature as of day 11: estimated
     matured = lambda d: (
         pq.read_table(lake.partition_path(MODEL, "outcomes", d))["label_matured"].to_pylist().count(True)
     )  # noqa: E731
-    assert matured(day(5)) == 0  # seen as of day 7, day 5 is not mature (maturity 3 days)
+    assert matured(day(9)) == 0  # seen as of day 11, day 9 is not mature (maturity 3 days)
 
-    # Day 9, 00:30: the daily schedule's run for day 8 lands day 8's labels (today's have not landed).
-    assert run(defs, instance, day(8), day(8)).success
+    # Day 13, 00:30: the daily schedule's run for day 12 lands day 12's labels (today's have not landed).
+    assert run(defs, instance, day(12), day(12)).success
     tick = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(9, 0, 45), cursor=tick.cursor
+        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(13, 0, 45), cursor=tick.cursor
     )
-    # Day 8's labels feed prediction days 5-8; the run already saw them for day 8. Day 5 = 8 - maturity
-    # is the day they make mature. Every 7- and 30-day window holding days 5-7 follows, day 8's too.
+    # Day 12's labels feed prediction days 9-12; the run already saw them for day 12. Day 9 = 12 - maturity
+    # is the day they make mature. Every 7- and 30-day window holding days 9-11 follows, day 12's too.
     assert requested(tick) == {
-        "outcomes": [day(5), day(6), day(7)],
-        "eval_stats": [day(5), day(6), day(7)],
-        "rolling_eval": [day(5), day(6), day(7), day(8)],
+        "outcomes": [day(9), day(10), day(11)],
+        "eval_stats": [day(9), day(10), day(11)],
+        "rolling_eval": [day(9), day(10), day(11), day(12)],
     }
 
-    assert run(defs, instance, day(5), day(8), asset_selection=[key(name) for name in EVALUATION]).success
-    assert matured(day(5)) > 0
-    week_after = read_rolling_eval(lake, triage, day(5)).document(7)["versions"]["v3"]
+    assert run(defs, instance, day(9), day(12), asset_selection=[key(name) for name in EVALUATION]).success
+    assert matured(day(9)) > 0
+    week_after = read_rolling_eval(lake, triage, day(9)).document(7)["versions"]["v3"]
     assert week_after["n"] == week_before["n"]
     assert week_after["n_labeled"] > week_before["n_labeled"]  # day 5's labels now count as matured
     assert week_after["roc_auc"] != week_before["roc_auc"]
     assert week_after[ESTIMATED] == week_before[ESTIMATED]  # the estimate made before stays beside the realised value
 
     tick = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(9, 1, 0), cursor=tick.cursor
+        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(13, 1, 0), cursor=tick.cursor
     )
     assert tick.total_requested == 0  # the re-evaluation does not trigger itself
-    assert run(defs, instance, day(9), day(9), job=f"{MODEL}_hourly_refresh").success
+    assert run(defs, instance, day(13), day(13), job=f"{MODEL}_hourly_refresh").success
     tick = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(9, 2, 5), cursor=tick.cursor
+        defs=defs, instance=instance, asset_selection=selection, evaluation_time=at(13, 2, 5), cursor=tick.cursor
     )
     assert tick.total_requested == 0  # today's hourly predictions refresh is not a reason to re-evaluate
 
@@ -202,29 +203,29 @@ def cli_lake(backfilled, monkeypatch):
 @pytest.mark.slow
 def test_metrics_prints_one_json_object_per_window(cli_lake, capsys):
     assert (
-        cli.main(["metrics", "--model", MODEL, "--date", day(7), "--window", "7", "--segment", "plan_tier", "--json"])
+        cli.main(["metrics", "--model", MODEL, "--date", day(11), "--window", "7", "--segment", "plan_tier", "--json"])
         == 0
     )
     payload = json.loads(capsys.readouterr().out)
     assert (payload["model"], payload["date"], payload["window_days"], payload["window_start"]) == (
         MODEL,
-        day(7),
+        day(11),
         7,
-        day(1),
+        day(5),
     )
     v3 = payload["versions"]["v3"]
     promised = {"n", "n_labeled", "roc_auc", "pr_auc", "precision", "recall", "f1", "brier", "log_loss", "ece"}
     promised |= {"decision_rate", "positive_rate"}
     assert promised <= set(v3) and all(isinstance(v3[m], int | float) for m in promised)
-    assert v3["n"] == sum(cli_lake.row_count(cli_lake.partition_path(MODEL, "outcomes", day(i))) for i in range(1, 8))
+    assert v3["n"] == sum(cli_lake.row_count(cli_lake.partition_path(MODEL, "outcomes", day(i))) for i in range(5, 12))
     assert v3["intervals"]["roc_auc"][0] < v3["roc_auc"] < v3["intervals"]["roc_auc"][1]
     assert v3[ESTIMATED]["roc_auc"] > 0.5 and v3["immature"]["n_labeled"] > 0
     assert set(v3["segments"]) == {"plan_tier"} and sum(b["n"] for b in v3["segments"]["plan_tier"].values()) == v3["n"]
 
-    assert cli.main(["metrics", "--model", MODEL, "--date", day(7), "--json"]) == 0
+    assert cli.main(["metrics", "--model", MODEL, "--date", day(11), "--json"]) == 0
     default = json.loads(capsys.readouterr().out)
     assert default["window_days"] == 30 and "segments" not in default["versions"]["v3"]
-    assert cli.main(["metrics", "--model", MODEL, "--date", day(7)]) == 0
+    assert cli.main(["metrics", "--model", MODEL, "--date", day(11)]) == 0
     assert "estimated roc_auc" in capsys.readouterr().out
 
 
