@@ -9,12 +9,13 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 
 from checks.results import check_result
 from closedloop.core.names import checked_day
 from closedloop.core.periods import hours_to_judge, period_in_words
 from closedloop.core.specs import ModelSpec
-from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards
+from closedloop.ops.guards import BUDGET_GUARD, CEILINGS, GuardResult, evaluate_guards, learning_days
 from closedloop.ops.stats import read_ops_stats
 from wiring.day_records import check_spec, judged_day_by_day
 from wiring.partitions import run_days
@@ -35,7 +36,11 @@ _SHOWN_HOURS = 24
 def configured_guards(model: ModelSpec) -> list[str]:
     """The guards the registry sets for ``model`` (on the model or any route)."""
     scopes = [model.ops, *model.ops.routes.values()]
-    guards = [g for g, field in CEILINGS.items() if any(getattr(scope, field) is not None for scope in scopes)]
+    guards = [
+        g
+        for g, field in CEILINGS.items()
+        if any(getattr(scope, field) is not None or g in scope.learned for scope in scopes)
+    ]
     return guards + ([BUDGET_GUARD] if model.ops.daily_budget_usd is not None else [])
 
 
@@ -52,6 +57,7 @@ def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.Asse
     metadata = {
         "hours_judged": len({r.hour for r in judged}),
         "hours_not_enough_data": len({r.hour for r in results if r.not_enough_data}),
+        "hours_learning": len({r.hour for r in results if r.expected is None}),
         "hours_broken": len({r.hour for r in broken}),
     }
     if latest is not None:
@@ -69,7 +75,7 @@ def _result(model: ModelSpec, guard: str, results: list[GuardResult]) -> dg.Asse
         dg.AssetKey([model.name, "ops_stats"]),
         passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR if model.ops.severity == "page" else dg.AssetCheckSeverity.WARN,
-        expected=float(shown.expected) if shown else (float(results[0].expected) if results else None),
+        expected=shown.expected if shown else next((r.expected for r in results if r.expected is not None), None),
         observed=float(shown.observed) if shown else None,
         first_failure=first_failure,
         failing_periods=[period_in_words(r.hour) for r in broken],
@@ -109,11 +115,18 @@ def build_ops_guard_checks(model: ModelSpec) -> list[dg.AssetChecksDefinition]:
         for key in run_days(context):
             day = checked_day(key)
             stats = read_ops_stats(store, model.name, day, day)
-            history = read_ops_stats(
-                store, model.name, day - dt.timedelta(days=BUDGET_HISTORY_DAYS), day - dt.timedelta(days=1)
+            history_days = max(BUDGET_HISTORY_DAYS, learning_days(model.ops))
+            earlier = read_ops_stats(
+                store, model.name, day - dt.timedelta(days=history_days), day - dt.timedelta(days=1)
             )
+            budget_from = pd.Timestamp(day - dt.timedelta(days=BUDGET_HISTORY_DAYS), tz="UTC")
+            history = earlier.filter(pc.greater_equal(earlier["hour"], budget_from))
             results += evaluate_guards(
-                stats, model.ops, hours_to_judge(day, as_of), history=history if history.num_rows else None
+                stats,
+                model.ops,
+                hours_to_judge(day, as_of),
+                history=history if history.num_rows else None,
+                learning_history=earlier if earlier.num_rows else None,
             )
 
         def judge(keys: list[str]):

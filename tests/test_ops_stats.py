@@ -12,6 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from closedloop.core.bounds import LearnedLimits
 from closedloop.core.lake import Lake
 from closedloop.core.specs import OpsGuards, RegistryError, RouteGuards
 from closedloop.inputs.ingest import ingest_predictions
@@ -315,6 +316,72 @@ def test_the_budget_guard_fires_during_the_spike_day_and_not_on_a_normal_day(tri
 
     assert first_failure("2026-09-15", "2026-09-08") is None
     assert first_failure("2026-09-16", "2026-09-09") == 10
+
+
+def test_a_learned_ceiling_judges_each_hour_against_the_same_hour_of_the_trailing_days(triage_lake):
+    """Against the same hours of the four days before it: the spike's first hour breaks its ceiling, a
+    clean day breaks none, and the spike's hours do not teach the ceiling to accept them."""
+    learned = LearnedLimits(reference="trailing", periods=48, method="sd", k=4, seasonal="hour")
+    guards = OpsGuards(learned={"latency_p95_ms": learned}, min_requests_per_hour=50)
+    history = read_ops_stats(triage_lake, "ticket_triage", "2026-09-08", "2026-09-14")
+    clean = evaluate_guards(
+        day_stats(triage_lake, "2026-09-15"), guards, hours_of("2026-09-15"), learning_history=history
+    )
+    judged = [r for r in clean if not r.not_enough_data]
+    assert len(judged) >= 8 and all(r.passed for r in judged)
+    assert all(r.expected is not None for r in judged)
+    # Day and night are held to their own hours: the ceilings differ from hour to hour.
+    assert len({round(r.expected) for r in judged}) > len(judged) // 2
+
+    history = read_ops_stats(triage_lake, "ticket_triage", "2026-09-08", "2026-09-15")
+    spike = evaluate_guards(
+        day_stats(triage_lake, "2026-09-16"), guards, hours_of("2026-09-16"), learning_history=history
+    )
+    assert [r.hour.hour for r in spike if not r.passed] == list(range(10, 16))  # the spike runs 10:00-16:00
+    before = {r.hour.hour: r.expected for r in spike if r.hour.hour < 10 and r.expected is not None}
+    assert before  # the morning is judged, not learning
+    # The ceilings after the spike are still the clean days' (within one hour-of-day's mean and spread).
+    ceilings = [r.expected for r in spike if 10 <= r.hour.hour < 16 and r.expected is not None]
+    assert ceilings and max(ceilings) < min(r.observed for r in spike if r.hour.hour == 10)
+
+
+def test_a_learned_ceiling_learns_before_it_judges(triage_lake):
+    learned = LearnedLimits(reference="trailing", periods=48, method="sd", k=4, seasonal="hour")
+    guards = OpsGuards(learned={"latency_p95_ms": learned}, min_requests_per_hour=50)
+    alone = evaluate_guards(day_stats(triage_lake, "2026-09-16"), guards, hours_of("2026-09-16"))
+    assert alone and all(r.passed and r.not_enough_data and r.expected is None for r in alone)
+
+
+@pytest.mark.parametrize(
+    ("learned", "says"),
+    [
+        ({"latncy_p95_ms": {"reference": "trailing", "periods": 48}}, r"ops\.learned\.latncy_p95_ms"),
+        ({"latency_p95_ms": {"reference": "first", "periods": 48}}, r"learned\.latency_p95_ms\.reference: a guard"),
+        (
+            {"latency_p95_ms": {"reference": "trailing", "periods": 28, "seasonal": "weekday"}},
+            r"learned\.latency_p95_ms\.seasonal: an hourly guard's season is the hour",
+        ),
+        ({"latency_p95_ms": {"reference": "trailing", "periods": 24, "seasonal": "hour"}}, r"at least 48 periods"),
+    ],
+)
+def test_learned_guard_ceilings_are_validated_naming_the_key(tmp_path, learned, says):
+    document = yaml.safe_load(TEST_REGISTRY.read_text())
+    ops = document["models"]["ticket_triage"]["ops"]
+    ops.pop("max_latency_p95_ms")
+    ops["learned"] = learned
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(RegistryError, match=says):
+        load_registry(path)
+
+
+def test_a_guard_is_written_or_learned_not_both(tmp_path):
+    document = yaml.safe_load(TEST_REGISTRY.read_text())
+    document["models"]["ticket_triage"]["ops"]["learned"] = {"latency_p95_ms": {"reference": "trailing"}}
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(RegistryError, match=r"learned\.latency_p95_ms: give max_latency_p95_ms or learned"):
+        load_registry(path)
 
 
 def test_figures_render(triage_lake):

@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from closedloop.core.bounds import LearnedLimits
 from closedloop.core.lake import Lake
 from closedloop.core.periods import hours_to_judge
 from closedloop.registry import load_registry
@@ -106,9 +107,16 @@ def test_an_hourly_tick_replaces_todays_partition_with_more_rows(tmp_path):
 
 @pytest.mark.slow
 def test_the_traffic_spike_trips_latency_and_cost_in_its_first_hour_and_the_budget_that_day(tmp_path):
+    """The cost ceiling is written; the latency ceiling is learned from the same hours of the days before."""
     landing = tmp_path / "landing"
     simulate(landing, days=SPIKE.start_day + 1, seed=7, fraud_rows_per_day=100, triage_rows_per_day=3000)
     registry = load_registry(TEST_REGISTRY, landing=str(landing), lake=str(tmp_path / "lake"))
+    triage = registry.model("ticket_triage")
+    learned = LearnedLimits(reference="trailing", periods=96, method="sd", k=4, seasonal="hour")
+    ops = triage.ops.model_copy(update={"max_latency_p95_ms": None, "learned": {"latency_p95_ms": learned}})
+    registry = registry.model_copy(
+        update={"models": {**registry.models, "ticket_triage": triage.model_copy(update={"ops": ops})}}
+    )
     result = (
         build_definitions(registry)
         .resolve_job_def("ticket_triage_pipeline")
@@ -135,3 +143,5 @@ def test_the_traffic_spike_trips_latency_and_cost_in_its_first_hour_and_the_budg
     first_budget_hour = budget.metadata["first_failure"].value[:16]
     assert str(SPIKE_DAY) in first_budget_hour and first_budget_hour < f"{SPIKE_DAY} 23:00"
     assert guards["error_rate_within_ceiling"].metadata["hours_judged"].value > 24 * SPIKE.start_day / 2
+    latency = guards["latency_p95_within_ceiling"].metadata
+    assert latency["hours_learning"].value >= 48 and latency["hours_judged"].value > 24 * SPIKE.start_day / 4

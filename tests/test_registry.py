@@ -249,6 +249,20 @@ def test_environment_roots_override_the_file(tmp_path):
         (
             with_model(
                 slos=[
+                    {"name": "s", "metric": "rate", "learned": {"seasonal": "hour", "periods": 48}, "severity": "warn"}
+                ]
+            ),
+            "models.fraud",
+            "slos.0.learned.seasonal: an hour-of-day reference needs an hourly metric",
+        ),
+        (
+            with_model(slos=[{"name": "s", "metric": "p95", "learned": {"seasonal": "hour"}, "severity": "warn"}]),
+            "models.fraud.slos.0.learned",
+            "an hour-of-day reference needs at least 48 periods",
+        ),
+        (
+            with_model(
+                slos=[
                     {
                         "name": "s",
                         "metric": "rate",

@@ -116,7 +116,8 @@ def _judged_bound(slo: SLOSpec, reading: Reading, reference: Reference, period: 
     values = [v for _, v in reference]
     if not slo.learned.seasonal:
         return slo.learned.bound(values)
-    return slo.learned.bound(values, [period_start(p).weekday() for p, _ in reference], period.weekday())
+    seasons = [slo.learned.season(period_start(p)) for p, _ in reference]
+    return slo.learned.bound(values, seasons, slo.learned.season(period))
 
 
 def _next_reference(

@@ -9,6 +9,7 @@ the limit itself unacceptable (an SLO's ``<`` rather than ``<=``).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Literal
 
@@ -130,7 +131,9 @@ class LearnedLimits(BaseModel):
     The reference is the subject's ``first`` ``periods`` periods with data (a version's shadow days,
     else its first days in production; it is *learning* until then), or the ``trailing`` ``periods``
     periods before the one judged that did not break the limits. ``seasonal: weekday`` centres the
-    limits on the reference days of the judged day's weekday, their width taken from all of them.
+    limits on the reference days of the judged day's weekday, their width taken from all of them;
+    ``seasonal: hour`` does the same with the hour of the day, for hourly figures (latency by day and
+    by night).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -142,7 +145,7 @@ class LearnedLimits(BaseModel):
     share: float | None = Field(default=None, gt=0)
     quantiles: tuple[float, float] | None = None
     side: Literal["both", "upper", "lower"] = "both"
-    seasonal: Literal["weekday"] | None = None
+    seasonal: Literal["weekday", "hour"] | None = None
 
     @model_validator(mode="after")
     def _one_width(self) -> LearnedLimits:
@@ -161,7 +164,17 @@ class LearnedLimits(BaseModel):
                 raise ValueError(f"quantiles must be two shares 0 <= low < high <= 1, got [{low}, {high}]")
         if self.seasonal == "weekday" and self.periods < 14:
             raise ValueError(f"a weekday reference needs at least 14 periods (two of each weekday), got {self.periods}")
+        if self.seasonal == "hour" and self.periods < 48:
+            raise ValueError(
+                f"an hour-of-day reference needs at least 48 periods (two of each hour), got {self.periods}"
+            )
         return self
+
+    def season(self, moment: dt.datetime) -> int:
+        """The season ``moment`` belongs to: its weekday, or its hour of the day (0 when not seasonal)."""
+        if self.seasonal == "weekday":
+            return moment.weekday()
+        return moment.hour if self.seasonal == "hour" else 0
 
     @property
     def width(self) -> float:
@@ -202,7 +215,7 @@ class LearnedLimits(BaseModel):
     def describe(self) -> str:
         """The learned limits in words: ``within 3 sd of the mean of the first 14 periods (same weekday)``."""
         reference = f"the {self.reference if self.reference == 'first' else 'last'} {self.periods} periods"
-        reference += " (same weekday)" if self.seasonal else ""
+        reference += {"weekday": " (same weekday)", "hour": " (same hour of the day)", None: ""}[self.seasonal]
         if self.method == "quantile":
             assert self.quantiles is not None  # the validator requires them
             low, high = self.quantiles

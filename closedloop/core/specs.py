@@ -414,6 +414,9 @@ class DriftSpec(_Strict):
 Severity = Literal["warn", "page"]
 
 
+GuardMetric = Literal["latency_p95_ms", "error_rate", "fallback_rate", "cost_per_1k"]
+
+
 class RouteGuards(_Strict):
     """Ceilings for one route's own traffic; a missing ceiling is not checked."""
 
@@ -421,6 +424,22 @@ class RouteGuards(_Strict):
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     max_fallback_rate: float | None = Field(default=None, ge=0, le=1)
     max_cost_per_1k: float | None = Field(default=None, ge=0, description="US dollars per 1,000 predictions.")
+    learned: dict[GuardMetric, LearnedLimits] = Field(
+        default_factory=dict,
+        description="Guard -> a ceiling learned from the trailing hours of the scope's own traffic that kept it, "
+        "in place of its max_ field (only the upper limit applies; seasonal: hour for a day-and-night rhythm).",
+    )
+
+    @model_validator(mode="after")
+    def _learned_or_written(self) -> RouteGuards:
+        for guard, limits in self.learned.items():
+            if getattr(self, f"max_{guard}") is not None:
+                raise ValueError(f"learned.{guard}: give max_{guard} or learned limits, not both")
+            if limits.reference != "trailing":
+                raise ValueError(f"learned.{guard}.reference: a guard learns from its trailing hours (trailing)")
+            if limits.seasonal == "weekday":
+                raise ValueError(f"learned.{guard}.seasonal: an hourly guard's season is the hour of the day (hour)")
+        return self
 
 
 class OpsGuards(RouteGuards):
@@ -561,8 +580,14 @@ class ModelSpec(_Strict):
                 problems.append(
                     f"slos.{index}.per_route: only an ops.<metric> source has routes; {slo.metric!r} is {source!r}"
                 )
-            if slo.learned is not None and slo.learned.seasonal and cadences.get(slo.metric) != "daily":
-                problems.append(f"slos.{index}.learned.seasonal: a weekday reference needs a daily metric")
+            seasonal = None if slo.learned is None else slo.learned.seasonal
+            if seasonal is not None and slo.metric in cadences:
+                wanted, needs = {
+                    "weekday": ("daily", "a weekday reference needs a daily metric"),
+                    "hour": ("hourly", "an hour-of-day reference needs an hourly metric"),
+                }[seasonal]
+                if cadences[slo.metric] != wanted:
+                    problems.append(f"slos.{index}.learned.seasonal: {needs}")
             problems += self._action_version_problems(f"slos.{index}.action", slo.action)
         slo_names = [s.name for s in self.slos]
         if len(set(slo_names)) != len(slo_names):

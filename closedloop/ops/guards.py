@@ -6,6 +6,13 @@ exactly the ceilings listed there (nothing is inherited: a fallback route has a 
 100% by design). An hour with fewer than ``min_requests_per_hour`` requests (in the scope the
 guard watches), or without the metric at all, is "not enough data": it passes and never alerts.
 The budget guard fails as soon as the day's projected spend (``projected_daily_spend``) exceeds it.
+
+A ceiling can be learned instead of written (``learned``): each hour's is the upper limit the
+trailing ``periods`` hours of the scope's own traffic teach (mean + k sd, or a quantile; with
+``seasonal: hour`` around the same hour's mean, so a night is not held to the day's latency).
+Only hours with enough requests that stayed under their own ceiling teach it, so a spike never
+teaches the guard to accept the next one; until ``periods`` such hours are in, the guard is
+learning and judges nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from closedloop.core.bounds import Bound
+from closedloop.core.bounds import Bound, LearnedLimits
 from closedloop.core.names import ALL
 from closedloop.core.periods import hour_has_ended
 from closedloop.core.specs import OpsGuards, RouteGuards, Severity
@@ -39,7 +46,7 @@ class GuardResult:
     guard: str
     route: str
     hour: dt.datetime
-    expected: float
+    expected: float | None  # None while a learned ceiling is still learning
     observed: float | None
     passed: bool
     severity: Severity
@@ -62,49 +69,101 @@ def evaluate_guards(
     *,
     now: dt.datetime | None = None,
     history: pa.Table | None = None,
+    learning_history: pa.Table | None = None,
 ) -> list[GuardResult]:
     """Every configured guard on each of ``hours`` (default: the latest complete hour of ``stats``).
 
     ``stats`` holds the ``ops_stats`` rows of the hours' days; ``history`` (earlier days' rows)
-    shapes the budget projection, see ``projected_daily_spend``.
+    shapes the budget projection, see ``projected_daily_spend``; ``learning_history`` (earlier
+    days' rows, ``learning_days`` of them) is what learned ceilings learn from.
     """
     if hours is None:
         latest = latest_complete_hour(stats, now)
         hours = [] if latest is None else [latest]
-    scopes: list[tuple[str, RouteGuards, pd.DataFrame]] = [(ALL, guards, ops_metrics(stats, by=("hour",)))]
+    every_hour = stats if learning_history is None else pa.concat_tables([learning_history, stats])
+    scopes: list[tuple[str, RouteGuards, pd.DataFrame]] = [(ALL, guards, ops_metrics(every_hour, by=("hour",)))]
     if guards.routes:
-        by_route = ops_metrics(stats, by=("hour", "route"))
+        by_route = ops_metrics(every_hour, by=("hour", "route"))
         scopes += [(route, ceilings, by_route[by_route["route"] == route]) for route, ceilings in guards.routes.items()]
+    judged = [pd.Timestamp(h).tz_convert("UTC") for h in hours]
+    learned = {
+        (route, guard): learned_ceilings(limits, metrics, guard, guards.min_requests_per_hour, max(judged))
+        for route, ceilings, metrics in scopes
+        for guard, limits in ceilings.learned.items()
+        if judged
+    }
     results = []
-    for hour in (pd.Timestamp(h).tz_convert("UTC") for h in hours):
+    for hour in judged:
         for route, ceilings, metrics in scopes:
             row = metrics[metrics["hour"] == hour]
             requests = int(row["requests"].sum())
             for guard, field in CEILINGS.items():
                 ceiling = getattr(ceilings, field)
-                if ceiling is not None:
-                    observed = float(row[guard].iloc[0]) if len(row) else None
-                    results.append(_result(guards, guard, route, hour, ceiling, observed, requests))
+                if guard in ceilings.learned:
+                    ceiling = learned[route, guard].get(hour)
+                elif ceiling is None:
+                    continue
+                observed = float(row[guard].iloc[0]) if len(row) else None
+                results.append(_result(guards, guard, route, hour, ceiling, observed, requests))
             if route == ALL and guards.daily_budget_usd is not None:
                 spend = projected_daily_spend(stats, hour.to_pydatetime(), history)
                 results.append(_result(guards, BUDGET_GUARD, route, hour, guards.daily_budget_usd, spend, requests))
     return results
 
 
+def learning_days(guards: OpsGuards) -> int:
+    """Days of earlier ``ops_stats`` the learned ceilings need: twice their longest reference, in whole
+    days, so that quiet hours (too few requests to teach) still leave a full reference."""
+    periods = [limits.periods for scope in (guards, *guards.routes.values()) for limits in scope.learned.values()]
+    return 0 if not periods else -(-2 * max(periods) // 24)
+
+
+def learned_ceilings(
+    limits: LearnedLimits, hourly: pd.DataFrame, guard: str, min_requests: int, through: pd.Timestamp
+) -> dict[pd.Timestamp, float | None]:
+    """Each hour's learned ceiling through ``through``, walking the hours in order: an hour is judged
+    against the trailing hours that taught before it, and teaches only if it had enough requests and
+    stayed under its ceiling. None while fewer than ``periods`` hours have taught."""
+    ceiling_of = limits.model_copy(update={"side": "upper"})
+    reference: list[tuple[pd.Timestamp, float]] = []
+    ceilings: dict[pd.Timestamp, float | None] = {}
+    for hour, value, requests in hourly.sort_values("hour")[["hour", guard, "requests"]].itertuples(index=False):
+        if hour > through:
+            break
+        bound = None
+        if len(reference) >= limits.periods:
+            values = [v for _, v in reference]
+            seasons = [limits.season(h) for h, _ in reference]
+            bound = ceiling_of.bound(values, seasons, limits.season(hour))
+        ceilings[hour] = None if bound is None or not isinstance(bound.error, float) else bound.error
+        ceiling = ceilings[hour]
+        if requests >= min_requests and not pd.isna(value) and (ceiling is None or value <= ceiling):
+            reference = [*reference, (hour, float(value))][-limits.periods :]
+    return ceilings
+
+
 def _result(
-    guards: OpsGuards, guard: str, route: str, hour: pd.Timestamp, ceiling: float, observed: float | None, requests: int
+    guards: OpsGuards,
+    guard: str,
+    route: str,
+    hour: pd.Timestamp,
+    ceiling: float | None,
+    observed: float | None,
+    requests: int,
 ) -> GuardResult:
     if observed is not None and pd.isna(observed):
         observed = None
-    not_enough_data = observed is None or requests < guards.min_requests_per_hour
+    judged = broken = False
+    if observed is not None and ceiling is not None and requests >= guards.min_requests_per_hour:
+        judged, broken = True, Bound(type="upper", error=ceiling).breaks(observed)
     return GuardResult(
         guard=guard,
         route=route,
         hour=hour.to_pydatetime(),
         expected=ceiling,
         observed=observed,
-        passed=observed is None or not_enough_data or not Bound(type="upper", error=ceiling).breaks(observed),
+        passed=not broken,
         severity=guards.severity,
-        not_enough_data=not_enough_data,
+        not_enough_data=not judged,
         requests=requests,
     )
