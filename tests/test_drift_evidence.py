@@ -1,18 +1,23 @@
 """Drift evidence: the p-value behind each figure, Benjamini-Hochberg across the day's tests, and a
 figure past its limit by chance alone held back as ``not_significant``."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import chi2, hypergeom
 
+from closedloop.core.names import ALL
 from closedloop.core.specs import DriftSpec
 from closedloop.drift.baseline import CategoricalBaseline
 from closedloop.drift.evidence import bucket_p_value, decision_p_value, missing_p_value, q_values, unseen_p_value
+from closedloop.drift.learned_limits import drift_limits
 from closedloop.drift.measures import ColumnProfile, Comparison
+from closedloop.drift.profiles import merge_profiles
 from closedloop.drift.report import drift_report
-from tests.test_drift import production, status  # noqa: F401 (the module's simulated production)
+from tests.test_drift import SIGNAL_METRICS, production, status  # noqa: F401 (the module's simulated production)
 
 
 def profile(counts, nulls=0, unseen=0) -> ColumnProfile:
@@ -150,3 +155,86 @@ def test_figures_past_a_hair_trigger_limit_by_chance_are_held_back_and_real_drif
             incident["signal"]
         ]
         assert status(drifted, incident["column"], metric) == "error", incident["id"]
+
+
+def _learned(production, **limits):  # noqa: F811
+    """The fraud model with hair-trigger written limits, the day's tests all but off, and limits learned."""
+    drift = production.fraud.drift.model_dump()
+    drift |= {
+        "false_alert_rate": 0.999,
+        "thresholds": {
+            "psi": {"type": "upper", "error": 0.0005},
+            "missing_rate_delta": {"type": "absolute", "error": 0.0005},
+            "mean_shift": {"type": "absolute", "error": 0.001},
+        },
+        "learned": limits or None,
+    }
+    return production.fraud.model_copy(update={"drift": DriftSpec.model_validate(drift)})
+
+
+def test_learned_drift_limits_are_the_baseline_days_own_spread(production):  # noqa: F811
+    fraud = _learned(production, reference="first", periods=7, method="sd", k=3)
+    limits = drift_limits(production.lake, fraud, production.baseline)
+    baseline_days = range((fraud.baseline.end - fraud.baseline.start).days + 1)
+
+    # Each baseline day's figures against the other baseline days, by the report itself.
+    def held_out(d):
+        others = [production.profiles[o] for o in baseline_days if o != d]
+        return merge_profiles(others, across_versions=True)
+
+    reports = [
+        drift_report(
+            fraud, production.baseline, production.profiles[d], production.profiles[d], reference_profile=held_out(d)
+        ).to_pandas()
+        for d in baseline_days
+    ]
+
+    def figures(column, metric):
+        def value(report):
+            chosen = report[(report["column"] == column) & (report["metric"] == metric)]
+            [figure] = chosen[(chosen["version"] == ALL) & (chosen["window"] == "day")]["value"]
+            return figure
+
+        return np.array([value(report) for report in reports])
+
+    psi = figures("amount", "psi")
+    assert limits["amount", "psi"].type == "upper"
+    assert limits["amount", "psi"].error == pytest.approx(psi.mean() + 3 * psi.std(ddof=1))
+    shift = figures("amount", "mean_shift")
+    widest = max(abs(shift.mean() - 3 * shift.std(ddof=1)), abs(shift.mean() + 3 * shift.std(ddof=1)))
+    assert limits["amount", "mean_shift"].type == "absolute"
+    assert limits["amount", "mean_shift"].error == pytest.approx(widest)
+    # merchant_id's own written limit wins; the document is frozen and read back the same.
+    assert ("merchant_id", "new_category_share") not in limits
+    assert drift_limits(production.lake, fraud, production.baseline) == limits
+    document = production.lake.document_path("fraud", "baselines", f"{production.baseline.name}_limits")
+    assert json.loads(document.read_text())["days"][0] == fraud.baseline.start.isoformat()
+
+
+def test_learned_drift_limits_keep_clean_days_quiet_and_still_catch_the_faults(production):  # noqa: F811
+    written = _learned(production)
+    learned = _learned(production, reference="first", periods=7, method="sd", k=3)
+    limits = drift_limits(production.lake, learned, production.baseline)
+    faulty = {i["start_day"] for i in production.truth} | {
+        d for i in production.truth for d in range(i["start_day"], i["end_day"] + 1)
+    }
+    clean_days = [d for d in range(10, len(production.days)) if d not in faulty]
+    assert len(clean_days) >= 4
+
+    def errors(model, d, **kwargs):
+        report = drift_report(
+            model, production.baseline, production.profiles[d], production.profiles[d], **kwargs
+        ).to_pandas()
+        return report[(report["window"] == "day") & (report["status"] == "error") & (report["version"] == ALL)]
+
+    noise = sum(len(errors(written, d)) for d in clean_days)
+    assert noise >= 10 * len(clean_days)  # the written limits alone: dozens of errors a clean day
+    # The limits alone (the day's tests all but off): about one figure in a hundred, the tail of ten days' spread.
+    assert sum(len(errors(learned, d, learned_limits=limits)) for d in clean_days) <= noise / 8
+    # With the day's tests on, as a model runs: not one.
+    tested = learned.model_copy(update={"drift": learned.drift.model_copy(update={"false_alert_rate": 0.01})})
+    assert sum(len(errors(tested, d, learned_limits=limits)) for d in clean_days) == 0
+    for incident in production.truth:
+        first = errors(learned, incident["start_day"], learned_limits=limits)
+        metric = SIGNAL_METRICS[incident["signal"]]
+        assert ((first["column"] == incident["column"]) & (first["metric"] == metric)).any(), incident["id"]

@@ -377,6 +377,16 @@ def test_environment_roots_override_the_file(tmp_path):
             "models.fraud.slos.0.learned.k",
             "finite number",
         ),
+        (
+            with_model(drift={"learned": {"reference": "trailing", "periods": 7}}),
+            "models.fraud.drift.learned",
+            "drift limits learn from the baseline's days (reference: first)",
+        ),
+        (
+            with_model(drift={"learned": {"periods": 14}}),
+            "models.fraud",
+            "drift.learned.periods: 14 baseline days are needed, the baseline window has 10",
+        ),
         (with_model(tags={"tier": "gold medal"}), "models.fraud.tags.tier", "'gold medal' is not a valid tag value"),
         (with_model(tags={"a b": "x"}), "models.fraud.tags.a b", "'a b' is not a valid tag key"),
         (with_model(tags={"tier": 1}), "models.fraud.tags.tier", "valid string"),

@@ -384,6 +384,20 @@ class DriftSpec(_Strict):
     columns: dict[Name, dict[str, Bound]] = Field(
         default_factory=dict, description="Column (feature, segment, score, decision) -> metric -> limits."
     )
+    learned: LearnedLimits | None = Field(
+        default=None,
+        description="Every figure's limit learned from the baseline days' own figures against the baseline (mean + "
+        "k sd, or quantiles), in place of the written thresholds; a column's own written limits still win.",
+    )
+
+    @field_validator("learned")
+    @classmethod
+    def _learned_from_the_baseline(cls, learned: LearnedLimits | None) -> LearnedLimits | None:
+        if learned is not None and learned.reference != "first":
+            raise ValueError("reference: drift limits learn from the baseline's days (reference: first)")
+        if learned is not None and learned.seasonal is not None:
+            raise ValueError("seasonal: drift limits learn from all the baseline's days together")
+        return learned
 
     @field_validator("thresholds")
     @classmethod
@@ -595,6 +609,15 @@ class ModelSpec(_Strict):
         unknown_overrides = sorted(set(self.contract.columns) - set(self.features.all + self.segments))
         if unknown_overrides:
             problems.append(f"contract.columns names {unknown_overrides}, which are not features or segments")
+        learned = self.drift.learned
+        if learned is not None and self.baseline.reference is not None:
+            problems.append(
+                "drift.learned: a reference dataset has no days to learn limits from; use a window baseline"
+            )
+        elif learned is not None and learned.periods > (days := (self.baseline.end - self.baseline.start).days + 1):
+            problems.append(
+                f"drift.learned.periods: {learned.periods} baseline days are needed, the baseline window has {days}"
+            )
         if self.baseline.start < self.start_date:
             problems.append(f"baseline starts {self.baseline.start}, before the model's start_date {self.start_date}")
         if self.end_date is not None and self.baseline.end > self.end_date:

@@ -10,6 +10,7 @@ from closedloop.core.lake import Lake, LakeError
 from closedloop.core.specs import ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.domain_classifier import domain_classifier_auc
+from closedloop.drift.learned_limits import drift_limits
 from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles
 from closedloop.drift.report import ALL_INPUTS, drift_report
 from closedloop.drift.version_reference import version_reference, versions_with_own_reference
@@ -31,7 +32,8 @@ def drift_of_day(
 
     With ``baseline.trailing_days`` the reference is the N days before ``day`` (their profiles
     merged, their samples for the domain classifier) rather than the frozen window, when they exist.
-    A version released after the baseline window has its outputs judged against its own reference.
+    A version released after the baseline window has its outputs judged against its own reference;
+    with ``drift.learned`` every figure against the limits the baseline's own days taught.
     """
     today = lake.read_partition(model.name, "profiles", day)
     if today is None:
@@ -69,6 +71,7 @@ def drift_of_day(
         domain_auc=domain_auc,
         reference_profile=reference_profile,
         version_references=version_references,
+        learned_limits=drift_limits(lake, model, baseline),
     )
 
 

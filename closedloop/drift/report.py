@@ -15,8 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from closedloop.core.bounds import Bound
 from closedloop.core.names import ALL
-from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, DriftSpec, ModelSpec
+from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.evidence import EVIDENCE, q_values
 from closedloop.drift.measures import ROLE_METRICS, ColumnProfile, Comparison
@@ -60,6 +61,7 @@ def drift_report(
     domain_auc: Mapping[str, float] | None = None,
     reference_profile: pa.Table | None = None,
     version_references: Mapping[str, pa.Table | None] | None = None,
+    learned_limits: Mapping[tuple[str, str], Bound] | None = None,
 ) -> pa.Table:
     """Every drift metric of the day and of the window, per version and for all versions together.
 
@@ -72,7 +74,8 @@ def drift_report(
     bins and values stay the baseline's, so every day is still measured the same way.
     ``version_references`` maps a version released after the baseline to its own reference profile
     (None while it is learning): its score and decision are judged against it, and the versions'
-    pooled score and decision are only reported while that version has rows.
+    pooled score and decision are only reported while that version has rows. ``learned_limits``
+    ((column, metric) -> limit, ``drift.learned_limits``) replace the written ones they cover.
     """
     baseline.require_model(model)
     days = profiles_for_day.column("day").to_pylist() + profiles_for_window.column("day").to_pylist()
@@ -98,7 +101,9 @@ def drift_report(
         for column, ref in reference.items():
             current = ColumnProfile.from_row(everything[column]) if column in everything else ColumnProfile.empty(ref)
             unjudged = MIXED_VERSIONS if mixed and column in DRIFT_OUTPUT_COLUMNS else None
-            rows += _column_rows(model, baseline, column, kinds[column], ALL, label, current, ref, unjudged)
+            rows += _column_rows(
+                model, baseline, column, kinds[column], ALL, label, current, ref, unjudged, learned_limits
+            )
         for row in merged:
             column, version = row["column"], row["model_version"]
             if column not in reference:
@@ -111,13 +116,22 @@ def drift_report(
                 else:
                     ref = versions_own[column]
             current = ColumnProfile.from_row(row)
-            rows += _column_rows(model, baseline, column, row["kind"], version, label, current, ref, unjudged)
+            rows += _column_rows(
+                model, baseline, column, row["kind"], version, label, current, ref, unjudged, learned_limits
+            )
         if domain_auc and label in domain_auc:
             window_rows = max((r["rows"] for r in everything.values()), default=0)
             enough = window_rows >= model.drift.min_rows
             rows.append(
                 _judged(
-                    model.drift, ALL_INPUTS, ALL, label, "domain_classifier_auc", domain_auc[label], window_rows, enough
+                    ALL_INPUTS,
+                    ALL,
+                    label,
+                    "domain_classifier_auc",
+                    domain_auc[label],
+                    window_rows,
+                    enough,
+                    model.drift.limit("domain_classifier_auc", ALL_INPUTS),
                 )
             )
     table = pa.Table.from_pylist(_controlled(rows, model.drift.false_alert_rate), schema=REPORT_SCHEMA.remove(0))
@@ -134,6 +148,7 @@ def _column_rows(
     current: ColumnProfile,
     reference: ColumnProfile,
     unjudged: str | None = None,
+    learned_limits: Mapping[tuple[str, str], Bound] | None = None,
 ) -> list[dict]:
     """The column's figures; with ``unjudged`` (a status) they are reported under it, never judged."""
     role = column if column in DRIFT_OUTPUT_COLUMNS else kind
@@ -148,7 +163,8 @@ def _column_rows(
         value = metric(comparison)
         if value is None:
             continue
-        row = _judged(model.drift, column, version, window, metric.__name__, value, current.rows, enough)
+        limit = (learned_limits or {}).get((column, metric.__name__)) or model.drift.limit(metric.__name__, column)
+        row = _judged(column, version, window, metric.__name__, value, current.rows, enough, limit)
         if unjudged is not None and row["status"] != "not_enough_data":
             rows.append({**row, "threshold": None, "severity": None, "status": unjudged})
             continue
@@ -177,9 +193,8 @@ def _controlled(rows: list[dict], false_alert_rate: float) -> list[dict]:
 
 
 def _judged(
-    spec: DriftSpec, column: str, version: str, window: str, metric: str, value: float, rows: int, enough: bool
+    column: str, version: str, window: str, metric: str, value: float, rows: int, enough: bool, limit: Bound | None
 ) -> dict:
-    limit = spec.limit(metric, column)
     row = {"column": column, "version": version, "window": window, "metric": metric, "rows": rows}
     if not enough or math.isnan(value):
         return {
