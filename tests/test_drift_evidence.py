@@ -1,6 +1,7 @@
 """Drift evidence: the p-value behind each figure, Benjamini-Hochberg across the day's tests, and a
 figure past its limit by chance alone held back as ``not_significant``."""
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from closedloop.core.names import ALL
 from closedloop.core.specs import DriftSpec
 from closedloop.drift.baseline import CategoricalBaseline
 from closedloop.drift.evidence import bucket_p_value, decision_p_value, missing_p_value, q_values, unseen_p_value
-from closedloop.drift.learned_limits import drift_limits
+from closedloop.drift.learned_limits import drift_limits, learn_drift_limits
 from closedloop.drift.measures import ColumnProfile, Comparison
 from closedloop.drift.profiles import merge_profiles
 from closedloop.drift.report import drift_report
@@ -174,7 +175,7 @@ def _learned(production, **limits):  # noqa: F811
 
 def test_learned_drift_limits_are_the_baseline_days_own_spread(production):  # noqa: F811
     fraud = _learned(production, reference="first", periods=7, method="sd", k=3)
-    limits = drift_limits(production.lake, fraud, production.baseline)
+    limits = drift_limits(production.lake, fraud, production.baseline, production.days[12])
     baseline_days = range((fraud.baseline.end - fraud.baseline.start).days + 1)
 
     # Each baseline day's figures against the other baseline days, by the report itself.
@@ -206,7 +207,7 @@ def test_learned_drift_limits_are_the_baseline_days_own_spread(production):  # n
     assert limits["amount", "mean_shift"].error == pytest.approx(widest)
     # merchant_id's own written limit wins; the document is frozen and read back the same.
     assert ("merchant_id", "new_category_share") not in limits
-    assert drift_limits(production.lake, fraud, production.baseline) == limits
+    assert drift_limits(production.lake, fraud, production.baseline, production.days[12]) == limits
     document = production.lake.document_path("fraud", "baselines", f"{production.baseline.name}_limits")
     assert json.loads(document.read_text())["days"][0] == fraud.baseline.start.isoformat()
 
@@ -214,7 +215,7 @@ def test_learned_drift_limits_are_the_baseline_days_own_spread(production):  # n
 def test_learned_drift_limits_keep_clean_days_quiet_and_still_catch_the_faults(production):  # noqa: F811
     written = _learned(production)
     learned = _learned(production, reference="first", periods=7, method="sd", k=3)
-    limits = drift_limits(production.lake, learned, production.baseline)
+    limits = drift_limits(production.lake, learned, production.baseline, production.days[12])
     faulty = {i["start_day"] for i in production.truth} | {
         d for i in production.truth for d in range(i["start_day"], i["end_day"] + 1)
     }
@@ -238,3 +239,26 @@ def test_learned_drift_limits_keep_clean_days_quiet_and_still_catch_the_faults(p
         first = errors(learned, incident["start_day"], learned_limits=limits)
         metric = SIGNAL_METRICS[incident["signal"]]
         assert ((first["column"] == incident["column"]) & (first["metric"] == metric)).any(), incident["id"]
+
+
+def test_seasonal_drift_limits_sit_around_the_judged_weekday(production):  # noqa: F811
+    """Fourteen baseline days whose PSI runs higher on weekends: a Saturday's limit is the Saturdays'
+    mean + 3 sd of every day's distance to its own weekday's mean; a Tuesday's sits lower."""
+    learned = {"reference": "first", "periods": 14, "method": "sd", "k": 3, "seasonal": "weekday"}
+    drift = production.fraud.drift.model_dump() | {"learned": learned}
+    window = {"start": production.fraud.baseline.start, "end": production.fraud.baseline.start + dt.timedelta(days=13)}
+    fraud = production.fraud.model_copy(
+        update={
+            "drift": DriftSpec.model_validate(drift),
+            "baseline": production.fraud.baseline.model_copy(update=window),
+        }
+    )
+    weekdays = [d % 7 for d in range(14)]
+    values = [0.02 if w >= 5 else 0.01 for w in weekdays]
+    values = [v + (0.001 if d < 7 else -0.001) for d, v in enumerate(values)]  # each weekday: mean +- 0.001
+    figures = {("amount", "psi"): list(zip(weekdays, values, strict=True))}
+    residual_sd = np.sqrt(14 * 0.001**2 / (14 - 7))
+    saturday = learn_drift_limits(fraud, figures, 5)["amount", "psi"]
+    tuesday = learn_drift_limits(fraud, figures, 1)["amount", "psi"]
+    assert saturday.error == pytest.approx(0.02 + 3 * residual_sd)
+    assert tuesday.error == pytest.approx(0.01 + 3 * residual_sd)

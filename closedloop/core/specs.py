@@ -395,8 +395,8 @@ class DriftSpec(_Strict):
     def _learned_from_the_baseline(cls, learned: LearnedLimits | None) -> LearnedLimits | None:
         if learned is not None and learned.reference != "first":
             raise ValueError("reference: drift limits learn from the baseline's days (reference: first)")
-        if learned is not None and learned.seasonal is not None:
-            raise ValueError("seasonal: drift limits learn from all the baseline's days together")
+        if learned is not None and learned.seasonal == "hour":
+            raise ValueError("seasonal: drift is judged by the day; its season is the weekday (seasonal: weekday)")
         return learned
 
     @field_validator("thresholds")

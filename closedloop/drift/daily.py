@@ -71,7 +71,7 @@ def drift_of_day(
         domain_auc=domain_auc,
         reference_profile=reference_profile,
         version_references=version_references,
-        learned_limits=drift_limits(lake, model, baseline),
+        learned_limits=drift_limits(lake, model, baseline, day),
     )
 
 
