@@ -60,6 +60,15 @@ def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fr
             ["--config", "/nonexistent/models.yaml", "run", "--start", "2026-09-01", "--end", "2026-09-01"],
             "registry file not found",
         ),
+        (["--config", str(DEFAULT_CONFIG.parent), "status"], "is a folder; --config (or CLOSEDLOOP_CONFIG) names"),
+        (
+            ["--config", str(DEFAULT_CONFIG), "quarantine", "--model", "fraud", "--date", "2027-01-01"],
+            "2027-01-01 is after fraud's last partition 2026-10-30",
+        ),
+        (
+            ["--config", str(DEFAULT_CONFIG), "quarantine", "--model", "fraud", "--date", "2026-09-05"],
+            "fraud has no ingested predictions for 2026-09-05",
+        ),
     ],
 )
 def test_errors_are_one_line(argv, says, capsys, monkeypatch, tmp_path, fresh_environment):
@@ -133,8 +142,13 @@ def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_pa
         {"table": "predictions", "date": day(1), "reason": "score missing or NaN", "rows": 1},
         {"table": "predictions", "date": day(1), "reason": "score outside [0, 1]", "rows": 1},
     ]
+    land(lake, "fraud", "predictions", day(2), fraud_rows(day(2), ["d"], score=[0.5]))
+    ingest_predictions(lake, registry.model("fraud"), day(2))
     assert cli.main(["quarantine", "--model", "fraud", "--date", day(2)]) == 0
     assert "nothing quarantined for fraud on" in capsys.readouterr().out
+    # A day nothing was ingested for is not a clean day.
+    assert cli.main(["quarantine", "--model", "fraud", "--date", day(3)]) == 2
+    assert f"fraud has no ingested predictions for {day(3)}" in capsys.readouterr().err
 
 
 def test_failing_days_read_as_ranges():

@@ -833,6 +833,10 @@ def read_registry(path: str | os.PathLike, *, landing: str | None = None, lake: 
         raw = yaml.load(path.read_text(), Loader=_RegistryLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise RegistryError(f"{path}: registry file not found (set --config or CLOSEDLOOP_CONFIG)") from None
+    except IsADirectoryError:
+        raise RegistryError(
+            f"{path}: is a folder; --config (or CLOSEDLOOP_CONFIG) names the registry file, e.g. {path / 'models.yaml'}"
+        ) from None
     except yaml.YAMLError as exc:
         raise RegistryError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

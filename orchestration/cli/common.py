@@ -43,6 +43,20 @@ def load(args: argparse.Namespace) -> Registry:
     return registry_from_environment(args.config)
 
 
+def check_within_partitions(registry: Registry, name: str, start: dt.date, end: dt.date) -> None:
+    """Refuse days outside the model's daily partitions, naming the registry key that bounds them."""
+    model = registry.model(name)
+    if start < model.start_date:
+        raise UserError(
+            f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in "
+            f"{registry.path})"
+        )
+    if model.end_date is not None and end > model.end_date:
+        raise UserError(
+            f"{end} is after {name}'s last partition {model.end_date} (models.{name}.end_date in {registry.path})"
+        )
+
+
 def lake_of(registry: Registry) -> Lake:
     return Lake(root=registry.lake, landing=registry.landing)
 

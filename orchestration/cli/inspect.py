@@ -10,7 +10,7 @@ import json
 from closedloop.control.status import current_silences, incident_summaries, slo_status
 from closedloop.core.names import checked_day
 from closedloop.evaluation.rolling_eval import ESTIMATED, metrics_document
-from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load
+from orchestration.cli.common import UserError, check_within_partitions, emit, incident_lines, lake_of, load
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -42,7 +42,15 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
     registry = load(args)
     registry.model(args.model)
-    counts = quarantine_counts(lake_of(registry), args.model, args.date)
+    lake = lake_of(registry)
+    if args.date:
+        check_within_partitions(registry, args.model, args.date, args.date)
+        if not lake.partition_path(args.model, "predictions", args.date).exists():
+            raise UserError(
+                f"{args.model} has no ingested predictions for {args.date} in {lake.root}: nothing was landed or "
+                f"ingested that day (closedloop run --start {args.date} --end {args.date} --model {args.model})"
+            )
+    counts = quarantine_counts(lake, args.model, args.date)
     lines = [f"{'date':<12}{'table':<13}{'rows':>9}  reason"]
     lines += [f"{c['date']:<12}{c['table']:<13}{c['rows']:>9,}  {c['reason']}" for c in counts]
     if not counts:

@@ -14,7 +14,16 @@ from closedloop.control.status import incident_summaries
 from closedloop.core.environment import prepare_environment
 from closedloop.core.specs import Registry
 from closedloop.inputs.summary import ingest_summary
-from orchestration.cli.common import UserError, emit, incident_lines, lake_of, load, progress, this_command
+from orchestration.cli.common import (
+    UserError,
+    check_within_partitions,
+    emit,
+    incident_lines,
+    lake_of,
+    load,
+    progress,
+    this_command,
+)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -45,16 +54,7 @@ def _materialize(registry: Registry, models: list[str], start: dt.date, end: dt.
     from orchestration.runner import count_steps, materialize_range, waiting_notice
 
     for name in models:
-        model = registry.model(name)
-        if start < model.start_date:
-            raise UserError(
-                f"{start} is before {name}'s first partition {model.start_date} (models.{name}.start_date in "
-                f"{registry.path})"
-            )
-        if model.end_date is not None and end > model.end_date:
-            raise UserError(
-                f"{end} is after {name}'s last partition {model.end_date} (models.{name}.end_date in {registry.path})"
-            )
+        check_within_partitions(registry, name, start, end)
     if end < start:
         raise UserError(f"--end {end} is before --start {start}")
     instance = dg.DagsterInstance.get()
