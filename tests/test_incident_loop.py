@@ -12,7 +12,7 @@ from closedloop.control.incidents import read_incidents
 from closedloop.control.serving import read_actions, read_serving
 from closedloop.control.slo import SLO_EVALUATIONS_SCHEMA, record_evaluations
 from closedloop.control.slo_evaluation import evaluate_periods
-from closedloop.control.status import slo_status
+from closedloop.control.status import incident_summaries, slo_status
 from closedloop.drift.report import REPORT_SCHEMA
 from orchestration.definitions import build_definitions
 from orchestration.runbook_jobs import DECIDE_ACTION_JOB, INCIDENT_JOB
@@ -151,6 +151,9 @@ def test_a_proposed_action_waits_until_the_decide_action_job_approves_it(loop, r
     assert read_serving(lake, fraud)["active_version"] == "v11"
     [applied] = read_actions(lake, "fraud")
     assert (applied["state"], applied["decided_by"]) == ("applied", "alice@example.com")
+    # What status prints no longer waits for an approval that came.
+    [summary] = incident_summaries(lake, ["fraud"])
+    assert summary["action_result"] == f"applied by alice@example.com at {applied['decided_at']:%Y-%m-%d %H:%M}"
 
 
 def test_the_sensor_reads_only_partitions_written_since_its_cursor(loop, lake, monkeypatch):

@@ -61,10 +61,23 @@ def slo_status(lake: Lake, model: ModelSpec) -> list[dict]:
 
 
 def incident_summaries(lake: Lake, models: list[str]) -> list[dict]:
-    """The incidents of ``models`` in the order they were opened, with the fields a person reads."""
-    return [
-        {key: incident[key] for key in INCIDENT_FIELDS} for name in models for incident in read_incidents(lake, name)
-    ]
+    """The incidents of ``models`` in the order they were opened, with the fields a person reads.
+
+    An action proposed for approval is told as the audit log has it now: approved or rejected since
+    the incident recorded it pending, it no longer waits for anyone.
+    """
+    summaries = []
+    for name in models:
+        actions = {row["action_id"]: row for row in read_actions(lake, name)}
+        for incident in read_incidents(lake, name):
+            summary = {key: incident[key] for key in INCIDENT_FIELDS}
+            decided = actions.get(incident["action_id"] or "")
+            waited = (incident["action_result"] or "").startswith("pending approval")
+            if waited and decided is not None and decided["state"] != "pending":
+                when = f"{decided['decided_at']:%Y-%m-%d %H:%M}" if decided["decided_at"] else "?"
+                summary["action_result"] = f"{decided['state']} by {decided['decided_by'] or '?'} at {when}"
+            summaries.append(summary)
+    return summaries
 
 
 def action_owner(lake: Lake, models: list[str], action_id: str) -> str | None:
