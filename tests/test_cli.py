@@ -170,6 +170,27 @@ def test_rollback_and_reject_from_the_command_line(tmp_path, capsys, monkeypatch
     assert "is applied, not pending" in capsys.readouterr().err
 
 
+def test_the_kill_switch_is_turned_off_from_the_command_line_and_status_shows_what_is_served(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    assert cli.main(["fallback", "on", "--model", "ticket_triage", "--who", "bob@example.com"]) == 0
+    assert capsys.readouterr().out.startswith("ticket_triage: fallback on (audit row act_")
+    assert cli.main(["status", "--model", "ticket_triage"]) == 0
+    assert "ticket_triage  active v4  threshold 0.5  weights v4 100%  fallback ON" in capsys.readouterr().out
+    assert cli.main(["fallback", "off", "--model", "ticket_triage", "--why", "the spike is over"]) == 0
+    capsys.readouterr()
+    assert cli.main(["serving", "--model", "ticket_triage", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["serving"]["ticket_triage"]["fallback"] is False
+    assert cli.main(["actions", "--model", "ticket_triage", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["actions"]
+    assert [(r["type"], json.loads(r["params"]), r["why"]) for r in rows] == [
+        ("fallback", {"enabled": True}, "manual switch from the command line"),
+        ("fallback", {"enabled": False}, "the spike is over"),
+    ]
+    assert rows[0]["requested_by"] == "bob@example.com"
+
+
 def _failing_run():
     """A run in which an ERROR check failed (not blocking) on one asset and a later step raised."""
     import dagster as dg

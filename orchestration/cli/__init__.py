@@ -4,7 +4,7 @@ Every command prints a readable summary, or one JSON object with ``--json``. Err
 cause (a bad registry, a bad date, a landing file that breaks the contract) end in one line
 that says what was wrong and what to do, and a non-zero exit, never a traceback. Commands are
 grouped by family: ``pipeline`` (simulate, run, demo), ``inspect`` (status, metrics, quarantine,
-sql), ``compare``, ``report``, ``actions`` (actions, approve, reject, rollback) and ``alerts``
+sql), ``compare``, ``report``, ``actions`` (serving, actions, approve, reject, rollback, fallback) and ``alerts``
 (alerts test, ack, silence). A command's module is imported only when that command runs, so
 ``--help`` does not pay for pandas or scipy.
 """
@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--why", default="manual rollback from the command line", help="the reason, for the audit log"
     )
     rollback.add_argument("--who", help="who rolls back, for the audit log (default: cli:<your user name>)")
+
+    fallback = command(
+        "fallback", "actions:cmd_fallback", "turn a model's fallback (the kill switch) on or off now, audited"
+    )
+    fallback.add_argument("state", choices=["on", "off"])
+    fallback.add_argument("--model", required=True)
+    fallback.add_argument("--why", default="manual switch from the command line", help="the reason, for the audit log")
+    fallback.add_argument("--who", help="who switches, for the audit log (default: cli:<your user name>)")
+
+    serving = command("serving", "actions:cmd_serving", "what each model serves now: version, weights, fallback")
+    serving.add_argument("--model", help="only this model")
 
     alerts = command(
         "alerts", "alerts:cmd_alerts", "post a test message through each alert route and say what answered"

@@ -1,10 +1,11 @@
-"""Commands that change what is served: ``actions``, ``approve``/``reject`` and ``rollback``, all audited."""
+"""What is served and the commands that change it: ``serving``, ``actions``, ``approve``/``reject``,
+``rollback`` and ``fallback``, every change audited."""
 
 import argparse
 import datetime as dt
 import json
 
-from closedloop.control.serving import ControlError, approve, read_actions, reject, request_action
+from closedloop.control.serving import ControlError, approve, read_actions, read_serving, reject, request_action
 from closedloop.control.status import action_owner
 from closedloop.core.specs import RunbookAction
 from orchestration.cli.common import UserError, emit, lake_of, load, who
@@ -55,5 +56,40 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     before, after = json.loads(row["before"]), json.loads(row["after"])
     text = f"{model.name}: {before['active_version']} -> {after['active_version']} (audit row {row['action_id']})"
+    emit(row, args.json, text)
+    return 0
+
+
+def serving_line(name: str, state: dict) -> str:
+    """One model's serving file in a line: what ``serving`` and ``status`` print."""
+    weights = ", ".join(f"{version} {weight:.0%}" for version, weight in sorted(state["weights"].items()))
+    fallback = "ON: requests go to the fallback" if state["fallback"] else "off"
+    calibrator = "none" if state["calibrator"] is None else "fitted"
+    return (
+        f"{name:<14} active {state['active_version']}  threshold {state['threshold']}  weights {weights}  "
+        f"fallback {fallback}  calibrator {calibrator}"
+    )
+
+
+def cmd_serving(args: argparse.Namespace) -> int:
+    registry = load(args)
+    lake = lake_of(registry)
+    models = [registry.model(args.model)] if args.model else list(registry.models.values())
+    states = {model.name: read_serving(lake, model) for model in models}
+    lines = [f"{serving_line(name, state)}  ({lake.serving_path(name)})" for name, state in states.items()]
+    emit({"serving": states}, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_fallback(args: argparse.Namespace) -> int:
+    registry = load(args)
+    model = registry.model(args.model)
+    action = RunbookAction(type="fallback", mode="auto", params={"enabled": args.state == "on"})
+    try:
+        row = request_action(lake_of(registry), model, action, why=args.why, who=who(args), now=dt.datetime.now(dt.UTC))
+    except ControlError as exc:
+        raise UserError(str(exc)) from None
+    after = json.loads(row["after"])
+    text = f"{model.name}: fallback {'on' if after['fallback'] else 'off'} (audit row {row['action_id']})"
     emit(row, args.json, text)
     return 0

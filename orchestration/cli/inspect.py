@@ -7,9 +7,11 @@ import argparse
 import datetime as dt
 import json
 
+from closedloop.control.serving import read_serving
 from closedloop.control.status import current_silences, incident_summaries, slo_status
 from closedloop.core.names import checked_day
 from closedloop.evaluation.rolling_eval import ESTIMATED, metrics_document
+from orchestration.cli.actions import serving_line
 from orchestration.cli.common import UserError, check_within_partitions, emit, incident_lines, lake_of, load
 
 
@@ -140,5 +142,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"{s['until']:%Y-%m-%d %H:%M} UTC  by {s['who']}: {s['why']}"
         for s in silences
     ]
-    emit({"slos": slos, "incidents": incidents, "silences": silences}, args.json, "\n".join(lines))
+    serving = {name: read_serving(lake, registry.model(name)) for name in models}
+    lines += ["serving:"] + [f"  {serving_line(name, state)}" for name, state in serving.items()]
+    payload = {"slos": slos, "incidents": incidents, "silences": silences, "serving": serving}
+    emit(payload, args.json, "\n".join(lines))
     return 0
