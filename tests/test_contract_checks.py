@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import shutil
 
 import dagster as dg
 import numpy as np
@@ -89,6 +90,7 @@ def landing(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract") / "landing"
     simulate(root, days=DAYS, seed=3, fraud_rows_per_day=3000, triage_rows_per_day=100)
     damage_last_day(root)
+    shutil.rmtree(root / "fraud" / "predictions" / f"date={day(10)}")  # the feed skipped a day
     return root
 
 
@@ -104,6 +106,13 @@ def damaged_run(landing, tmp_path_factory):
 def test_every_predicate_reports_once_per_run(damaged_run):
     _, _, evaluations = damaged_run
     assert set(evaluations) == {c.name for c in CONTRACT_CHECKS}
+
+
+def test_a_day_with_nothing_landed_is_a_named_warning(damaged_run):
+    _, _, evaluations = damaged_run
+    landed = evaluations["predictions_landed"]
+    assert not landed.passed and landed.severity == dg.AssetCheckSeverity.WARN
+    assert landed.metadata["failing_periods"].value == [day(10)]
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ CONTRACT_CHECKS = {
         "predictions_categories_mostly_known",
         "predictions_columns_match_registry",
         "predictions_have_unique_ids",
+        "predictions_landed",
         "predictions_match_contract",
         "predictions_null_rates_within_ceilings",
         "predictions_quarantine_share_within_limit",

@@ -66,6 +66,13 @@ CONTRACT_CHECKS = (
         structural=True,
     ),
     ContractCheck(
+        "predictions_landed",
+        "predictions",
+        "The day has predictions: a day with none had nothing landed for it (or all of it was quarantined), and "
+        "every figure of that day is 'no data'.",
+        structural=False,
+    ),
+    ContractCheck(
         "predictions_columns_match_registry",
         "predictions",
         "The log has no columns the registry does not know (an added column is kept, but should be registered).",
@@ -188,6 +195,8 @@ def prediction_expectations(
         ),
         Expectation(f"{table}_have_unique_ids", "ExpectColumnValuesToBeUnique", {"column": "prediction_id"}),
     ]
+    if table == "predictions":  # shadow scores come only while a version is in shadow
+        suite.append(Expectation("predictions_landed", "ExpectTableRowCountToBeBetween", {"min_value": 1}))
     if learned is None or day <= learned.end:
         return suite
     contract = model.contract
