@@ -43,7 +43,25 @@ def test_run_prints_one_json_summary(registry, capsys, monkeypatch, tmp_path, fr
     payload = json.loads(out)
     counts = payload["ingest"]["ticket_triage"]["predictions"]
     assert counts["landed"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"] > 0
+    assert payload["warnings"] == []
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").read_text().startswith("telemetry")
+
+
+@pytest.mark.slow
+def test_a_run_and_status_over_an_empty_landing_and_lake_say_where_they_looked(tmp_path, capsys, monkeypatch):
+    """A registry copied elsewhere resolves its landing and lake next to the copy: finding nothing is said."""
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
+    assert cli.main(["status", "--model", "ticket_triage"]) == 0
+    assert f"no SLO has been judged yet in the lake {tmp_path / 'lake'}" in capsys.readouterr().out
+    # With nothing landed in the baseline window there is no baseline to profile on: the run says so.
+    assert cli.main(["run", "--start", day(0), "--end", day(0), "--model", "ticket_triage"]) == 1
+    captured = capsys.readouterr()
+    where = tmp_path / "landing" / "ticket_triage" / "predictions"
+    assert captured.out.startswith(f"nothing landed for ticket_triage from {day(0)} to {day(0)} in {where}")
+    line = captured.err.strip().splitlines()[-1]  # after the progress bar
+    assert line.startswith("closedloop run: ticket_triage: ticket_triage__profiles: no rows to freeze the")
+    assert "baseline from (the window 2026-09-01..2026-09-10)" in line and "land and ingest" in line
 
 
 @pytest.mark.parametrize(

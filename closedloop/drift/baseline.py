@@ -132,9 +132,14 @@ def freeze_baseline(
     else:
         files = lake.partition_files(model.name, "predictions", model.baseline.start, model.baseline.end)
         source = {"kind": "window", "start": model.baseline.start.isoformat(), "end": model.baseline.end.isoformat()}
+    described = (
+        f"the reference {reference}"
+        if reference is not None
+        else (f"the window {model.baseline.start}..{model.baseline.end}")
+    )
     if not files:
         raise LakeError(
-            f"no data to freeze the {model.name} baseline from ({source}); ingest the baseline window first"
+            f"no data to freeze the {model.name} baseline from ({described}); ingest the baseline window first"
         )
     with connect() as con:
         relation = con.read_parquet([str(f) for f in files])
@@ -147,6 +152,11 @@ def freeze_baseline(
         numeric = [c for c in model.features.numeric + ("score", "decision") if c in available]
         categorical = [c for c in model.features.categorical + model.segments if c in available]
         [(rows,)] = con.execute("SELECT count(*) FROM predictions").fetchall()
+        if not rows:
+            raise LakeError(
+                f"no rows to freeze the {model.name} baseline from ({described}): its {len(files)} file(s) hold no "
+                "accepted predictions; land and ingest the baseline's predictions first"
+            )
         frame = Baseline(
             model=model.name,
             name="",

@@ -116,15 +116,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     lake = lake_of(registry)
     slos = [row for name in models for row in slo_status(lake, registry.model(name))]
     incidents = incident_summaries(lake, models)
-    lines = [f"{'model':<15}{'slo':<28}{'state':<15}{'period':<27}value"]
+    width = max([28, *(len(s["slo"]) + 2 for s in slos)])
+    lines = [f"{'model':<15}{'slo':<{width}}{'state':<15}{'period':<27}value"]
     value = lambda v: "" if v is None else format(v, ".4g")  # noqa: E731
     for s in slos:
-        lines.append(f"{s['model']:<15}{s['slo']:<28}{s['state']:<15}{s['period'] or '':<27}{value(s['value'])}")
+        lines.append(f"{s['model']:<15}{s['slo']:<{width}}{s['state']:<15}{s['period'] or '':<27}{value(s['value'])}")
         lines += [
-            f"{'':<17}{t['subject']:<26}{t['state']:<15}{t['period']:<27}{value(t['value'])}"
+            f"{'':<17}{t['subject']:<{width - 2}}{t['state']:<15}{t['period']:<27}{value(t['value'])}"
             + (f"  {t['detail']}" if t["detail"] and t["state"] != "ok" else "")
             for t in s["subjects"]
         ]
+    if not incidents and all(s["period"] is None for s in slos):
+        lines.append(
+            f"no SLO has been judged yet in the lake {lake.root} (the lake of {registry.path}: its lake: key, or "
+            "CLOSEDLOOP_LAKE); closedloop run --start DAY --end DAY judges the days landed"
+        )
     open_incidents = [i for i in incidents if i["state"] == "open"]
     lines.append(f"open incidents: {len(open_incidents)}")
     lines += incident_lines(open_incidents) if open_incidents else []

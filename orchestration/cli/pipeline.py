@@ -88,9 +88,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = ingest_summary(lake, [registry.model(m) for m in models], args.start, args.end)
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
+    nothing_landed = [
+        f"nothing landed for {m} from {args.start} to {args.end} in {lake.landing / m / 'predictions'} (the landing "
+        f"zone of {registry.path}: its landing: key, or CLOSEDLOOP_LANDING)"
+        for m in models
+        if not summary[m]["predictions"]["landed"]
+    ]
     payload = {
         "start": args.start,
         "end": args.end,
+        "warnings": nothing_landed,
         "runs": [dataclasses.asdict(o) for o in outcomes],
         "incident_runs": [dataclasses.asdict(o) for o in incident_runs],
         "report_runs": [dataclasses.asdict(o) for o in report_runs],
@@ -100,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     text = "\n".join(
         [
+            *nothing_landed,
             _summary_text(summary),
             "Checks that failed:",
             *_failed_check_lines(outcomes),
