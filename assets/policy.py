@@ -53,7 +53,15 @@ def ingest_run_days(
         log_day(context, position, len(days), result.describe(), notable=result.quarantined > 0)
         record_day(context, day, ingest_day_metadata(lake, result))
         results.append(result)
-    return dg.MaterializeResult(metadata=ingest_metadata(results))
+    metadata = ingest_metadata(results)
+    stray = lake.misnamed_landing(model.name, results[0].table) if results else []
+    if stray:
+        context.log.warning(
+            f"{model.name}: {len(stray)} entr{'y' if len(stray) == 1 else 'ies'} in the landing zone no day reads "
+            f"(a day is a folder date=YYYY-MM-DD): {', '.join(str(p) for p in stray[:5])}"
+        )
+        metadata["landing_not_read"] = dg.MetadataValue.json([str(p) for p in stray])
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def ingest_day_metadata(lake: Lake, result: IngestResult) -> dict[str, Any]:

@@ -54,11 +54,13 @@ def test_a_run_and_status_over_an_empty_landing_and_lake_say_where_they_looked(t
     monkeypatch.setenv("CLOSEDLOOP_LAKE", str(tmp_path / "lake"))
     assert cli.main(["status", "--model", "ticket_triage"]) == 0
     assert f"no SLO has been judged yet in the lake {tmp_path / 'lake'}" in capsys.readouterr().out
+    where = tmp_path / "landing" / "ticket_triage" / "predictions"
+    (where / "date=2026-9-1").mkdir(parents=True)  # not the day's folder: nothing reads it
     # With nothing landed in the baseline window there is no baseline to profile on: the run says so.
     assert cli.main(["run", "--start", day(0), "--end", day(0), "--model", "ticket_triage"]) == 1
     captured = capsys.readouterr()
-    where = tmp_path / "landing" / "ticket_triage" / "predictions"
     assert captured.out.startswith(f"nothing landed for ticket_triage from {day(0)} to {day(0)} in {where}")
+    assert f"ticket_triage: {where / 'date=2026-9-1'} is in the landing zone but no day reads it" in captured.out
     line = captured.err.strip().splitlines()[-1]  # after the progress bar
     assert line.startswith("closedloop run: ticket_triage: ticket_triage__profiles: no rows to freeze the")
     assert "baseline from (the window 2026-09-01..2026-09-10)" in line and "land and ingest" in line

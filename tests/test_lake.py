@@ -122,3 +122,14 @@ def test_read_range_stacks_partitions_in_date_order(tmp_path):
     schema = pa.schema([("x", pa.float64())])
     assert lake.read_range("fraud", "drift", schema=schema).schema == schema
     assert lake.read_range("fraud", "profiles", schema=schema).column("x").to_pylist() == [1.0, 3.0]
+
+
+def test_landing_entries_no_day_reads_are_listed(tmp_path):
+    lake = Lake(tmp_path / "lake", tmp_path / "landing")
+    table = tmp_path / "landing" / "fraud" / "predictions"
+    for name in ("date=2026-09-03", "date=2026-9-4", "2026-09-05", "date=2026-02-30", ".staging"):
+        (table / name).mkdir(parents=True)
+    (table / "part-0.parquet").write_bytes(b"dropped beside the day folders")
+    stray = [p.name for p in lake.misnamed_landing("fraud", "predictions")]
+    assert stray == ["2026-09-05", "date=2026-02-30", "date=2026-9-4", "part-0.parquet"]
+    assert lake.misnamed_landing("fraud", "labels") == []  # nothing landed there at all

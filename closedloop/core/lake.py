@@ -22,7 +22,7 @@ from typing import overload
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from closedloop.core.names import checked_day, checked_name
+from closedloop.core.names import InvalidNameError, checked_day, checked_name
 
 # ``shadow``: scores of a version that saw every request but whose decisions were not applied.
 LANDING_TABLES = ("predictions", "labels", "shadow")
@@ -89,6 +89,25 @@ class Lake:
 
     def landing_dir(self, model: str, table: str, day: str | dt.date) -> Path:
         return Landing(self.landing).partition_dir(model, table, day)
+
+    def misnamed_landing(self, model: str, table: str) -> list[Path]:
+        """What sits in a landing table's folder that no day reads: anything but ``date=YYYY-MM-DD`` folders
+        of real dates (``date=2026-9-3``, ``2026-09-03``, a file dropped beside the day folders)."""
+        folder = Landing(self.landing).model_dir(model) / _checked_table(table, LANDING_TABLES)
+        if not folder.is_dir():
+            return []
+        stray = []
+        for entry in sorted(folder.iterdir()):
+            name = entry.name.removeprefix("date=")
+            try:
+                named_by_day = (
+                    entry.is_dir() and entry.name.startswith("date=") and checked_day(name).isoformat() == name
+                )
+            except InvalidNameError:
+                named_by_day = False
+            if not named_by_day and not entry.name.startswith("."):
+                stray.append(entry)
+        return stray
 
     def landing_files(self, model: str, table: str, day: str | dt.date) -> list[Path]:
         """The day's landed Parquet files in name order (empty when nothing landed)."""

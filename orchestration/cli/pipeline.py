@@ -88,16 +88,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = ingest_summary(lake, [registry.model(m) for m in models], args.start, args.end)
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
-    nothing_landed = [
+    warnings = [
         f"nothing landed for {m} from {args.start} to {args.end} in {lake.landing / m / 'predictions'} (the landing "
         f"zone of {registry.path}: its landing: key, or CLOSEDLOOP_LANDING)"
         for m in models
         if not summary[m]["predictions"]["landed"]
     ]
+    warnings += [
+        f"{m}: {path} is in the landing zone but no day reads it (a day is a folder date=YYYY-MM-DD)"
+        for m in models
+        for path in lake.misnamed_landing(m, "predictions")
+    ]
     payload = {
         "start": args.start,
         "end": args.end,
-        "warnings": nothing_landed,
+        "warnings": warnings,
         "runs": [dataclasses.asdict(o) for o in outcomes],
         "incident_runs": [dataclasses.asdict(o) for o in incident_runs],
         "report_runs": [dataclasses.asdict(o) for o in report_runs],
@@ -107,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     text = "\n".join(
         [
-            *nothing_landed,
+            *warnings,
             _summary_text(summary),
             "Checks that failed:",
             *_failed_check_lines(outcomes),
