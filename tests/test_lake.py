@@ -58,7 +58,7 @@ def test_write_replaces_atomically_and_cleans_up_after_a_failure(tmp_path, monke
         raise OSError("disk full")
 
     monkeypatch.setattr("closedloop.core.lake.pq.write_table", broken_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(LakeError, match=rf"cannot write lake file {path}: disk full; free space"):
         lake.write_partition("fraud", "predictions", "2026-09-01", pa.table({"x": [4]}))
     monkeypatch.undo()
     assert lake.read_partition("fraud", "predictions", "2026-09-01").column("x").to_pylist() == [3]

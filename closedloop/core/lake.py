@@ -295,15 +295,7 @@ class Lake:
     @staticmethod
     def write_file(path: Path, data: bytes) -> Path:
         """Replace a non-table lake file (a figure, a document) atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return path
+        return _replaced(path, lambda temporary: temporary.write_bytes(data))
 
     @staticmethod
     def row_count(path: Path) -> int:
@@ -372,11 +364,25 @@ def conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 def _replace_atomically(final: Path, data: pa.Table, row_group_rows: int | None = None) -> Path:
     """Write zstd Parquet to a temporary file beside ``final``, then rename it over ``final``."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    return _replaced(
+        final, lambda temporary: pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
+    )
+
+
+def _replaced(final: Path, write: Callable[[Path], object]) -> Path:
+    """``write`` a temporary file beside ``final`` and rename it over ``final``: readers see the old file or
+    the new one, never a part. A full disk or an unwritable lake leaves no temporary file and names ``final``."""
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        write(temporary)
         os.replace(temporary, final)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise LakeError(
+            f"cannot write lake file {final}: {exc}; free space on the lake's disk or make {final.parent} "
+            "writable, then run again (the file is as it was before)"
+        ) from exc
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
