@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import os
 import re
 import uuid
@@ -296,6 +297,11 @@ class Lake:
     def write_file(path: Path, data: bytes) -> Path:
         """Replace a non-table lake file (a figure, a document) atomically."""
         return _replaced(path, lambda temporary: temporary.write_bytes(data))
+
+    @staticmethod
+    def write_document(path: Path, document: object) -> Path:
+        """Replace a JSON document atomically, compact and strict (no NaN, which JSON readers refuse)."""
+        return Lake.write_file(path, (json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n").encode())
 
     @staticmethod
     def row_count(path: Path) -> int:

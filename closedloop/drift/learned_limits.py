@@ -124,7 +124,7 @@ def drift_limits(lake: Lake, model: ModelSpec, baseline: Baseline, day: dt.date)
             for (column, metric), bound in sorted(learn_drift_limits(model, figures, weekday or 0).items())
         ],
     }
-    lake.write_file(path, (json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n").encode())
+    lake.write_document(path, document)
     return _of_weekday(document, day.weekday())
 
 

@@ -64,7 +64,7 @@ def version_reference(lake: Lake, model: ModelSpec, baseline: Baseline, version:
         "days": [table.column("day")[0].as_py().isoformat() for table in days],
         "profile": profile.to_pylist(),
     }
-    lake.write_file(path, (json.dumps(document, separators=(",", ":"), allow_nan=False) + "\n").encode())
+    lake.write_document(path, document)
     return profile
 
 
