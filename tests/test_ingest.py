@@ -384,3 +384,69 @@ def test_malformed_files_are_refused_clearly_or_ingested_without_loss(registry, 
         return
     assert result.accepted + result.quarantined + result.duplicates_dropped == n
     assert len(read(lake, "fraud", "predictions")) == result.accepted
+
+
+# Landed names that closedloop's own ingest columns, its SQL or a declared column could be confused
+# with, and types DuckDB does not carry as they are: each is kept under its name and type.
+UNDECLARED = {
+    "_source_file": pa.array(["x", "y", "x"]),
+    "_source_row": pa.array([7, 7, 8]),
+    "_copy": pa.array([2, 2, 1]),
+    "_status": pa.array(["quarantined"] * 3),
+    "_reason": pa.array(["r", "r", None]),
+    "_same_id": pa.array(["x", "x", "z"]),
+    "_claim": pa.array(["9", "9", "9"]),
+    "_threshold": pa.array(["high", "high", "low"]),
+    "Amount": pa.array([1.5, 1.5, 3.0]),
+    "SCORE": pa.array(["s", "s", "t"]),
+    "half": pa.array([0.5, 0.5, 2.0], pa.float16()),
+    "wait": pa.array([5, 5, 9], pa.duration("s")),
+    "wide_decimal": pa.array([1, 1, 2], pa.int64()).cast(pa.decimal256(40, 2)),
+}
+
+
+@pytest.mark.parametrize("name", UNDECLARED)
+def test_an_undeclared_column_is_kept_whatever_its_name_or_type(registry, lake, name):
+    fraud = registry.model("fraud")
+    landed = fraud_rows(DAY, ["a", "b"]).append_column(name, UNDECLARED[name].slice(0, 2))
+    land(lake, "fraud", "predictions", DAY, landed, "part-00.parquet")
+    retried = pa.concat_tables([landed.slice(0, 1), fraud_rows(DAY, ["b"]).append_column(name, UNDECLARED[name][2:])])
+    land(lake, "fraud", "predictions", DAY, retried, "part-01.parquet")  # a's exact copy; b with other values
+
+    result = ingest_predictions(lake, fraud, DAY)
+
+    assert (result.accepted, result.duplicates_dropped, result.quarantined) == (2, 1, 1)
+    accepted = pq.read_table(lake.partition_path("fraud", "predictions", DAY))
+    assert accepted.schema.field(name).type == UNDECLARED[name].type
+    assert accepted.column(name).to_pylist() == UNDECLARED[name][:2].to_pylist()
+    assert accepted.column("amount").to_pylist() == landed.column("amount").to_pylist()
+    [original] = quarantine(lake, "fraud", "predictions").original
+    assert f'"{name}":' in original and '"prediction_id":"b"' in original
+
+
+@pytest.mark.parametrize("name", ["_copy", "_reason", "_claim", "Label", "Model_Version"])
+def test_an_undeclared_column_of_a_label_file_is_kept(registry, lake, name):
+    fraud = registry.model("fraud")
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b"]))
+    ingest_predictions(lake, fraud, DAY)
+    landed = label_rows(["a", "a", "b"], [1, 1, 0], at(DAY, 23)).append_column(name, pa.array(["u", "u", "w"]))
+    land(lake, "fraud", "labels", DAY, landed)
+
+    if name == "Model_Version":
+        with pytest.raises(ContractError, match=r"carries \['Model_Version'\], which closedloop joins"):
+            ingest_labels(lake, fraud, DAY)
+        return
+    result = ingest_labels(lake, fraud, DAY)
+
+    assert (result.accepted, result.duplicates_dropped) == (2, 1)
+    accepted = pq.read_table(lake.partition_path("fraud", "labels", DAY))
+    assert accepted.column(name).to_pylist() == ["u", "w"]
+    assert accepted.column("model_version").to_pylist() == ["v11", "v11"]
+
+
+def test_an_undeclared_column_closedloop_cannot_carry_is_named(registry, lake):
+    fraud = registry.model("fraud")
+    halves = pa.array([[0.5], [1.0]], pa.list_(pa.float16()))
+    land(lake, "fraud", "predictions", DAY, fraud_rows(DAY, ["a", "b"]).append_column("halves", halves))
+    with pytest.raises(ContractError, match=r"column 'halves' \(not declared in the registry\) has type list<"):
+        ingest_predictions(lake, fraud, DAY)

@@ -158,6 +158,8 @@ def test_environment_roots_override_the_file(tmp_path):
         (with_model(columns={"prediction_id": "id", "ts": "id"}), "models.fraud.columns", "mapped more than once"),
         (with_model(segments=["amount"]), "models.fraud", "declared more than once"),
         (with_model(segments=["score"]), "models.fraud", "clash with closedloop's own column names"),
+        (with_model(segments=["Score"]), "models.fraud", "[['Score', 'score']] differ only in case"),
+        (with_model(segments=["Amount"]), "models.fraud", "[['Amount', 'amount']] differ only in case"),
         (
             with_model(features={"numeric": ["bad name"]}),
             "models.fraud.features.numeric.0",

@@ -571,6 +571,15 @@ class ModelSpec(_Strict):
         clashes = sorted(set(declared) & set(CANONICAL_COLUMNS))
         if clashes:
             problems.append(f"feature/segment column(s) {clashes} clash with closedloop's own column names")
+        by_case: dict[str, set[str]] = {}
+        for name in (*CANONICAL_COLUMNS, *declared, *([self.pairing_key] if self.pairing_key else [])):
+            by_case.setdefault(name.lower(), set()).add(name)
+        alike = sorted(sorted(names) for names in by_case.values() if len(names) > 1)
+        if alike:
+            problems.append(
+                f"column names {alike} differ only in case; the SQL closedloop runs on (DuckDB) takes them for one "
+                "column: rename one of each"
+            )
         metric_names = [m.name for m in self.metrics]
         if len(set(metric_names)) != len(metric_names):
             problems.append("metric names must be unique")

@@ -8,6 +8,7 @@ that resent a row). ``landing rows = accepted + quarantined + duplicates`` alway
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,11 +69,52 @@ def _day_bounds(day: dt.date) -> dict[str, dt.datetime]:
     return {"day_start": start, "day_end": start + dt.timedelta(days=1)}
 
 
-def _read_landing(
-    lake: Lake, model: ModelSpec, table: str, day: dt.date, types: dict[str, pa.DataType]
-) -> tuple[pa.Table, list[Path]]:
+@dataclass(frozen=True)
+class _Landed:
+    """A day's landed rows as the ingest SQL sees them.
+
+    The contract's columns keep their names; every column the contract does not declare travels
+    under an alias (``_extra_0``, ...) in a type DuckDB round-trips, so no landed name (``_copy``,
+    ``Amount`` beside ``amount``) can collide with closedloop's own or another's, and the
+    accepted rows get the landed names and types back.
+    """
+
+    table: pa.Table  # the contract's columns, the aliased extras, then _source_file and _source_row
+    files: list[Path]
+    extras: dict[str, pa.Field]  # alias -> the landed column
+
+    def restored(self, accepted: pa.Table, joined: pa.Table | None = None) -> pa.Table:
+        """``accepted`` in the landing's column order, its extras under their landed names and types.
+
+        Columns ingest ``joined`` on come right after the contract's, before the extras: DuckDB
+        matches names without regard to case and takes the first, so ``model_version`` must precede
+        a landed ``Model_Version``.
+        """
+        schema = self.table.drop_columns(list(_ORIGIN)).schema
+        accepted = accepted.select(schema.names).cast(schema)
+        declared = [name for name in schema.names if name not in self.extras]
+        columns = [accepted.column(name) for name in declared] + (joined.columns if joined is not None else [])
+        fields = [schema.field(name) for name in declared] + (list(joined.schema) if joined is not None else [])
+        for alias, landed in self.extras.items():
+            columns.append(accepted.column(alias).cast(landed.type))
+            fields.append(landed)
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+    def rows_as_landed(self) -> pa.Table:
+        """Each row's origin and the row itself under its landed column names, for the quarantine's JSON."""
+        names = [name for name in self.table.column_names if name not in _ORIGIN]
+        fields = [self.extras[name].name if name in self.extras else name for name in names]
+        rows = pa.StructArray.from_arrays([self.table.column(n).combine_chunks() for n in names], names=fields)
+        return pa.table({**{name: self.table.column(name) for name in _ORIGIN}, "_row": rows})
+
+
+_ORIGIN = ("_source_file", "_source_row")
+
+
+def _read_landing(lake: Lake, model: ModelSpec, table: str, day: dt.date, types: dict[str, pa.DataType]) -> _Landed:
     """The day's landed files conformed to the contract and stacked, each row tagged with its origin."""
     files = lake.landing_files(model.name, table, day)
+    aliases: dict[str, str] = {}  # landed name of an undeclared column -> its alias, the same in every file
     parts = []
     for path in files:
         where = f"{model.name}/{table} partition {day}, file {path}"
@@ -84,6 +126,10 @@ def _read_landing(
                 f"{model.name}/{table} for {day}. No part of the partition was written."
             ) from None
         conformed = conform(raw, model, table, where)
+        extras = [name for name in conformed.column_names if name not in types]
+        for name in extras:
+            aliases.setdefault(name, f"_extra_{len(aliases)}")
+        conformed = conformed.rename_columns([aliases.get(name, name) for name in conformed.column_names])
         source = str(path.relative_to(lake.landing))
         conformed = conformed.append_column("_source_file", pa.array([source] * conformed.num_rows, pa.string()))
         conformed = conformed.append_column("_source_row", pa.array(range(conformed.num_rows), pa.int64()))
@@ -91,12 +137,49 @@ def _read_landing(
     if not parts:
         empty = pa.schema([pa.field(name, kind) for name, kind in types.items()])
         empty = empty.append(pa.field("_source_file", pa.string())).append(pa.field("_source_row", pa.int64()))
-        return empty.empty_table(), files
-    return pa.concat_tables(parts, promote_options="permissive"), files
+        return _Landed(empty.empty_table(), files, {})
+    stacked = pa.concat_tables(parts, promote_options="permissive")
+    landed = {alias: pa.field(name, stacked.schema.field(alias).type) for name, alias in aliases.items()}
+    for alias, column in landed.items():
+        carrier = _carrier(column.type)
+        if carrier is None:
+            raise ContractError(
+                f"{model.name}/{table} partition {day}: column {column.name!r} (not declared in the registry) has "
+                f"type {column.type}, which closedloop cannot carry; write it as a number or a string, or drop it "
+                "from the log. No part of the partition was written."
+            )
+        if carrier != column.type:
+            index = stacked.schema.get_field_index(alias)
+            stacked = stacked.set_column(index, alias, stacked.column(alias).cast(carrier))
+    columns = [name for name in stacked.column_names if name not in _ORIGIN] + list(_ORIGIN)
+    return _Landed(stacked.select(columns), files, landed)
+
+
+@functools.cache
+def _carrier(kind: pa.DataType) -> pa.DataType | None:
+    """The type an undeclared column of type ``kind`` crosses DuckDB in and is cast back from (None: none works)."""
+    for carrier in (kind, _WIDER.get(kind.id), pa.int64() if pa.types.is_duration(kind) else None, pa.string()):
+        if carrier is not None and _round_trips(kind, carrier):
+            return carrier
+    return None
+
+
+_WIDER = {pa.float16().id: pa.float32()}
+
+
+def _round_trips(kind: pa.DataType, carrier: pa.DataType) -> bool:
+    try:
+        with connect() as con:
+            con.register("probe", pa.table({"value": pa.array([], kind).cast(carrier)}))
+            back = con.sql("SELECT value FROM probe").to_arrow_table()
+        back.column("value").cast(carrier).cast(kind)
+    except (pa.ArrowException, duckdb.Error):
+        return False
+    return True
 
 
 def _classify(
-    con: duckdb.DuckDBPyConnection, landing: pa.Table, classify_sql: str, day: dt.date, params: dict | None = None
+    con: duckdb.DuckDBPyConnection, landing: _Landed, classify_sql: str, day: dt.date, params: dict | None = None
 ) -> tuple[pa.Table, pa.Table, int, dict[str, int]]:
     """Accepted rows, quarantine rows, exact duplicates dropped, and quarantine counts by reason.
 
@@ -104,7 +187,8 @@ def _classify(
     row (``copies``), whatever else the caller registered on ``con`` and ``params``, giving every
     row a ``_status`` and, if held, a ``_reason``.
     """
-    con.register("landing", landing)
+    con.register("landing", landing.table)
+    con.register("landed_rows", landing.rows_as_landed())
     con.execute(query(__package__, "number_copies"))
     con.execute(query(__package__, classify_sql), {**_day_bounds(day), **(params or {})})
     [(duplicates,)] = con.sql("SELECT count(*) FROM copies WHERE _copy > 1").fetchall()
@@ -164,7 +248,7 @@ def ingest_shadow(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
 
 def _ingest_scored(lake: Lake, model: ModelSpec, day: str | dt.date, table: str) -> IngestResult:
     day = checked_day(day)
-    landing, files = _read_landing(lake, model, table, day, prediction_types(model))
+    landing = _read_landing(lake, model, table, day, prediction_types(model))
     versions = pa.table(
         {
             "model_version": list(model.versions),
@@ -173,16 +257,15 @@ def _ingest_scored(lake: Lake, model: ModelSpec, day: str | dt.date, table: str)
     )
     with connect() as con:
         con.register("versions", versions)
-        con.register("pairing_keys", _pairing_keys(landing, model))
-        con.register("earlier_ids", _earlier_ids(con, lake, model, table, day, landing.column("prediction_id")))
+        con.register("pairing_keys", _pairing_keys(landing.table, model))
+        con.register("earlier_ids", _earlier_ids(con, lake, model, table, day, landing.table.column("prediction_id")))
         accepted, quarantine, duplicates, reasons = _classify(
             con, landing, "classify_predictions", day, {"pairing_key": model.pairing_key}
         )
-    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
-    accepted = accepted.select(schema.names).cast(schema)
-    accepted = accepted.sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
+    accepted = landing.restored(accepted).sort_by([("ts", "ascending"), ("prediction_id", "ascending")])
+    landed = landing.table.num_rows
     result = _result(
-        model, table, day, files, landing.num_rows, accepted.num_rows, quarantine.num_rows, duplicates, reasons
+        model, table, day, landing.files, landed, accepted.num_rows, quarantine.num_rows, duplicates, reasons
     )
     written = lake.write_partition(model.name, table, day, accepted)
     if table == "predictions":
@@ -211,7 +294,7 @@ def _earlier_ids(
 def _pairing_keys(landing: pa.Table, model: ModelSpec) -> pa.Table:
     """Each landed row's request key under one fixed name, so the SQL never pastes the registry's column name."""
     key = landing.column(model.pairing_key) if model.pairing_key else pa.nulls(landing.num_rows, pa.string())
-    origin = {name: landing.column(name) for name in ("_source_file", "_source_row")}
+    origin = {name: landing.column(name) for name in _ORIGIN}
     return pa.table({**origin, "request_key": key})
 
 
@@ -223,27 +306,36 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     Label partitions are written even for days when nothing arrived, so that every day exists.
     """
     day = checked_day(day)
-    landing, files = _read_landing(lake, model, "labels", day, LABEL_TYPES)
+    landing = _read_landing(lake, model, "labels", day, LABEL_TYPES)
+    clashes = [f.name for f in landing.extras.values() if f.name.lower() in _JOINED_TO_LABELS]
+    if clashes:
+        raise ContractError(
+            f"{model.name}/labels partition {day}: the label log carries {clashes}, which closedloop joins from the "
+            "prediction itself; drop or rename the column in the label log. No part of the partition was written."
+        )
     with connect() as con:
-        con.register("landing", landing)
-        prediction_files = _prediction_files_holding(lake, model, day, landing.column("prediction_id"))
+        con.register("landing", landing.table)
+        prediction_files = _prediction_files_holding(lake, model, day, landing.table.column("prediction_id"))
         if prediction_files:
             con.register("history", con.read_parquet(prediction_files).select("prediction_id, model_version, ts"))
         else:
             con.register("history", _KNOWN_PREDICTIONS_SCHEMA.empty_table())
         con.register("known_predictions", con.sql(query(__package__, "known_predictions")))
         accepted, quarantine, duplicates, reasons = _classify(con, landing, "classify_labels", day)
-    schema = landing.drop_columns(["_source_file", "_source_row"]).schema
-    schema = schema.append(pa.field("model_version", pa.string())).append(pa.field("prediction_ts", TIMESTAMP))
-    accepted = accepted.select(schema.names).cast(schema)
-    accepted = accepted.sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
-    unknown = accepted.column("model_version").null_count
+    joined = pa.table(
+        {
+            "model_version": accepted.column("model_version").cast(pa.string()),
+            "prediction_ts": accepted.column("prediction_ts").cast(TIMESTAMP),
+        }
+    )
+    accepted = landing.restored(accepted, joined).sort_by([("label_ts", "ascending"), ("prediction_id", "ascending")])
+    unknown = joined.column("model_version").null_count
     result = _result(
         model,
         "labels",
         day,
-        files,
-        landing.num_rows,
+        landing.files,
+        landing.table.num_rows,
         accepted.num_rows,
         quarantine.num_rows,
         duplicates,
@@ -253,6 +345,9 @@ def ingest_labels(lake: Lake, model: ModelSpec, day: str | dt.date) -> IngestRes
     lake.write_partition(model.name, "labels", day, accepted)
     lake.write_quarantine(model.name, "labels", day, quarantine)
     return result
+
+
+_JOINED_TO_LABELS = ("model_version", "prediction_ts")
 
 
 def _prediction_files_holding(lake: Lake, model: ModelSpec, day: dt.date, ids: pa.ChunkedArray) -> list[str]:
