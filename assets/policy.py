@@ -45,11 +45,25 @@ def ingest_run_days(
     model: ModelSpec,
     ingest: Callable[[Lake, ModelSpec, str], IngestResult],
 ) -> dg.MaterializeResult:
-    """Ingest every day of the run (one day, or a whole backfill range) and report it, each day on its own page."""
-    results = []
+    """Ingest every day of the run (one day, or a whole backfill range) and report it, each day on its own page.
+
+    Each day is written whole before the next is read, so a day that fails leaves the days before
+    it ingested: the step's failure carries their figures (``days_ingested``), which the run's
+    summary reports as measured rather than guessed from the lake.
+    """
+    results: list[IngestResult] = []
     days = run_days(context)
     for position, day in enumerate(days, 1):
-        result = ingest(lake, model, day)
+        try:
+            result = ingest(lake, model, day)
+        except Exception as exc:
+            raise dg.Failure(
+                description=str(exc),
+                metadata={
+                    "failed_day": str(day),
+                    "days_ingested": dg.MetadataValue.json([{"day": str(r.day), **ingest_figures(r)} for r in results]),
+                },
+            ) from exc
         log_day(context, position, len(days), result.describe(), notable=result.quarantined > 0)
         record_day(context, day, ingest_day_metadata(lake, result))
         results.append(result)
@@ -67,13 +81,20 @@ def ingest_run_days(
 def ingest_day_metadata(lake: Lake, result: IngestResult) -> dict[str, Any]:
     """One day of an ingest: what landed, what was kept, what was quarantined and why, and where it is."""
     return {
+        **ingest_figures(result),
+        "partition_file": dg.MetadataValue.path(str(lake.partition_path(result.model, result.table, result.day))),
+    }
+
+
+def ingest_figures(result: IngestResult) -> dict[str, Any]:
+    """The counts of one day's ingest under the names its metadata uses (read back by the run's summary)."""
+    return {
         "landing_rows": result.landing_rows,
         "accepted_rows": result.accepted,
         "quarantined_rows": result.quarantined,
         "duplicates_dropped": result.duplicates_dropped,
-        "quarantine_reasons": dg.MetadataValue.json(result.quarantine_reasons),
+        "quarantine_reasons": result.quarantine_reasons,
         "labels_for_unknown_predictions": result.unknown_predictions,
-        "partition_file": dg.MetadataValue.path(str(lake.partition_path(result.model, result.table, result.day))),
     }
 
 

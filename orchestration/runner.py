@@ -15,7 +15,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from checks.ops_guards import GUARD_CHECK_NAMES
 from closedloop.core.lake import Lake
 from closedloop.core.specs import Registry
 from orchestration.definitions import build_definitions
+from orchestration.ingested import ingested_in
 from orchestration.jobs import pipeline_job_name, report_job_name
 from orchestration.runbook_jobs import INCIDENT_JOB
 from orchestration.sensors import INCIDENT_SENSOR
@@ -55,6 +56,7 @@ class RunOutcome:
     success: bool
     failure: str | None = None
     failed_checks: tuple[FailedCheck, ...] = ()
+    ingested: dict = field(default_factory=dict)  # per landing table, as the run's ingest steps measured it
 
 
 def _definitions(registry: Registry) -> dg.Definitions:
@@ -161,7 +163,8 @@ def _run_range(
             },
         )
     failure = None if result.success else failure_reason(result)
-    return RunOutcome(name, result.run_id, result.success, failure, _failed_checks(result))
+    ingested = ingested_in(result, registry.model(name), start, end)
+    return RunOutcome(name, result.run_id, result.success, failure, _failed_checks(result), ingested)
 
 
 def materialize_reports(

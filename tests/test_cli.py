@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from closedloop.registry import DEFAULT_CONFIG, load_registry
@@ -146,6 +147,37 @@ def test_a_failed_run_exits_non_zero_with_one_line(tmp_path, capsys, monkeypatch
     # Each day is written atomically; the range stops at the first day that cannot be read.
     assert (counts["days_ingested"], counts["days_missing"]) == (1, 1)
     assert counts["landed"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"] > 0
+
+
+def test_the_run_summary_is_what_the_run_measured(tmp_path, capsys, monkeypatch, fresh_environment):
+    from closedloop.core.lake import Lake
+
+    lake = Lake(tmp_path / "own_lake", tmp_path / "own_landing")
+    good = fraud_rows(day(0), [f"ok{i}" for i in range(20)])
+    bad = fraud_rows(day(0), [f"bad{i}" for i in range(50)], score=[float("nan")] * 50)
+    path = land(lake, "fraud", "predictions", day(0), pa.concat_tables([good, bad, good.slice(0, 5)]))
+    monkeypatch.setenv("CLOSEDLOOP_LANDING", str(lake.landing))
+    monkeypatch.setenv("CLOSEDLOOP_LAKE", str(lake.root))
+    run = ["run", "--start", day(0), "--end", day(0), "--model", "fraud", "--json"]
+
+    assert cli.main(run) == 1  # two thirds of the day quarantined: the blocking check stops the rest
+    counts = json.loads(capsys.readouterr().out)["ingest"]["fraud"]["predictions"]
+    assert {k: counts[k] for k in ("landed", "accepted", "quarantined", "duplicates")} == {
+        "landed": 75,
+        "accepted": 20,
+        "quarantined": 50,
+        "duplicates": 5,
+    }
+    assert counts["quarantine_reasons"] == {"score missing or NaN": 50} and counts["days_ingested"] == 1
+
+    path.write_bytes(b"")  # the day's file emptied after it was ingested: the re-ingest fails, said in one line
+    assert cli.main(run) == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("closedloop run: fraud: fraud__predictions: ") and "cannot read this landing file" in line
+    counts = json.loads(captured.out)["ingest"]["fraud"]["predictions"]
+    assert (counts["days_ingested"], counts["days_missing"], counts["failed_day"]) == (0, 1, day(0))
+    assert counts["landed"] == counts["accepted"] == 0
 
 
 def test_quarantine_lists_counts_by_reason(registry, capsys, monkeypatch, tmp_path, fresh_environment):

@@ -13,7 +13,6 @@ from pathlib import Path
 from closedloop.control.status import incident_summaries
 from closedloop.core.environment import prepare_environment
 from closedloop.core.specs import Registry
-from closedloop.inputs.summary import ingest_summary
 from orchestration.cli.common import (
     UserError,
     check_within_partitions,
@@ -85,14 +84,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     incident_runs = _handle_incidents(registry)
     report_runs = _reports(registry, models, args.end)
     lake = lake_of(registry)
-    summary = ingest_summary(lake, [registry.model(m) for m in models], args.start, args.end)
+    summary = {o.model: o.ingested for o in outcomes}
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
     warnings = [
         f"nothing landed for {m} from {args.start} to {args.end} in {lake.landing / m / 'predictions'} (the landing "
         f"zone of {registry.path}: its landing: key, or CLOSEDLOOP_LANDING)"
         for m in models
-        if not summary[m]["predictions"]["landed"]
+        if summary[m]["predictions"]["failed_day"] is None and not summary[m]["predictions"]["landed"]
     ]
     warnings += [
         f"{m}: {path} is in the landing zone but no day reads it (a day is a folder date=YYYY-MM-DD)"
@@ -152,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     index = _incident_day_reports(lake, registry, args.json)
     from closedloop.control.scorecard import score
 
-    summary = ingest_summary(lake, [registry.model(m) for m in models], start, end)
+    summary = {o.model: o.ingested for o in outcomes}
     failures = _failures(outcomes + incident_runs + report_runs)
     incidents = incident_summaries(lake, models)
     truth = json.loads(simulation.truth_path.read_text())
@@ -343,6 +342,11 @@ def _summary_text(summary: dict) -> str:
             )
             for reason, count in counts["quarantine_reasons"].items():
                 lines.append(f"{'':<28}quarantined: {reason}: {count:,}")
-            if counts["days_missing"]:
-                lines.append(f"{'':<28}{counts['days_missing']} day(s) not ingested (see the failed run)")
+            if counts["failed_day"]:
+                lines.append(
+                    f"{'':<28}ingest failed on {counts['failed_day']} (see the failed run); "
+                    f"{counts['days_ingested']} day(s) before it ingested, {counts['days_missing']} not"
+                )
+            elif counts["days_missing"]:
+                lines.append(f"{'':<28}{counts['days_missing']} day(s) not ingested (the step did not run)")
     return "\n".join(lines)
