@@ -31,7 +31,7 @@ from closedloop.drift.domain_classifier import domain_classifier_auc, sample_day
 from closedloop.drift.figures import decision_rate_figure, distribution_figure, psi_heatmap, score_distribution_figure
 from closedloop.drift.measures import ColumnProfile, Comparison, expected_distinct
 from closedloop.drift.profiles import PROFILE_SCHEMA, merge_profiles, profile_day, profile_table
-from closedloop.drift.report import ALL_INPUTS, drift_report
+from closedloop.drift.report import ALL_INPUTS, drift_report, unjudged_counts
 from closedloop.inputs.ingest import ingest_predictions
 from closedloop.registry import drift_limit_problems, load_registry
 from closedloop.simulator import simulate
@@ -302,6 +302,23 @@ def test_thin_traffic_is_not_enough_data_and_never_alerts(production):
     assert set(v12["status"]) == {"not_enough_data"} and set(v12["rows"]) == {300}
     assert v12.loc[v12["column"] == "avg_amount_30d", "value"].notna().all()  # still measured, just not judged
     assert status(report, "avg_amount_30d", "missing_rate_delta", version="v11") == "error"
+
+
+@pytest.mark.parametrize("extreme", [1e308, 1e200, -1e300])
+def test_one_value_whose_square_leaves_float64_makes_the_moments_unknown_not_an_alert(production, extreme):
+    raw = production.lake.read_partition("fraud", "predictions", production.days[12])
+    amounts = raw.column("amount").to_pylist()
+    amounts[0] = extreme
+    day = raw.set_column(raw.schema.get_field_index("amount"), "amount", pa.array(amounts, pa.float64()))
+    profile = profile_table(day, production.baseline, production.days[12])
+    report = drift_report(production.fraud, production.baseline, profile, profile).to_pandas()
+    for metric in ("mean_shift", "std_shift"):
+        assert status(report, "amount", metric) == "moments_overflow"
+        assert status(report, "amount", metric, version="v11") == "moments_overflow"
+    assert status(report, "amount", "psi") == status(production.reports[12], "amount", "psi") == "ok"
+    assert status(report, "account_age_days", "mean_shift") == "ok"
+    counts = unjudged_counts(pa.Table.from_pandas(report, preserve_index=False))
+    assert counts["moments_overflow"] == 8  # 2 measures x (all, v11) x (the day, its window)
 
 
 def test_a_window_report_comes_from_stored_profiles_without_the_raw_predictions(production, tmp_path):

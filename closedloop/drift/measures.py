@@ -79,6 +79,11 @@ class ColumnProfile:
         return math.sqrt(max(variance, 0.0))
 
     @property
+    def moments_finite(self) -> bool:
+        """Whether the sums behind the mean and the standard deviation stayed within float64."""
+        return math.isfinite(self.sum) and math.isfinite(self.sum_sq)
+
+    @property
     def missing_rate(self) -> float:
         return self.nulls / self.rows if self.rows else NAN
 
@@ -127,6 +132,10 @@ def mean_shift(c: Comparison) -> float:
 def std_shift(c: Comparison) -> float:
     """Change of the standard deviation, in baseline standard deviations."""
     return _divide(c.current.std - c.reference.std, c.reference.std)
+
+
+# The measures built on the mean and the standard deviation: unknown when a window's sums overflow.
+MOMENT_MEASURES = (mean_shift, std_shift)
 
 
 def missing_rate_delta(c: Comparison) -> float:

@@ -20,7 +20,7 @@ from closedloop.core.names import ALL
 from closedloop.core.specs import DRIFT_OUTPUT_COLUMNS, ModelSpec
 from closedloop.drift.baseline import Baseline
 from closedloop.drift.evidence import EVIDENCE, q_values
-from closedloop.drift.measures import ROLE_METRICS, ColumnProfile, Comparison
+from closedloop.drift.measures import MOMENT_MEASURES, ROLE_METRICS, ColumnProfile, Comparison
 from closedloop.drift.profiles import merge_profiles
 
 DAY_WINDOW = "day"
@@ -36,7 +36,7 @@ REPORT_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("threshold", pa.float64()),  # the limit the status was judged against
         ("severity", pa.float64()),  # how far toward the error limit (1.0 = at it); ranks columns
-        ("status", pa.string()),  # ok, warn, error, not_significant (past a limit, within noise), not_enough_data
+        ("status", pa.string()),  # ok, warn, error, or one of UNJUDGED
         ("rows", pa.int64()),  # rows of the version in the window
         ("p_value", pa.float64()),  # the test behind the figure (``drift.evidence``); null without one
         ("q_value", pa.float64()),  # the p-value adjusted across the day's tests of the version and window
@@ -47,7 +47,10 @@ NOT_SIGNIFICANT = "not_significant"
 # versions' outputs pooled while one of them has its own: reported against the baseline, never judged.
 LEARNING = "learning"
 MIXED_VERSIONS = "mixed_versions"
-UNJUDGED = ("not_enough_data", NOT_SIGNIFICANT, LEARNING, MIXED_VERSIONS)
+# A mean or standard deviation whose window sums left float64 (a value near 1e308 among amounts): it is
+# unknown, not small or large, and the contract's range check is what names such values.
+MOMENTS_OVERFLOW = "moments_overflow"
+UNJUDGED = ("not_enough_data", NOT_SIGNIFICANT, LEARNING, MIXED_VERSIONS, MOMENTS_OVERFLOW)
 
 
 def drift_report(
@@ -159,12 +162,16 @@ def _column_rows(
     comparison = Comparison(column, current, reference, spec, threshold)
     enough = min(current.rows, reference.rows) >= model.drift.min_rows
     rows, tests = [], {}
+    overflow = not (current.moments_finite and reference.moments_finite)
     for metric in ROLE_METRICS[role]:
         value = metric(comparison)
         if value is None:
             continue
         limit = (learned_limits or {}).get((column, metric.__name__)) or model.drift.limit(metric.__name__, column)
         row = _judged(column, version, window, metric.__name__, value, current.rows, enough, limit)
+        if overflow and metric in MOMENT_MEASURES:
+            rows.append({**row, "value": None, "threshold": None, "severity": None, "status": MOMENTS_OVERFLOW})
+            continue
         if unjudged is not None and row["status"] != "not_enough_data":
             rows.append({**row, "threshold": None, "severity": None, "status": unjudged})
             continue
